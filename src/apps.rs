@@ -1,0 +1,305 @@
+//! Apps: what answers a request once the dispatcher has framed it.
+//!
+//! An [`App`] sees a [`Request`] (already split into SCRIPT_NAME and
+//! PATH_INFO for its mount) with a streaming body, and returns a
+//! [`Response`] whose body may stream too. App specs from the env file
+//! (`echo`, `static:…`) are parsed here.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+
+/// A request as an app sees it.
+pub struct Request<'a> {
+    pub method: String,
+    pub scheme: &'static str,
+    /// The host name (or address literal) the client connected to.
+    pub host: String,
+    pub port: u16,
+    pub script_name: String,
+    /// The rest of the path below the mount, percent-decoded.
+    pub path_info: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    /// Headers in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The request body: reads end where the body ends.
+    pub body: &'a mut dyn Read,
+}
+
+impl Request<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A response body: fixed bytes, or a stream with or without a known length.
+pub enum Body {
+    Bytes(Vec<u8>),
+    Stream { reader: Box<dyn Read + Send>, len: Option<u64> },
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: Body::Bytes(body.into()),
+        }
+    }
+
+    /// A short plain-text answer from the dispatcher itself (404, 500, …).
+    pub fn text(status: u16, text: &str) -> Response {
+        Response::new(status, "text/plain; charset=utf-8", format!("{text}\n"))
+    }
+}
+
+/// Something that answers requests. Shared by every connection of a route,
+/// so it must be thread-safe.
+pub trait App: Send + Sync {
+    fn call(&self, req: &mut Request<'_>) -> Response;
+}
+
+/// A parsed app spec from a route value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppSpec {
+    Echo,
+    Static { status: u16, body: StaticBody },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaticBody {
+    Text(String),
+    /// An absolute path, checked to exist when the configuration loads, read
+    /// only when a request comes.
+    File(PathBuf),
+}
+
+/// App kinds the contract names that this build does not serve yet.
+const NOT_YET: &[&str] = &["files", "cgi", "forward", "wsgi", "dylib"];
+
+/// Parses `APP` from `URL -> APP`; relative `@FILE` paths are taken from `base`.
+pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
+    let (kind, arg) = match spec.split_once(':') {
+        Some((k, a)) => (k.trim(), Some(a)),
+        None => (spec.trim(), None),
+    };
+    match (kind, arg) {
+        ("echo", None) => Ok(AppSpec::Echo),
+        ("echo", Some(_)) => Err("the echo app takes no argument".into()),
+        ("static", Some(arg)) => parse_static(arg.trim_start(), base),
+        ("static", None) => Err("expected static:STATUS [BODY]".into()),
+        (k, _) if NOT_YET.contains(&k) => Err(format!("app kind `{k}` is not available in this version")),
+        (k, _) => Err(format!("unknown app kind `{k}` (expected echo or static:STATUS [BODY])")),
+    }
+}
+
+fn parse_static(arg: &str, base: &Path) -> Result<AppSpec, String> {
+    let (code, rest) = match arg.split_once(char::is_whitespace) {
+        Some((c, r)) => (c, r.trim_start()),
+        None => (arg, ""),
+    };
+    let status = match code.parse::<u16>() {
+        Ok(s) if (100..=599).contains(&s) && code.len() == 3 => s,
+        _ => return Err(format!("bad status code `{code}`: expected a number from 100 to 599")),
+    };
+    let body = match rest.strip_prefix('@') {
+        Some(file) => {
+            let path = base.join(file);
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => StaticBody::File(path),
+                Ok(_) => return Err(format!("@{file}: {} is not a regular file", path.display())),
+                Err(e) => return Err(format!("@{file}: cannot open {}: {e}", path.display())),
+            }
+        }
+        None => StaticBody::Text(rest.to_string()),
+    };
+    Ok(AppSpec::Static { status, body })
+}
+
+/// Makes the app a spec describes.
+pub fn build(spec: &AppSpec) -> Box<dyn App> {
+    match spec {
+        AppSpec::Echo => Box::new(Echo),
+        AppSpec::Static { status, body } => Box::new(Static { status: *status, body: body.clone() }),
+    }
+}
+
+/// Answers with a JSON description of the request.
+pub struct Echo;
+
+/// Echo bodies are held in memory to be quoted back; this caps them.
+const ECHO_MAX_BODY: u64 = 16 << 20;
+
+impl App for Echo {
+    fn call(&self, req: &mut Request<'_>) -> Response {
+        let mut body = Vec::new();
+        if let Err(e) = req.body.take(ECHO_MAX_BODY + 1).read_to_end(&mut body) {
+            return Response::text(400, &format!("could not read the request body: {e}"));
+        }
+        if body.len() as u64 > ECHO_MAX_BODY {
+            return Response::text(413, "the echo app quotes bodies up to 16 MiB");
+        }
+        let headers: Vec<_> = req.headers.iter().map(|(n, v)| serde_json::json!([n, v])).collect();
+        let mut out = serde_json::json!({
+            "method": req.method,
+            "scheme": req.scheme,
+            "host": req.host,
+            "port": req.port,
+            "script_name": req.script_name,
+            "path_info": req.path_info,
+            "query": req.query,
+            "headers": headers,
+        });
+        match String::from_utf8(body) {
+            Ok(text) => out["body"] = text.into(),
+            Err(e) => {
+                out["body"] = base64::engine::general_purpose::STANDARD.encode(e.as_bytes()).into();
+                out["body_encoding"] = "base64".into();
+            }
+        }
+        let mut text = serde_json::to_vec_pretty(&out).expect("JSON values always serialise");
+        text.push(b'\n');
+        Response::new(200, "application/json", text)
+    }
+}
+
+/// Answers every request with one status and body.
+pub struct Static {
+    status: u16,
+    body: StaticBody,
+}
+
+impl App for Static {
+    fn call(&self, _req: &mut Request<'_>) -> Response {
+        match &self.body {
+            StaticBody::Text(text) => Response::new(self.status, "text/plain; charset=utf-8", text.as_bytes()),
+            StaticBody::File(path) => match std::fs::File::open(path).and_then(|f| Ok((f.metadata()?.len(), f))) {
+                Ok((len, file)) => Response {
+                    status: self.status,
+                    headers: vec![("Content-Type".into(), content_type(path).into())],
+                    body: Body::Stream { reader: Box::new(file), len: Some(len) },
+                },
+                Err(e) => Response::text(500, &format!("cannot read {}: {e}", path.display())),
+            },
+        }
+    }
+}
+
+/// A content type from a file name's extension.
+pub fn content_type(path: &Path) -> &'static str {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "txt" | "text" => "text/plain; charset=utf-8",
+        "json" => "application/json",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "xml" => "application/xml",
+        "csv" => "text/csv; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "pdf" => "application/pdf",
+        "wasm" => "application/wasm",
+        "gz" => "application/gzip",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Drains a reader without keeping it (used when an app ignored the body).
+pub fn discard(reader: &mut dyn Read) -> io::Result<u64> {
+    io::copy(reader, &mut io::sink())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(body: &'a mut dyn Read) -> Request<'a> {
+        Request {
+            method: "POST".into(),
+            scheme: "http",
+            host: "h.test".into(),
+            port: 80,
+            script_name: "/m".into(),
+            path_info: "/p q".into(),
+            query: "a=1".into(),
+            headers: vec![("X-One".into(), "1".into()), ("x-two".into(), "2".into())],
+            body,
+        }
+    }
+
+    fn bytes(r: Response) -> Vec<u8> {
+        match r.body {
+            Body::Bytes(b) => b,
+            Body::Stream { mut reader, .. } => {
+                let mut v = Vec::new();
+                reader.read_to_end(&mut v).unwrap();
+                v
+            }
+        }
+    }
+
+    #[test]
+    fn echo_describes_the_request() {
+        let mut body: &[u8] = b"hello";
+        let r = Echo.call(&mut request(&mut body));
+        assert_eq!(r.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&bytes(r)).unwrap();
+        assert_eq!(v["method"], "POST");
+        assert_eq!(v["script_name"], "/m");
+        assert_eq!(v["path_info"], "/p q");
+        assert_eq!(v["query"], "a=1");
+        assert_eq!(v["headers"], serde_json::json!([["X-One", "1"], ["x-two", "2"]]));
+        assert_eq!(v["body"], "hello");
+        assert!(v.get("body_encoding").is_none());
+    }
+
+    #[test]
+    fn echo_base64_encodes_binary_bodies() {
+        let mut body: &[u8] = &[0xff, 0x00, 0x41];
+        let v: serde_json::Value = serde_json::from_slice(&bytes(Echo.call(&mut request(&mut body)))).unwrap();
+        assert_eq!((v["body"].as_str(), v["body_encoding"].as_str()), (Some("/wBB"), Some("base64")));
+    }
+
+    #[test]
+    fn static_specs() {
+        let base = Path::new("/");
+        assert_eq!(
+            parse_spec("static:201 made it", base).unwrap(),
+            AppSpec::Static { status: 201, body: StaticBody::Text("made it".into()) }
+        );
+        assert_eq!(parse_spec("static: 204", base).unwrap(), AppSpec::Static { status: 204, body: StaticBody::Text("".into()) });
+        assert_eq!(parse_spec("echo", base).unwrap(), AppSpec::Echo);
+        assert!(parse_spec("static:99", base).unwrap_err().contains("bad status code"));
+        assert!(parse_spec("static:600 x", base).unwrap_err().contains("bad status code"));
+        assert!(parse_spec("static:abc", base).unwrap_err().contains("bad status code"));
+        assert!(parse_spec("static:200 @no/such/file", base).unwrap_err().contains("cannot open"));
+        assert!(parse_spec("bogus:1", base).unwrap_err().contains("unknown app kind `bogus`"));
+    }
+
+    #[test]
+    fn static_file_is_served_with_its_type() {
+        let dir = std::env::temp_dir().join(format!("intercept-static-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.json"), b"{\"x\":1}").unwrap();
+        let spec = parse_spec("static:200 @a.json", &dir).unwrap();
+        let mut body: &[u8] = b"";
+        let r = build(&spec).call(&mut request(&mut body));
+        assert_eq!(r.headers[0].1, "application/json");
+        assert_eq!(bytes(r), b"{\"x\":1}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,304 @@
+//! The configuration: the env file named by `INTERCEPT_ENV_FILE` overlaid by
+//! `INTERCEPT_*` variables from the environment (the environment wins),
+//! validated into routes and settings.
+//!
+//! Every error says where the bad value came from (`FILE:LINE` or
+//! `environment:KEY`) so the CLI and the shim can print it and exit 2.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::apps::{self, AppSpec};
+use crate::dotenv;
+use crate::log::Level;
+use crate::route::{self, RouteUrl};
+
+pub const ENV_FILE: &str = "INTERCEPT_ENV_FILE";
+pub const ROUTE_PREFIX: &str = "INTERCEPT_ROUTE_";
+
+/// Keys that are known but read by other parts (or later versions) of the
+/// tool; accepted so that a file written for them is not an error.
+const OTHER_KEYS: &[&str] = &[ENV_FILE, "INTERCEPT_CA_DIR", "INTERCEPT_PYTHON"];
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File { path: PathBuf, line: usize },
+    Env { key: String },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Origin::Env { key } => write!(f, "environment:{key}"),
+        }
+    }
+}
+
+/// A configuration error, displayed as `ORIGIN: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub origin: Origin,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What unrouted connections get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Passthrough {
+    #[default]
+    Allow,
+    Loopback,
+    Deny,
+}
+
+impl Passthrough {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Passthrough::Allow => "allow",
+            Passthrough::Loopback => "loopback",
+            Passthrough::Deny => "deny",
+        }
+    }
+}
+
+/// One `INTERCEPT_ROUTE_<NAME>` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// `<NAME>` from the key.
+    pub name: String,
+    pub url: RouteUrl,
+    pub app: AppSpec,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// The env file, absolute, if one was used.
+    pub env_file: Option<PathBuf>,
+    pub routes: Vec<RouteSpec>,
+    pub passthrough: Passthrough,
+    pub log: Level,
+    pub journal: Option<PathBuf>,
+}
+
+impl Config {
+    /// Whether the shim has anything to do: routes to serve or connections
+    /// to refuse.
+    pub fn is_active(&self) -> bool {
+        !self.routes.is_empty() || self.passthrough != Passthrough::Allow
+    }
+}
+
+/// Loads from the real process environment.
+pub fn from_process_env() -> Result<Config, ConfigError> {
+    let vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("INTERCEPT_"))
+        .collect();
+    load(&vars)
+}
+
+/// Loads from `INTERCEPT_*` variables given as pairs, reading the env file
+/// they name (relative to the current directory).
+pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
+    let env_origin = |key: &str| Origin::Env { key: key.to_string() };
+    // key -> (value, origin, base directory for relative paths)
+    let mut values: BTreeMap<String, (String, Origin, PathBuf)> = BTreeMap::new();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let mut env_file = None;
+    if let Some((_, file)) = vars.iter().rev().find(|(k, _)| k == ENV_FILE) {
+        let path = absolute(&cwd, Path::new(file));
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+            origin: env_origin(ENV_FILE),
+            message: format!("cannot read env file {}: {e}", path.display()),
+        })?;
+        let entries = dotenv::parse(&text).map_err(|e| ConfigError {
+            origin: Origin::File { path: path.clone(), line: e.line },
+            message: e.message,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.clone());
+        for e in entries.into_iter().filter(|e| e.key.starts_with("INTERCEPT_")) {
+            let origin = Origin::File { path: path.clone(), line: e.line };
+            values.insert(e.key, (e.value, origin, base.clone()));
+        }
+        env_file = Some(path);
+    }
+    for (k, v) in vars.iter().filter(|(k, _)| k.starts_with("INTERCEPT_")) {
+        values.insert(k.clone(), (v.clone(), env_origin(k), cwd.clone()));
+    }
+
+    let mut config = Config { env_file, ..Config::default() };
+    let mut routes: Vec<(Origin, RouteSpec)> = Vec::new();
+    for (key, (value, origin, base)) in values {
+        let fail = |message: String| ConfigError { origin: origin.clone(), message };
+        if let Some(name) = key.strip_prefix(ROUTE_PREFIX) {
+            if name.is_empty() {
+                return Err(fail(format!("{key} needs a name after {ROUTE_PREFIX}")));
+            }
+            let (url, app) = parse_route(&value, &base).map_err(|m| fail(format!("{key}: {m}")))?;
+            routes.push((origin.clone(), RouteSpec { name: name.to_string(), url, app, origin }));
+            continue;
+        }
+        match key.as_str() {
+            "INTERCEPT_PASSTHROUGH" => {
+                config.passthrough = match value.trim().to_ascii_lowercase().as_str() {
+                    "allow" => Passthrough::Allow,
+                    "loopback" => Passthrough::Loopback,
+                    "deny" => Passthrough::Deny,
+                    _ => return Err(fail(format!("{key}=`{value}`: expected allow, loopback or deny"))),
+                }
+            }
+            "INTERCEPT_LOG" => {
+                config.log = Level::parse(value.trim())
+                    .ok_or_else(|| fail(format!("{key}=`{value}`: expected off, error, info or debug")))?
+            }
+            "INTERCEPT_JOURNAL" if value.trim().is_empty() => config.journal = None,
+            "INTERCEPT_JOURNAL" => config.journal = Some(absolute(&base, Path::new(value.trim()))),
+            k if OTHER_KEYS.contains(&k) => {}
+            _ => return Err(fail(format!("unknown key {key}"))),
+        }
+    }
+    // Keep the order the user wrote: file routes by line, then environment ones.
+    routes.sort_by(|(a, _), (b, _)| origin_order(a).cmp(&origin_order(b)));
+    for (i, (_, route)) in routes.iter().enumerate() {
+        if let Some((_, earlier)) = routes[..i]
+            .iter()
+            .find(|(_, r)| r.url.host == route.url.host && r.url.port == route.url.port && r.url.prefix == route.url.prefix)
+        {
+            return Err(ConfigError {
+                origin: route.origin.clone(),
+                message: format!("{} mounts {} again (already at {})", route.name, route.url, earlier.origin),
+            });
+        }
+        if let Some((_, other)) = routes[..i]
+            .iter()
+            .find(|(_, r)| r.url.host == route.url.host && r.url.port == route.url.port && r.url.scheme != route.url.scheme)
+        {
+            return Err(ConfigError {
+                origin: route.origin.clone(),
+                message: format!("{} is {} but {} serves the same host and port as {}", route.url, route.url.scheme.as_str(), other.origin, other.url.scheme.as_str()),
+            });
+        }
+    }
+    config.routes = routes.into_iter().map(|(_, r)| r).collect();
+    Ok(config)
+}
+
+fn origin_order(o: &Origin) -> (u8, usize, String) {
+    match o {
+        Origin::File { line, .. } => (0, *line, String::new()),
+        Origin::Env { key } => (1, 0, key.clone()),
+    }
+}
+
+/// Parses a route value `URL -> APP`.
+pub fn parse_route(value: &str, base: &Path) -> Result<(RouteUrl, AppSpec), String> {
+    let Some((url, app)) = value.split_once("->") else {
+        return Err(format!("expected `URL -> APP`, found `{value}`"));
+    };
+    let url = route::parse_url(url.trim())?;
+    let app = apps::parse_spec(app.trim(), base)?;
+    Ok((url, app))
+}
+
+fn absolute(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::HostPattern;
+
+    fn temp_env(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("intercept-config-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("test.env");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn load_file(name: &str, text: &str) -> Result<Config, ConfigError> {
+        let path = temp_env(name, text);
+        load(&vars(&[(ENV_FILE, path.to_str().unwrap())]))
+    }
+
+    #[test]
+    fn file_routes_and_settings() {
+        let c = load_file(
+            "ok",
+            "# demo\nINTERCEPT_ROUTE_API=http://api.test/v1 -> echo\nexport INTERCEPT_PASSTHROUGH=deny\nINTERCEPT_LOG=debug\nOTHER=ignored\n",
+        )
+        .unwrap();
+        assert_eq!(c.routes.len(), 1);
+        assert_eq!(c.routes[0].name, "API");
+        assert_eq!(c.routes[0].url.host, HostPattern::Name("api.test".into()));
+        assert!(matches!(c.routes[0].origin, Origin::File { line: 2, .. }));
+        assert_eq!((c.passthrough, c.log), (Passthrough::Deny, Level::Debug));
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let path = temp_env("override", "INTERCEPT_PASSTHROUGH=deny\nINTERCEPT_ROUTE_A=http://a.test -> echo\n");
+        let c = load(&vars(&[
+            (ENV_FILE, path.to_str().unwrap()),
+            ("INTERCEPT_PASSTHROUGH", "loopback"),
+            ("INTERCEPT_ROUTE_A", "http://b.test -> echo"),
+        ]))
+        .unwrap();
+        assert_eq!(c.passthrough, Passthrough::Loopback);
+        assert_eq!(c.routes[0].url.host, HostPattern::Name("b.test".into()));
+        assert_eq!(c.routes[0].origin, Origin::Env { key: "INTERCEPT_ROUTE_A".into() });
+    }
+
+    #[test]
+    fn errors_carry_file_and_line() {
+        let cases = [
+            ("kind", "\nINTERCEPT_ROUTE_A=http://a.test -> nosuch\n", 2, "unknown app kind"),
+            ("url", "INTERCEPT_ROUTE_A=a.test -> echo\n", 1, "bad URL"),
+            ("port", "#\n#\nINTERCEPT_ROUTE_A=http://a.test:99999 -> echo\n", 3, "bad port"),
+            ("status", "INTERCEPT_ROUTE_A=http://a.test -> static:42 x\n", 1, "bad status code"),
+            ("file", "INTERCEPT_ROUTE_A=http://a.test -> static:200 @missing.txt\n", 1, "missing.txt"),
+            ("pass", "INTERCEPT_LOG=info\nINTERCEPT_PASSTHROUGH=sometimes\n", 2, "expected allow, loopback or deny"),
+            ("quote", "INTERCEPT_LOG=info\nINTERCEPT_ROUTE_A='http://a.test -> echo\n", 2, "unterminated single quote"),
+            ("arrow", "INTERCEPT_ROUTE_A=http://a.test echo\n", 1, "expected `URL -> APP`"),
+            ("unknown", "INTERCEPT_PASTHROUGH=deny\n", 1, "unknown key INTERCEPT_PASTHROUGH"),
+            ("dup", "INTERCEPT_ROUTE_A=http://a.test/x -> echo\nINTERCEPT_ROUTE_B=http://A.test:80/x/ -> echo\n", 2, "again"),
+            ("log", "INTERCEPT_LOG=loud\n", 1, "expected off, error, info or debug"),
+        ];
+        for (name, text, line, what) in cases {
+            let err = load_file(name, text).unwrap_err();
+            let shown = err.to_string();
+            assert!(shown.contains(&format!("test.env:{line}: ")), "{name}: {shown}");
+            assert!(shown.contains(what), "{name}: {shown}");
+        }
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable() {
+        let err = load(&vars(&[("INTERCEPT_ROUTE_X", "http://x.test -> static:1000")])).unwrap_err();
+        assert!(err.to_string().starts_with("environment:INTERCEPT_ROUTE_X: "), "{err}");
+        let err = load(&vars(&[(ENV_FILE, "/no/such/intercept.env")])).unwrap_err();
+        assert!(err.to_string().contains("cannot read env file /no/such/intercept.env"), "{err}");
+    }
+
+    #[test]
+    fn nothing_configured_is_inactive() {
+        assert!(!load(&[]).unwrap().is_active());
+        assert!(load(&vars(&[("INTERCEPT_PASSTHROUGH", "deny")])).unwrap().is_active());
+    }
+}

@@ -1,0 +1,13 @@
+//! The core of `intercept`: configuration, routes, synthetic names, the
+//! HTTP/1.1 dispatcher and the apps. No libc hooks live here — the `shim`
+//! crate translates libc calls into calls of this library — so everything
+//! below is tested without preloading anything.
+
+pub mod apps;
+pub mod config;
+pub mod dotenv;
+pub mod http;
+pub mod log;
+pub mod names;
+pub mod route;
+pub mod router;

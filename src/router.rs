@@ -1,0 +1,233 @@
+//! The router: turns the configured routes into sites (one per scheme, host
+//! pattern and port, holding its mounts) and answers the two questions the
+//! shim asks — what a name resolves to, and what a connect to an address
+//! becomes — under the pass-through setting.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use crate::apps::{self, App};
+use crate::config::{Config, Passthrough};
+use crate::names::{self, Names};
+use crate::route::{self, HostPattern, Scheme};
+
+/// An app mounted at a path prefix of a site.
+pub struct Mount {
+    pub prefix: String,
+    /// The `<NAME>` of the route's key, for logs and the journal.
+    pub route: String,
+    pub app: Box<dyn App>,
+}
+
+/// Everything served on one host pattern and port.
+pub struct Site {
+    pub scheme: Scheme,
+    pub host: HostPattern,
+    pub port: u16,
+    /// Longest prefix first, so the first match is the one that wins.
+    pub mounts: Vec<Mount>,
+}
+
+impl Site {
+    /// The mount a request path falls under, longest prefix winning.
+    pub fn mount_for(&self, path: &str) -> Option<&Mount> {
+        self.mounts.iter().find(|m| route::under_prefix(path, &m.prefix))
+    }
+}
+
+/// A routed connection: the site, and the name and port the client used.
+#[derive(Clone)]
+pub struct Target {
+    pub site: Arc<Site>,
+    pub host: String,
+    pub port: u16,
+}
+
+/// What a `connect` to an address becomes.
+pub enum Connect {
+    Intercept(Target),
+    /// Not ours: the real `connect`, untouched.
+    Pass,
+    /// Refused by the pass-through setting.
+    Refuse,
+    /// A synthetic address on a port no route serves, in `allow` mode:
+    /// resolve the name for real and connect there.
+    Resolve { name: String, port: u16 },
+}
+
+/// What a name lookup becomes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Synthetic(Ipv4Addr, Ipv6Addr),
+    Pass,
+    Refuse,
+}
+
+pub struct Router {
+    sites: Vec<Arc<Site>>,
+    names: Names,
+    pub passthrough: Passthrough,
+}
+
+impl Router {
+    pub fn new(config: &Config) -> Router {
+        let mut sites: Vec<Site> = Vec::new();
+        let names = Names::default();
+        for r in &config.routes {
+            if let HostPattern::Name(name) = &r.url.host {
+                names.slot(name);
+            }
+            let mount = Mount { prefix: r.url.prefix.clone(), route: r.name.clone(), app: apps::build(&r.app) };
+            match sites.iter_mut().find(|s| s.host == r.url.host && s.port == r.url.port) {
+                Some(site) => site.mounts.push(mount),
+                None => sites.push(Site { scheme: r.url.scheme, host: r.url.host.clone(), port: r.url.port, mounts: vec![mount] }),
+            }
+        }
+        for site in &mut sites {
+            site.mounts.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        }
+        Router { sites: sites.into_iter().map(Arc::new).collect(), names, passthrough: config.passthrough }
+    }
+
+    /// Whether any route matches the name, on any port.
+    fn routes_name(&self, name: &str) -> bool {
+        self.sites.iter().any(|s| s.host.matches_name(name))
+    }
+
+    /// The site for a name and port: an exact name beats wildcards, and a
+    /// longer wildcard suffix beats a shorter one.
+    fn site_for_name(&self, name: &str, port: u16) -> Option<&Arc<Site>> {
+        let candidates = self.sites.iter().filter(|s| s.port == port && s.host.matches_name(name));
+        candidates.max_by_key(|s| match &s.host {
+            HostPattern::Name(_) => usize::MAX,
+            HostPattern::Wildcard(suffix) => suffix.len(),
+            _ => 0,
+        })
+    }
+
+    pub fn lookup(&self, name: &str) -> Lookup {
+        let name = route::normalize_name(name);
+        if self.routes_name(&name) {
+            let slot = self.names.slot(&name);
+            return Lookup::Synthetic(names::v4(slot), names::v6(slot));
+        }
+        let localhost_routed = name == "localhost" && self.sites.iter().any(|s| s.host == HostPattern::Localhost);
+        if self.passthrough == Passthrough::Deny && !localhost_routed && name.parse::<IpAddr>().is_err() {
+            return Lookup::Refuse;
+        }
+        Lookup::Pass
+    }
+
+    pub fn connect(&self, addr: SocketAddr) -> Connect {
+        let ip = addr.ip().to_canonical();
+        let port = addr.port();
+        if names::is_synthetic(ip) {
+            if let Some(name) = self.names.name_of(ip) {
+                return match self.site_for_name(&name, port) {
+                    Some(site) => Connect::Intercept(Target { site: site.clone(), host: name, port }),
+                    None if self.passthrough == Passthrough::Allow => Connect::Resolve { name, port },
+                    None => Connect::Refuse,
+                };
+            }
+        }
+        let by_address = self.sites.iter().find(|s| {
+            s.port == port
+                && match &s.host {
+                    HostPattern::Ip(routed) => routed.to_canonical() == ip,
+                    HostPattern::Localhost => ip.is_loopback(),
+                    _ => false,
+                }
+        });
+        if let Some(site) = by_address {
+            let host = match &site.host {
+                HostPattern::Localhost => "localhost".to_string(),
+                _ => ip.to_string(),
+            };
+            return Connect::Intercept(Target { site: site.clone(), host, port });
+        }
+        match self.passthrough {
+            Passthrough::Allow => Connect::Pass,
+            Passthrough::Loopback if ip.is_loopback() || ip.is_unspecified() => Connect::Pass,
+            Passthrough::Loopback | Passthrough::Deny => Connect::Refuse,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load;
+
+    fn router(routes: &[&str], pass: &str) -> Router {
+        let mut vars: Vec<(String, String)> =
+            routes.iter().enumerate().map(|(i, r)| (format!("INTERCEPT_ROUTE_R{i}"), r.to_string())).collect();
+        vars.push(("INTERCEPT_PASSTHROUGH".into(), pass.into()));
+        Router::new(&load(&vars).unwrap())
+    }
+
+    fn addr(ip: IpAddr, port: u16) -> SocketAddr {
+        SocketAddr::new(ip, port)
+    }
+
+    fn intercepted(c: Connect) -> Target {
+        match c {
+            Connect::Intercept(t) => t,
+            _ => panic!("not intercepted"),
+        }
+    }
+
+    #[test]
+    fn names_resolve_to_synthetic_and_connect_back() {
+        let r = router(&["http://api.test -> echo", "http://*.svc.test:8080/x -> echo"], "allow");
+        let Lookup::Synthetic(v4, v6) = r.lookup("API.test.") else { panic!() };
+        assert_eq!(intercepted(r.connect(addr(v4.into(), 80))).host, "api.test");
+        assert_eq!(intercepted(r.connect(addr(v6.into(), 80))).host, "api.test");
+        assert_eq!(intercepted(r.connect(addr(v4.to_ipv6_mapped().into(), 80))).host, "api.test");
+        let Lookup::Synthetic(w, _) = r.lookup("a.svc.test") else { panic!() };
+        assert_eq!(intercepted(r.connect(addr(w.into(), 8080))).host, "a.svc.test");
+        assert_eq!(r.lookup("svc.test"), Lookup::Pass);
+        assert!(matches!(r.connect(addr(v4.into(), 81)), Connect::Resolve { ref name, port: 81 } if name == "api.test"));
+    }
+
+    #[test]
+    fn exact_names_beat_wildcards_and_prefixes_sort() {
+        let r = router(&["http://*.test -> static:200 w", "http://a.test/x -> echo", "http://a.test/x/y -> echo"], "allow");
+        let Lookup::Synthetic(v4, _) = r.lookup("a.test") else { panic!() };
+        let t = intercepted(r.connect(addr(v4.into(), 80)));
+        assert_eq!(t.site.host, HostPattern::Name("a.test".into()));
+        assert_eq!(t.site.mount_for("/x/y/z").unwrap().prefix, "/x/y");
+        assert_eq!(t.site.mount_for("/x/yy").unwrap().prefix, "/x");
+        assert!(t.site.mount_for("/other").is_none());
+    }
+
+    #[test]
+    fn literals_and_localhost_match_at_connect() {
+        let r = router(&["http://10.9.8.7:81 -> echo", "http://[fd00::1]:82 -> echo", "http://localhost:8999 -> echo"], "allow");
+        assert_eq!(intercepted(r.connect(addr("10.9.8.7".parse().unwrap(), 81))).host, "10.9.8.7");
+        assert_eq!(intercepted(r.connect(addr("::ffff:10.9.8.7".parse().unwrap(), 81))).host, "10.9.8.7");
+        assert_eq!(intercepted(r.connect(addr("fd00::1".parse().unwrap(), 82))).host, "fd00::1");
+        assert_eq!(intercepted(r.connect(addr("::1".parse().unwrap(), 8999))).host, "localhost");
+        assert_eq!(intercepted(r.connect(addr("127.0.0.1".parse().unwrap(), 8999))).host, "localhost");
+        assert!(matches!(r.connect(addr("10.9.8.7".parse().unwrap(), 80)), Connect::Pass));
+        assert_eq!(r.lookup("localhost"), Lookup::Pass);
+    }
+
+    #[test]
+    fn passthrough_modes() {
+        let public: IpAddr = "93.184.216.34".parse().unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let allow = router(&["http://a.test -> echo"], "allow");
+        assert!(matches!(allow.connect(addr(public, 80)), Connect::Pass));
+        assert_eq!(allow.lookup("example.com"), Lookup::Pass);
+        let loopback = router(&["http://a.test -> echo"], "loopback");
+        assert!(matches!(loopback.connect(addr(public, 80)), Connect::Refuse));
+        assert!(matches!(loopback.connect(addr(lo, 80)), Connect::Pass));
+        assert!(matches!(loopback.connect(addr("::1".parse().unwrap(), 80)), Connect::Pass));
+        let deny = router(&["http://a.test -> echo"], "deny");
+        assert!(matches!(deny.connect(addr(lo, 80)), Connect::Refuse));
+        assert_eq!(deny.lookup("example.com"), Lookup::Refuse);
+        assert_eq!(deny.lookup("127.0.0.1"), Lookup::Pass);
+        let Lookup::Synthetic(v4, _) = deny.lookup("a.test") else { panic!() };
+        assert!(matches!(deny.connect(addr(v4.into(), 8080)), Connect::Refuse));
+    }
+}
