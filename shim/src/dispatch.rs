@@ -1,0 +1,61 @@
+//! Dispatcher threads: each serves the far end of one intercepted
+//! connection with the core's HTTP loop.
+//!
+//! The threads block every signal, so the host's handlers keep running on
+//! the host's own threads, and write with `MSG_NOSIGNAL`, so a client that
+//! hangs up never raises SIGPIPE in a host that did not ignore it.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use core_lib::http;
+use core_lib::router::Target;
+
+/// Our end of the socketpair.
+struct Peer(OwnedFd);
+
+impl Read for Peer {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    }
+}
+
+impl Write for Peer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: buf is valid for reads of its length.
+        let n = unsafe { libc::send(self.0.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Starts a thread serving `fd` (which it then owns) for `target`.
+pub fn spawn(fd: OwnedFd, target: Target) -> io::Result<()> {
+    // SAFETY: plain signal-mask calls on a local set; the new thread
+    // inherits the full mask and this thread's mask is restored after.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let spawned = std::thread::Builder::new()
+            .name("intercept".into())
+            .stack_size(256 * 1024)
+            .spawn(move || http::serve(Peer(fd), &target));
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        spawned.map(drop)
+    }
+}
+
+/// Wraps a raw fd we just created.
+///
+/// # Safety
+/// `fd` must be open and owned by nobody else.
+pub unsafe fn own(fd: libc::c_int) -> OwnedFd {
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

@@ -1,0 +1,107 @@
+//! Which file descriptors are intercepted connections, and what they were
+//! connected to.
+//!
+//! The question "is this fd ours?" is asked on every close and dup of the
+//! host process, so for fds below 65,536 it is one atomic load from a flat
+//! table; details live in a locked map only reached for flagged fds. Flags
+//! are cleared before the fd is closed, so a number reused by an unrelated
+//! socket is never mistaken for ours.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use libc::c_int;
+use parking_lot::Mutex;
+
+const FLAT: usize = 1 << 16;
+
+static FLAGS: [AtomicBool; FLAT] = [const { AtomicBool::new(false) }; FLAT];
+/// How many flagged fds are at or above `FLAT` (kept only in the map).
+static HIGH: AtomicUsize = AtomicUsize::new(0);
+static INFO: Mutex<Option<HashMap<c_int, Conn>>> = Mutex::new(None);
+
+/// What an intercepted fd was connected to, and the IP-level socket
+/// options set on it (kept so `getsockopt` reads back what was set).
+#[derive(Debug, Clone, Copy)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    options: [(c_int, c_int, c_int); 8],
+    option_count: usize,
+}
+
+impl Conn {
+    pub fn new(peer: SocketAddr) -> Conn {
+        Conn { peer, options: [(0, 0, 0); 8], option_count: 0 }
+    }
+
+    pub fn option(&self, level: c_int, name: c_int) -> Option<c_int> {
+        self.options[..self.option_count].iter().find(|o| (o.0, o.1) == (level, name)).map(|o| o.2)
+    }
+
+    /// Remembers an option; past eight distinct options the oldest goes.
+    pub fn set_option(&mut self, level: c_int, name: c_int, value: c_int) {
+        if let Some(o) = self.options[..self.option_count].iter_mut().find(|o| (o.0, o.1) == (level, name)) {
+            o.2 = value;
+        } else if self.option_count < self.options.len() {
+            self.options[self.option_count] = (level, name, value);
+            self.option_count += 1;
+        } else {
+            self.options.rotate_left(1);
+            self.options[self.options.len() - 1] = (level, name, value);
+        }
+    }
+}
+
+/// Whether `fd` is an intercepted connection.
+#[inline]
+pub fn contains(fd: c_int) -> bool {
+    match usize::try_from(fd) {
+        Ok(i) if i < FLAT => FLAGS[i].load(Ordering::Acquire),
+        Ok(_) => HIGH.load(Ordering::Acquire) > 0 && INFO.lock().as_ref().is_some_and(|m| m.contains_key(&fd)),
+        Err(_) => false,
+    }
+}
+
+pub fn insert(fd: c_int, conn: Conn) {
+    let Ok(i) = usize::try_from(fd) else { return };
+    let fresh = INFO.lock().get_or_insert_with(HashMap::new).insert(fd, conn).is_none();
+    if i < FLAT {
+        FLAGS[i].store(true, Ordering::Release);
+    } else if fresh {
+        HIGH.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Forgets `fd`; returns what it was, if it was ours.
+pub fn remove(fd: c_int) -> Option<Conn> {
+    let Ok(i) = usize::try_from(fd) else { return None };
+    if i < FLAT {
+        if !FLAGS[i].swap(false, Ordering::AcqRel) {
+            return None;
+        }
+    } else if HIGH.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let removed = INFO.lock().as_mut().and_then(|m| m.remove(&fd));
+    if i >= FLAT && removed.is_some() {
+        HIGH.fetch_sub(1, Ordering::AcqRel);
+    }
+    removed
+}
+
+pub fn get(fd: c_int) -> Option<Conn> {
+    if !contains(fd) {
+        return None;
+    }
+    INFO.lock().as_ref().and_then(|m| m.get(&fd).copied())
+}
+
+/// Changes the entry of an intercepted fd in place.
+pub fn update(fd: c_int, change: impl FnOnce(&mut Conn)) {
+    if contains(fd) {
+        if let Some(conn) = INFO.lock().as_mut().and_then(|m| m.get_mut(&fd)) {
+            change(conn);
+        }
+    }
+}
