@@ -74,6 +74,17 @@ pub enum AppSpec {
     Static { status: u16, body: StaticBody },
 }
 
+impl std::fmt::Display for AppSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppSpec::Echo => f.write_str("echo"),
+            AppSpec::Static { status, body: StaticBody::Text(t) } if t.is_empty() => write!(f, "static:{status}"),
+            AppSpec::Static { status, body: StaticBody::Text(t) } => write!(f, "static:{status} {t:?}"),
+            AppSpec::Static { status, body: StaticBody::File(p) } => write!(f, "static:{status} @{}", p.display()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StaticBody {
     Text(String),
@@ -165,10 +176,18 @@ impl App for Echo {
                 out["body_encoding"] = "base64".into();
             }
         }
-        let mut text = serde_json::to_vec_pretty(&out).expect("JSON values always serialise");
-        text.push(b'\n');
-        Response::new(200, "application/json", text)
+        Response::new(200, "application/json", one_field_per_line(&out))
     }
+}
+
+/// JSON with one top-level field per line, each value compact: readable in
+/// a terminal without spreading every header over four lines.
+fn one_field_per_line(object: &serde_json::Value) -> Vec<u8> {
+    let fields: Vec<String> = object
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| format!("  {}: {v}", serde_json::Value::from(k.as_str()))).collect())
+        .unwrap_or_default();
+    format!("{{\n{}\n}}\n", fields.join(",\n")).into_bytes()
 }
 
 /// Answers every request with one status and body.

@@ -145,7 +145,10 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
             if name.is_empty() {
                 return Err(fail(format!("{key} needs a name after {ROUTE_PREFIX}")));
             }
-            let (url, app) = parse_route(&value, &base).map_err(|m| fail(format!("{key}: {m}")))?;
+            let (url, app) = parse_route(&value, &base).map_err(|m| match origin {
+                Origin::File { .. } => fail(format!("{key}: {m}")),
+                Origin::Env { .. } => fail(m),
+            })?;
             routes.push((origin.clone(), RouteSpec { name: name.to_string(), url, app, origin }));
             continue;
         }

@@ -1,1 +1,206 @@
-fn main() {}
+//! The `intercept` command: validates a configuration, then starts a
+//! program with `libintercept.so` preloaded (`run`), prints the route table
+//! (`check`) or the variables that do the same in a CI step (`env`).
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+use intercept::config::{self, Config, ENV_FILE, ROUTE_PREFIX};
+
+const SHIM: &str = "libintercept.so";
+const DEFAULT_ENV_FILE: &str = "intercept.env";
+
+#[derive(Parser)]
+#[command(
+    name = "intercept",
+    version,
+    about = "Run a program with its HTTP connections to chosen hosts answered in-process",
+    after_help = "Routes come from an env file (INTERCEPT_ROUTE_<NAME>=URL -> APP), from INTERCEPT_* variables, and from --route.\nWith no --env-file, $INTERCEPT_ENV_FILE or else ./intercept.env is used when present."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Validate the configuration, then run CMD with the shim preloaded; the exit status is CMD's
+    Run {
+        #[command(flatten)]
+        settings: Settings,
+        /// The program to run and its arguments
+        #[arg(required = true, last = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+    /// Validate the configuration and print the route table (exit 0, or 2 with FILE:LINE: why)
+    Check {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Print KEY=VALUE lines (LD_PRELOAD, INTERCEPT_ENV_FILE, ...) for `>> "$GITHUB_ENV"` or `export`
+    Env {
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+#[derive(Args)]
+struct Settings {
+    /// The env file to read
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+    /// Add a route, as in an env file: 'URL -> APP' (repeatable)
+    #[arg(long = "route", value_name = "'URL -> APP'")]
+    routes: Vec<String>,
+    /// What unrouted connections get: allow, loopback or deny
+    #[arg(long, value_name = "MODE")]
+    passthrough: Option<String>,
+    /// Append a JSON line per request to this file
+    #[arg(long, value_name = "PATH")]
+    journal: Option<PathBuf>,
+    /// Log level: off, error, info or debug
+    #[arg(long, value_name = "LEVEL")]
+    log: Option<String>,
+}
+
+impl Settings {
+    /// The `INTERCEPT_*` variables the program will see: the environment's,
+    /// then the env file, then the flags.
+    fn variables(&self) -> Result<Vec<(String, String)>, String> {
+        let mut vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("INTERCEPT_")).collect();
+        let mut set = |key: &str, value: String| {
+            vars.retain(|(k, _)| k != key);
+            vars.push((key.to_string(), value));
+        };
+        let cwd = std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+        let env_file = match &self.env_file {
+            Some(file) => Some(file.clone()),
+            None if std::env::var_os(ENV_FILE).is_some() => None,
+            None => Some(PathBuf::from(DEFAULT_ENV_FILE)).filter(|p| p.is_file()),
+        };
+        if let Some(file) = env_file {
+            set(ENV_FILE, path_text(&cwd.join(file))?);
+        }
+        for (i, route) in self.routes.iter().enumerate() {
+            config::parse_route(route, &cwd).map_err(|e| format!("--route '{route}': {e}"))?;
+            set(&format!("{ROUTE_PREFIX}CLI_{}", i + 1), route.clone());
+        }
+        if let Some(mode) = &self.passthrough {
+            set("INTERCEPT_PASSTHROUGH", mode.clone());
+        }
+        if let Some(journal) = &self.journal {
+            set("INTERCEPT_JOURNAL", path_text(&cwd.join(journal))?);
+        }
+        if let Some(level) = &self.log {
+            set("INTERCEPT_LOG", level.clone());
+        }
+        Ok(vars)
+    }
+}
+
+fn path_text(path: &Path) -> Result<String, String> {
+    path.to_str().map(str::to_string).ok_or_else(|| format!("{} is not valid UTF-8", path.display()))
+}
+
+/// Validates; on error prints `FILE:LINE: message` and gives exit status 2.
+fn validate(settings: &Settings) -> Result<(Vec<(String, String)>, Config), ExitCode> {
+    let vars = settings.variables().map_err(|e| fail(&e))?;
+    match config::load(&vars) {
+        Ok(config) => Ok((vars, config)),
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("intercept: {message}");
+    ExitCode::from(2)
+}
+
+/// `libintercept.so` beside this executable.
+fn shim_path() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let shim = exe.with_file_name(SHIM);
+    if shim.is_file() { Ok(shim) } else { Err(format!("{} is missing: run `make build`", shim.display())) }
+}
+
+/// LD_PRELOAD with the shim first and the existing entries after it.
+fn preload_value(shim: &Path) -> Result<String, String> {
+    let shim = path_text(shim)?;
+    let existing = std::env::var("LD_PRELOAD").unwrap_or_default();
+    let rest: Vec<&str> = existing.split([':', ' ']).filter(|p| !p.is_empty() && *p != shim).collect();
+    Ok(std::iter::once(shim.as_str()).chain(rest).collect::<Vec<_>>().join(":"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Check { settings } => {
+            let (_, config) = match validate(&settings) {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            print_table(&config);
+            ExitCode::SUCCESS
+        }
+        Cmd::Env { settings } => {
+            let (vars, _) = match validate(&settings) {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            let preload = match shim_path().and_then(|s| preload_value(&s)) {
+                Ok(p) => p,
+                Err(e) => return fail(&e),
+            };
+            println!("LD_PRELOAD={preload}");
+            for (key, value) in vars {
+                if value.contains('\n') {
+                    return fail(&format!("{key} holds a line break and cannot be printed as KEY=VALUE"));
+                }
+                println!("{key}={value}");
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Run { settings, command } => {
+            let (vars, _) = match validate(&settings) {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            let preload = match shim_path().and_then(|s| preload_value(&s)) {
+                Ok(p) => p,
+                Err(e) => return fail(&e),
+            };
+            let mut cmd = Command::new(&command[0]);
+            cmd.args(&command[1..]).env("LD_PRELOAD", preload).envs(vars);
+            let err = cmd.exec();
+            eprintln!("intercept: cannot run {}: {err}", command[0].to_string_lossy());
+            ExitCode::from(if err.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
+        }
+    }
+}
+
+fn print_table(config: &Config) {
+    match &config.env_file {
+        Some(f) => println!("env file:    {}", f.display()),
+        None => println!("env file:    (none)"),
+    }
+    println!("passthrough: {}", config.passthrough.as_str());
+    if let Some(j) = &config.journal {
+        println!("journal:     {}", j.display());
+    }
+    if config.routes.is_empty() {
+        println!("routes:      (none)");
+        return;
+    }
+    println!("routes:");
+    let width = config.routes.iter().map(|r| r.url.to_string().len()).max().unwrap_or(0);
+    for r in &config.routes {
+        println!("  {:width$}  -> {}    # {} ({})", r.url.to_string(), r.app, r.name, r.origin);
+    }
+}

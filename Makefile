@@ -1,0 +1,24 @@
+# intercept: `make run` for the demo, `make test` for every test.
+CARGO ?= cargo
+RELEASE := target/release
+DEMO_ENV := examples/demo/intercept.env
+
+.PHONY: build run test unit integration clean
+
+## build: target/release/intercept and target/release/libintercept.so
+build:
+	$(CARGO) build --release --workspace
+
+## run: the demo — curl asks a host that exists nowhere and gets the app's answer
+run: build
+	@echo '$$ intercept run --env-file $(DEMO_ENV) -- curl -sS http://demo.example.test/'
+	@$(RELEASE)/intercept run --env-file $(DEMO_ENV) -- curl -sS http://demo.example.test/
+	@echo '$$ intercept run --env-file $(DEMO_ENV) -- curl -sS "http://demo.example.test/api/orders?id=7"'
+	@$(RELEASE)/intercept run --env-file $(DEMO_ENV) -- curl -sS "http://demo.example.test/api/orders?id=7"
+
+## test: unit tests of the core, then the integration tests that run real programs under the shim
+test: build
+	$(CARGO) test --release --workspace
+
+clean:
+	$(CARGO) clean
