@@ -231,9 +231,10 @@ fn exchange<S: Read + Write>(conn: &mut Conn<S>, head: &Head, target: &Target) -
     // Whatever the app left unread is not the next request.
     let drained = apps::discard(&mut body);
     let keep = keep && drained.is_ok();
-    let status = response.status;
+    // Logged before the response goes out: once the client has its last
+    // byte it may exit, and this thread with it.
+    log_info!("{} {url} -> {} (route {route}, {} ms)", head.method, response.status, started.elapsed().as_millis());
     write_response(&mut conn.stream, response, head.minor, keep, head_only)?;
-    log_info!("{} {url} -> {status} (route {route}, {} ms)", head.method, started.elapsed().as_millis());
     Ok(keep)
 }
 

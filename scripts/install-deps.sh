@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs on a fresh Debian machine: the client
+# programs the integration tests run, from Debian packages, and the Python
+# modules they import, from PyPI. Only what is missing is installed.
+set -euo pipefail
+
+# command -> Debian package
+declare -A PROGRAMS=(
+  [make]=make
+  [cc]=gcc
+  [curl]=curl
+  [wget]=wget
+  [python3]=python3
+  [node]=nodejs
+)
+# python module -> pip package
+declare -A PY_MODULES=(
+  [requests]=requests
+)
+
+missing=()
+for program in "${!PROGRAMS[@]}"; do
+  command -v "$program" >/dev/null 2>&1 || missing+=("${PROGRAMS[$program]}")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: cargo is missing; this machine kind ships a Rust toolchain" >&2
+  exit 1
+fi
+
+for module in "${!PY_MODULES[@]}"; do
+  if ! python3 -c "import $module" >/dev/null 2>&1; then
+    echo "install-deps: pip installing ${PY_MODULES[$module]}"
+    python3 -m pip install --quiet "${PY_MODULES[$module]}" \
+      || python3 -m pip install --quiet --break-system-packages "${PY_MODULES[$module]}"
+  fi
+done
+echo "install-deps: all test dependencies present"
