@@ -139,50 +139,45 @@ fn preload_value(shim: &Path) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Cmd::Check { settings } => {
-            let (_, config) = match validate(&settings) {
-                Ok(v) => v,
-                Err(code) => return code,
-            };
-            print_table(&config);
-            ExitCode::SUCCESS
-        }
-        Cmd::Env { settings } => {
-            let (vars, _) = match validate(&settings) {
-                Ok(v) => v,
-                Err(code) => return code,
-            };
-            let preload = match shim_path().and_then(|s| preload_value(&s)) {
-                Ok(p) => p,
-                Err(e) => return fail(&e),
-            };
-            println!("LD_PRELOAD={preload}");
-            for (key, value) in vars {
-                if value.contains('\n') {
-                    return fail(&format!("{key} holds a line break and cannot be printed as KEY=VALUE"));
-                }
-                println!("{key}={value}");
+    match Cli::parse().command {
+        Cmd::Check { settings } => match validate(&settings) {
+            Ok((_, config)) => {
+                print_table(&config);
+                ExitCode::SUCCESS
             }
-            ExitCode::SUCCESS
-        }
-        Cmd::Run { settings, command } => {
-            let (vars, _) = match validate(&settings) {
-                Ok(v) => v,
-                Err(code) => return code,
-            };
-            let preload = match shim_path().and_then(|s| preload_value(&s)) {
-                Ok(p) => p,
-                Err(e) => return fail(&e),
-            };
-            let mut cmd = Command::new(&command[0]);
-            cmd.args(&command[1..]).env("LD_PRELOAD", preload).envs(vars);
-            let err = cmd.exec();
-            eprintln!("intercept: cannot run {}: {err}", command[0].to_string_lossy());
-            ExitCode::from(if err.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
-        }
+            Err(code) => code,
+        },
+        Cmd::Env { settings } => match environment(&settings) {
+            Ok(vars) => {
+                for (key, value) in &vars {
+                    if value.contains('\n') {
+                        return fail(&format!("{key} holds a line break and cannot be printed as KEY=VALUE"));
+                    }
+                }
+                for (key, value) in vars {
+                    println!("{key}={value}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Cmd::Run { settings, command } => match environment(&settings) {
+            Ok(vars) => {
+                let err = Command::new(&command[0]).args(&command[1..]).envs(vars).exec();
+                eprintln!("intercept: cannot run {}: {err}", command[0].to_string_lossy());
+                ExitCode::from(if err.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
+            }
+            Err(code) => code,
+        },
     }
+}
+
+/// Everything a program under the shim needs: `LD_PRELOAD` first, then the
+/// validated `INTERCEPT_*` variables.
+fn environment(settings: &Settings) -> Result<Vec<(String, String)>, ExitCode> {
+    let (vars, _) = validate(settings)?;
+    let preload = shim_path().and_then(|s| preload_value(&s)).map_err(|e| fail(&e))?;
+    Ok(std::iter::once(("LD_PRELOAD".to_string(), preload)).chain(vars).collect())
 }
 
 fn print_table(config: &Config) {
