@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::apps::{self, AppSpec};
 use crate::dotenv;
@@ -81,7 +82,7 @@ pub struct RouteSpec {
     pub origin: Origin,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The env file, absolute, if one was used.
     pub env_file: Option<PathBuf>,
@@ -89,6 +90,24 @@ pub struct Config {
     pub passthrough: Passthrough,
     pub log: Level,
     pub journal: Option<PathBuf>,
+    /// How long a dispatcher waits for a quiet client before closing.
+    pub idle_timeout: Duration,
+}
+
+/// The idle timeout unless `INTERCEPT_IDLE_TIMEOUT` says otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            env_file: None,
+            routes: Vec::new(),
+            passthrough: Passthrough::default(),
+            log: Level::default(),
+            journal: None,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
 }
 
 impl Config {
@@ -164,6 +183,12 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
             "INTERCEPT_LOG" => {
                 config.log = Level::parse(value.trim())
                     .ok_or_else(|| fail(format!("{key}=`{value}`: expected off, error, info or debug")))?
+            }
+            "INTERCEPT_IDLE_TIMEOUT" => {
+                config.idle_timeout = match value.trim().parse::<f64>() {
+                    Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Duration::from_secs_f64(secs),
+                    _ => return Err(fail(format!("{key}=`{value}`: expected seconds, more than 0 and at most 86400"))),
+                }
             }
             "INTERCEPT_JOURNAL" if value.trim().is_empty() => config.journal = None,
             "INTERCEPT_JOURNAL" => config.journal = Some(absolute(&base, Path::new(value.trim()))),
@@ -282,6 +307,7 @@ mod tests {
             ("unknown", "INTERCEPT_PASTHROUGH=deny\n", 1, "unknown key INTERCEPT_PASTHROUGH"),
             ("dup", "INTERCEPT_ROUTE_A=http://a.test/x -> echo\nINTERCEPT_ROUTE_B=http://A.test:80/x/ -> echo\n", 2, "again"),
             ("log", "INTERCEPT_LOG=loud\n", 1, "expected off, error, info or debug"),
+            ("idle", "INTERCEPT_IDLE_TIMEOUT=soon\n", 1, "expected seconds"),
         ];
         for (name, text, line, what) in cases {
             let err = load_file(name, text).unwrap_err();

@@ -7,6 +7,7 @@ pub mod apps;
 pub mod config;
 pub mod dotenv;
 pub mod http;
+pub mod journal;
 pub mod log;
 pub mod names;
 pub mod route;

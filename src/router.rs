@@ -5,9 +5,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::apps::{self, App};
 use crate::config::{Config, Passthrough};
+use crate::journal::Journal;
 use crate::names::{self, Names};
 use crate::route::{self, HostPattern, Scheme};
 
@@ -35,12 +37,14 @@ impl Site {
     }
 }
 
-/// A routed connection: the site, and the name and port the client used.
+/// A routed connection: the site, the name and port the client used, and
+/// the journal its requests go to.
 #[derive(Clone)]
 pub struct Target {
     pub site: Arc<Site>,
     pub host: String,
     pub port: u16,
+    pub journal: Option<Arc<Journal>>,
 }
 
 /// What a `connect` to an address becomes.
@@ -67,6 +71,8 @@ pub struct Router {
     sites: Vec<Arc<Site>>,
     names: Names,
     pub passthrough: Passthrough,
+    pub journal: Option<Arc<Journal>>,
+    pub idle_timeout: Duration,
 }
 
 impl Router {
@@ -86,7 +92,13 @@ impl Router {
         for site in &mut sites {
             site.mounts.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
         }
-        Router { sites: sites.into_iter().map(Arc::new).collect(), names, passthrough: config.passthrough }
+        Router {
+            sites: sites.into_iter().map(Arc::new).collect(),
+            names,
+            passthrough: config.passthrough,
+            journal: config.journal.clone().map(|path| Arc::new(Journal::new(path))),
+            idle_timeout: config.idle_timeout,
+        }
     }
 
     /// Whether any route matches the name, on any port.
@@ -103,6 +115,10 @@ impl Router {
             HostPattern::Wildcard(suffix) => suffix.len(),
             _ => 0,
         })
+    }
+
+    fn target(&self, site: &Arc<Site>, host: String, port: u16) -> Target {
+        Target { site: site.clone(), host, port, journal: self.journal.clone() }
     }
 
     pub fn lookup(&self, name: &str) -> Lookup {
@@ -124,7 +140,7 @@ impl Router {
         if names::is_synthetic(ip) {
             if let Some(name) = self.names.name_of(ip) {
                 return match self.site_for_name(&name, port) {
-                    Some(site) => Connect::Intercept(Target { site: site.clone(), host: name, port }),
+                    Some(site) => Connect::Intercept(self.target(site, name, port)),
                     None if self.passthrough == Passthrough::Allow => Connect::Resolve { name, port },
                     None => Connect::Refuse,
                 };
@@ -143,7 +159,7 @@ impl Router {
                 HostPattern::Localhost => "localhost".to_string(),
                 _ => ip.to_string(),
             };
-            return Connect::Intercept(Target { site: site.clone(), host, port });
+            return Connect::Intercept(self.target(site, host, port));
         }
         match self.passthrough {
             Passthrough::Allow => Connect::Pass,

@@ -7,6 +7,7 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use core_lib::http;
 use core_lib::router::Target;
@@ -34,8 +35,15 @@ impl Write for Peer {
     }
 }
 
-/// Starts a thread serving `fd` (which it then owns) for `target`.
-pub fn spawn(fd: OwnedFd, target: Target) -> io::Result<()> {
+/// Starts a thread serving `fd` (which it then owns) for `target`; a
+/// client quiet for `idle` is hung up on.
+pub fn spawn(fd: OwnedFd, target: Target, idle: Duration) -> io::Result<()> {
+    let timeout = libc::timeval { tv_sec: idle.as_secs() as libc::time_t, tv_usec: idle.subsec_micros() as libc::suseconds_t };
+    // SAFETY: a plain setsockopt with a valid timeval on our own fd.
+    unsafe {
+        let len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+        crate::real::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const timeout).cast(), len);
+    }
     // SAFETY: plain signal-mask calls on a local set; the new thread
     // inherits the full mask and this thread's mask is restored after.
     unsafe {

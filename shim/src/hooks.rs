@@ -10,8 +10,7 @@ use std::mem::size_of;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use core_lib::config::Passthrough;
-use core_lib::router::{Connect, Lookup, Target};
+use core_lib::router::{Connect, Lookup, Router, Target};
 use core_lib::{log_debug, log_error};
 use libc::{addrinfo, c_char, c_int, sockaddr, socklen_t};
 
@@ -57,6 +56,9 @@ unsafe fn lookup(node: *const c_char, service: *const c_char, hints: *const addr
         Lookup::Pass => unsafe { real::getaddrinfo(node, service, hints, res) },
         Lookup::Refuse => {
             log_error!("refused lookup of {name}: INTERCEPT_PASSTHROUGH=deny");
+            if let Some(journal) = &router.journal {
+                journal.blocked(name, router.passthrough.as_str());
+            }
             libc::EAI_NONAME
         }
         Lookup::Synthetic(v4, v6) => {
@@ -126,7 +128,7 @@ unsafe fn route_connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_i
     }
     match router.connect(to) {
         Connect::Pass => unsafe { real::connect(fd, addr, len) },
-        Connect::Refuse => refuse(to, router.passthrough),
+        Connect::Refuse => refuse(router, &to.to_string()),
         Connect::Resolve { name, port } => unsafe { connect_for_real(fd, &name, port) },
         Connect::Intercept(target) => {
             if socket_option(fd, libc::SO_TYPE) != Some(libc::SOCK_STREAM) {
@@ -137,8 +139,12 @@ unsafe fn route_connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_i
     }
 }
 
-fn refuse(to: SocketAddr, mode: Passthrough) -> c_int {
-    log_error!("refused connection to {to}: INTERCEPT_PASSTHROUGH={}", mode.as_str());
+fn refuse(router: &Router, to: &str) -> c_int {
+    let mode = router.passthrough.as_str();
+    log_error!("refused connection to {to}: INTERCEPT_PASSTHROUGH={mode}");
+    if let Some(journal) = &router.journal {
+        journal.blocked(to, mode);
+    }
     fail(libc::ECONNREFUSED)
 }
 
@@ -192,7 +198,8 @@ unsafe fn intercept(fd: c_int, to: SocketAddr, target: Target) -> c_int {
     let (ours, theirs) = (pair[1], pair[0]);
     let host = format!("{}:{}", target.host, target.port);
     // SAFETY: `ours` was just created and is owned by nobody else.
-    if let Err(e) = dispatch::spawn(unsafe { dispatch::own(ours) }, target) {
+    let idle = state::router().map_or(core_lib::config::DEFAULT_IDLE_TIMEOUT, |r| r.idle_timeout);
+    if let Err(e) = dispatch::spawn(unsafe { dispatch::own(ours) }, target, idle) {
         log_error!("cannot start a dispatcher thread for {host}: {e}");
         unsafe { real::close(theirs) };
         return fail(libc::EAGAIN);

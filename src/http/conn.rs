@@ -1,0 +1,83 @@
+//! The connection's read side: a growable buffer over the stream, filled on
+//! demand, with a count of the bytes used so far (for the journal).
+
+use std::io::{self, Read, Write};
+
+use super::MAX_HEAD;
+
+pub(super) struct Conn<S> {
+    pub stream: S,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Bytes consumed by requests so far.
+    pub consumed: u64,
+}
+
+impl<S: Read + Write> Conn<S> {
+    pub fn new(stream: S) -> Conn<S> {
+        Conn { stream, buf: Vec::new(), start: 0, end: 0, consumed: 0 }
+    }
+
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.end - self.start);
+        self.start += n;
+        self.consumed += n as u64;
+    }
+
+    /// Reads more bytes after those buffered; Ok(0) at end of stream.
+    pub fn fill(&mut self) -> io::Result<usize> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 && self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            // Grow up to what a maximal head needs; bodies pass through
+            // this buffer without growing it further.
+            let grown = (self.buf.len() * 2).clamp(16 * 1024, MAX_HEAD + 16 * 1024);
+            self.buf.resize(grown.max(self.end + 1), 0);
+        }
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Makes sure a CRLF-terminated line is buffered and returns its length
+    /// including the CRLF; None at end of stream. Lines longer than `max`
+    /// are an error.
+    pub fn line(&mut self, max: usize) -> io::Result<Option<usize>> {
+        let mut searched = 0;
+        loop {
+            if let Some(at) = self.buffered()[searched..].windows(2).position(|w| w == b"\r\n") {
+                return Ok(Some(searched + at + 2));
+            }
+            searched = self.buffered().len().saturating_sub(1);
+            if searched > max {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+            }
+            if self.fill()? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Whether a read error means the client went quiet past the idle timeout.
+pub(super) fn is_idle(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}

@@ -1,0 +1,189 @@
+//! Writing a response. The dispatcher owns the framing: Content-Length when
+//! the length is known, chunked for HTTP/1.1 when it is not, close-delimited
+//! for HTTP/1.0; no body for HEAD, 1xx, 204 and 304; `Date` and
+//! `Connection` set as servers set them.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::time::SystemTime;
+
+use crate::apps::{Body, Response};
+
+/// How the response must be framed, decided from the request.
+pub(super) struct Framing {
+    pub minor: u8,
+    pub keep_alive: bool,
+    pub head_only: bool,
+}
+
+/// Writes `response`; returns whether the connection may stay open.
+pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> io::Result<bool> {
+    let Response { status, headers, body } = response;
+    let bodiless_status = status < 200 || status == 204 || status == 304;
+    let no_body = how.head_only || bodiless_status;
+    let len = match &body {
+        Body::Bytes(b) => Some(b.len() as u64),
+        Body::Stream { len, .. } => *len,
+    };
+    let chunked = len.is_none() && how.minor >= 1 && !no_body;
+    let keep = how.keep_alive && (len.is_some() || chunked || no_body);
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    const OURS: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
+    for (name, value) in &headers {
+        if !OURS.iter().any(|o| name.eq_ignore_ascii_case(o)) && !has_line_break(name, value) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str(&format!("Date: {}\r\n", httpdate::fmt_http_date(SystemTime::now())));
+    if let Some(len) = len.filter(|_| !bodiless_status) {
+        head.push_str(&format!("Content-Length: {len}\r\n"));
+    }
+    if chunked {
+        head.push_str("Transfer-Encoding: chunked\r\n");
+    }
+    match (keep, how.minor) {
+        (false, _) => head.push_str("Connection: close\r\n"),
+        (true, 0) => head.push_str("Connection: keep-alive\r\n"),
+        (true, _) => {}
+    }
+    head.push_str("\r\n");
+    if no_body {
+        out.write_all(head.as_bytes())?;
+        return Ok(keep);
+    }
+    match body {
+        Body::Bytes(bytes) => {
+            // One write for head and body: one wake-up for the client.
+            let mut all = head.into_bytes();
+            all.extend_from_slice(&bytes);
+            out.write_all(&all)?;
+        }
+        Body::Stream { mut reader, len } => {
+            out.write_all(head.as_bytes())?;
+            if chunked {
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match reader.read(&mut chunk) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    out.write_all(format!("{n:x}\r\n").as_bytes())?;
+                    out.write_all(&chunk[..n])?;
+                    out.write_all(b"\r\n")?;
+                }
+                out.write_all(b"0\r\n\r\n")?;
+            } else {
+                let sent = io::copy(&mut reader.take(len.unwrap_or(u64::MAX)), out)?;
+                if len.is_some_and(|l| sent < l) {
+                    // Short of its announced length: cutting the connection
+                    // is the only honest end left.
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "response body shorter than its length"));
+                }
+            }
+        }
+    }
+    Ok(keep)
+}
+
+/// Header fields with CR or LF would split the response: dropped.
+fn has_line_break(name: &str, value: &str) -> bool {
+    name.contains(['\r', '\n']) || value.contains(['\r', '\n'])
+}
+
+/// Counts the bytes written and, when asked, holds the last one back until
+/// `release`: a client cannot see its response complete (and exit) before
+/// the journal line for it is written.
+pub(super) struct Holdback<'w, W: Write> {
+    inner: &'w mut W,
+    held: Option<u8>,
+    hold: bool,
+    pub written: u64,
+}
+
+impl<'w, W: Write> Holdback<'w, W> {
+    pub fn new(inner: &'w mut W, hold: bool) -> Self {
+        Holdback { inner, held: None, hold, written: 0 }
+    }
+
+    /// Sends the held byte.
+    pub fn release(&mut self) -> io::Result<()> {
+        if let Some(b) = self.held.take() {
+            self.inner.write_all(&[b])?;
+        }
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Write for Holdback<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.written += buf.len() as u64;
+        if !self.hold {
+            self.inner.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let (send, keep) = buf.split_at(buf.len() - 1);
+        let held = self.held.replace(keep[0]);
+        let first = held.as_slice();
+        let mut slices = [IoSlice::new(first), IoSlice::new(send)];
+        let mut slices: &mut [IoSlice<'_>] = &mut slices;
+        IoSlice::advance_slices(&mut slices, 0);
+        while !slices.is_empty() {
+            match self.inner.write_vectored(slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(super) fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        418 => "I'm a teapot",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
