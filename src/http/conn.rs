@@ -57,6 +57,22 @@ impl<S: Read + Write> Conn<S> {
         }
     }
 
+    /// Reads and drops what the client is still sending (up to 1 MiB) after
+    /// a rejection, so a client busy writing an oversized request gets to
+    /// read the answer instead of a broken pipe.
+    pub fn linger(&mut self) {
+        let mut total = 0;
+        while total < (1 << 20) {
+            let n = self.buffered().len();
+            self.consume(n);
+            total += n;
+            match self.fill() {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Makes sure a CRLF-terminated line is buffered and returns its length
     /// including the CRLF; None at end of stream. Lines longer than `max`
     /// are an error.

@@ -166,7 +166,9 @@ pub fn serve<S: Read + Write>(stream: S, target: &Target) {
             Err(r) => {
                 let url = format!("{}://{}:{}", target.site.scheme.as_str(), target.host, target.port);
                 log_error!("{url}: {} ({})", r.status, r.why);
-                let _ = answer(&mut conn, target, None, Response::text(r.status, &r.why), None);
+                if answer(&mut conn, target, None, Response::text(r.status, &r.why), None).is_ok() {
+                    conn.linger();
+                }
                 return;
             }
         };

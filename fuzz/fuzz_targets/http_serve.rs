@@ -1,0 +1,64 @@
+//! Drives the dispatcher's HTTP loop (request parsing, body framing,
+//! mounts, response writing) with arbitrary bytes, delivered in arbitrary
+//! pieces. Any panic or hang is a bug: a host process must survive any
+//! client.
+#![no_main]
+
+use std::io::{self, Read, Write};
+use std::sync::OnceLock;
+
+use intercept::router::{Connect, Lookup, Router, Target};
+use libfuzzer_sys::fuzz_target;
+
+/// Input cut into reads at the sizes the first bytes choose.
+struct Pieces<'a> {
+    data: &'a [u8],
+    sizes: &'a [u8],
+    next: usize,
+}
+
+impl Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let size = self.sizes.get(self.next % self.sizes.len().max(1)).map_or(usize::MAX, |&s| usize::from(s) + 1);
+        self.next += 1;
+        let n = size.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+impl Write for Pieces<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn target() -> &'static Target {
+    static TARGET: OnceLock<Target> = OnceLock::new();
+    TARGET.get_or_init(|| {
+        let vars = [
+            ("INTERCEPT_ROUTE_ECHO", "http://fuzz.test/echo -> echo"),
+            ("INTERCEPT_ROUTE_ROOT", "http://fuzz.test -> static:200 root"),
+            ("INTERCEPT_LOG", "off"),
+        ];
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let config = intercept::config::load(&vars).unwrap();
+        intercept::log::set_level(config.log);
+        let router = Box::leak(Box::new(Router::new(&config)));
+        let Lookup::Synthetic(v4, _) = router.lookup("fuzz.test") else { unreachable!() };
+        match router.connect((v4, 80).into()) {
+            Connect::Intercept(t) => t,
+            _ => unreachable!(),
+        }
+    })
+}
+
+fuzz_target!(|input: &[u8]| {
+    let cut = input.first().map_or(0, |&b| usize::from(b % 8));
+    let (sizes, data) = input.get(1..).unwrap_or_default().split_at(cut.min(input.len().saturating_sub(1)));
+    intercept::http::serve(Pieces { data, sizes, next: 0 }, target());
+});
