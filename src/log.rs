@@ -4,7 +4,6 @@
 //! Each line goes out in a single `write` so lines from threads and child
 //! processes sharing stderr do not interleave.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -45,8 +44,11 @@ pub fn line(level: Level, args: std::fmt::Arguments<'_>) {
     }
     let mut text = format!("intercept: {args}");
     text.push('\n');
-    // One write call; a failing stderr is not the host's problem.
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    // One write(2), no lock: std's stderr lock could be held by a thread
+    // that does not exist in a forked child. A failing stderr is not the
+    // host's problem.
+    // SAFETY: writes a valid buffer to fd 2.
+    let _ = unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
 }
 
 #[macro_export]

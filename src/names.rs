@@ -75,6 +75,20 @@ impl Names {
         slot
     }
 
+    /// Takes the table's lock until `release_after_fork`: the shim calls it
+    /// before `fork` so a child never inherits the lock held.
+    pub fn hold_for_fork(&self) {
+        std::mem::forget(self.inner.lock());
+    }
+
+    /// Gives back the lock taken by `hold_for_fork`.
+    ///
+    /// # Safety
+    /// Only after `hold_for_fork`, once, in each process after the fork.
+    pub unsafe fn release_after_fork(&self) {
+        unsafe { self.inner.force_unlock() };
+    }
+
     /// The name a synthetic address was given to, if any.
     pub fn name_of(&self, ip: IpAddr) -> Option<String> {
         let slot = slot_of(ip)?;

@@ -121,6 +121,11 @@ impl Router {
         Target { site: site.clone(), host, port, journal: self.journal.clone() }
     }
 
+    /// The name table, for the shim's fork handlers.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
     pub fn lookup(&self, name: &str) -> Lookup {
         let name = route::normalize_name(name);
         if self.routes_name(&name) {

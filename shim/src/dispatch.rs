@@ -4,9 +4,15 @@
 //! The threads block every signal, so the host's handlers keep running on
 //! the host's own threads, and write with `MSG_NOSIGNAL`, so a client that
 //! hangs up never raises SIGPIPE in a host that did not ignore it.
+//!
+//! Our ends are also marked in a lock-free bitmap: a forked child has no
+//! dispatcher threads, so it closes its copies of them at once. Otherwise a
+//! connection the parent's dispatcher closes would never reach end-of-file
+//! while the child lived.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use core_lib::http;
@@ -14,6 +20,43 @@ use core_lib::router::Target;
 
 /// Our end of the socketpair.
 struct Peer(OwnedFd);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // Unmarked before the close, so a forked child never closes a
+        // number the host has reused.
+        mark(self.0.as_raw_fd(), false);
+    }
+}
+
+const TRACKED: usize = 1 << 16;
+static ENDS: [AtomicU64; TRACKED / 64] = [const { AtomicU64::new(0) }; TRACKED / 64];
+
+fn mark(fd: libc::c_int, on: bool) {
+    let Ok(i) = usize::try_from(fd) else { return };
+    if i < TRACKED {
+        let bit = 1u64 << (i % 64);
+        if on {
+            ENDS[i / 64].fetch_or(bit, Ordering::AcqRel);
+        } else {
+            ENDS[i / 64].fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
+}
+
+/// In a forked child: closes the inherited dispatcher ends. Async-signal
+/// safe: atomics and close(2) only.
+pub fn close_ends_in_child() {
+    for (word_index, word) in ENDS.iter().enumerate() {
+        let mut bits = word.swap(0, Ordering::AcqRel);
+        while bits != 0 {
+            let bit = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            // SAFETY: closes an fd that this process inherited as ours.
+            unsafe { crate::real::close((word_index * 64 + bit) as libc::c_int) };
+        }
+    }
+}
 
 impl Read for Peer {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -44,6 +87,8 @@ pub fn spawn(fd: OwnedFd, target: Target, idle: Duration) -> io::Result<()> {
         let len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
         crate::real::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const timeout).cast(), len);
     }
+    mark(fd.as_raw_fd(), true);
+    let peer = Peer(fd);
     // SAFETY: plain signal-mask calls on a local set; the new thread
     // inherits the full mask and this thread's mask is restored after.
     unsafe {
@@ -54,7 +99,7 @@ pub fn spawn(fd: OwnedFd, target: Target, idle: Duration) -> io::Result<()> {
         let spawned = std::thread::Builder::new()
             .name("intercept".into())
             .stack_size(256 * 1024)
-            .spawn(move || http::serve(Peer(fd), &target));
+            .spawn(move || http::serve(peer, &target));
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         spawned.map(drop)
     }

@@ -20,6 +20,9 @@ static FLAGS: [AtomicBool; FLAT] = [const { AtomicBool::new(false) }; FLAT];
 /// How many flagged fds are at or above `FLAT` (kept only in the map).
 static HIGH: AtomicUsize = AtomicUsize::new(0);
 static INFO: Mutex<Option<HashMap<c_int, Conn>>> = Mutex::new(None);
+/// How many fds are in the table at all, so range operations on a process
+/// with no intercepted connection cost one load.
+static COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// What an intercepted fd was connected to, and the IP-level socket
 /// options set on it (kept so `getsockopt` reads back what was set).
@@ -66,6 +69,9 @@ pub fn contains(fd: c_int) -> bool {
 pub fn insert(fd: c_int, conn: Conn) {
     let Ok(i) = usize::try_from(fd) else { return };
     let fresh = INFO.lock().get_or_insert_with(HashMap::new).insert(fd, conn).is_none();
+    if fresh {
+        COUNT.fetch_add(1, Ordering::AcqRel);
+    }
     if i < FLAT {
         FLAGS[i].store(true, Ordering::Release);
     } else if fresh {
@@ -84,10 +90,25 @@ pub fn remove(fd: c_int) -> Option<Conn> {
         return None;
     }
     let removed = INFO.lock().as_mut().and_then(|m| m.remove(&fd));
-    if i >= FLAT && removed.is_some() {
-        HIGH.fetch_sub(1, Ordering::AcqRel);
+    if removed.is_some() {
+        COUNT.fetch_sub(1, Ordering::AcqRel);
+        if i >= FLAT {
+            HIGH.fetch_sub(1, Ordering::AcqRel);
+        }
     }
     removed
+}
+
+/// Forgets every fd from `first` to `last` (inclusive).
+pub fn remove_range(first: c_int, last: c_int) {
+    if COUNT.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let doomed: Vec<c_int> =
+        INFO.lock().as_ref().map(|m| m.keys().copied().filter(|fd| (first..=last).contains(fd)).collect()).unwrap_or_default();
+    for fd in doomed {
+        remove(fd);
+    }
 }
 
 pub fn get(fd: c_int) -> Option<Conn> {
@@ -104,4 +125,16 @@ pub fn update(fd: c_int, change: impl FnOnce(&mut Conn)) {
             change(conn);
         }
     }
+}
+
+/// Before fork: takes the table's lock so the child never inherits it held
+/// by a thread that does not exist there.
+pub fn hold_for_fork() {
+    std::mem::forget(INFO.lock());
+}
+
+/// After fork, in parent and child: gives the lock back.
+pub fn release_after_fork() {
+    // SAFETY: paired with hold_for_fork, whose guard was forgotten.
+    unsafe { INFO.force_unlock() };
 }

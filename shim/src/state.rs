@@ -13,6 +13,8 @@ use core_lib::config;
 use core_lib::log;
 use core_lib::router::Router;
 
+use crate::{dispatch, fdtable};
+
 static ROUTER: OnceLock<Router> = OnceLock::new();
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
@@ -52,5 +54,34 @@ fn load() {
         return;
     }
     let _ = ROUTER.set(Router::new(&config));
+    // SAFETY: registers plain extern "C" functions.
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
     ACTIVE.store(true, Ordering::Release);
+}
+
+extern "C" fn before_fork() {
+    fdtable::hold_for_fork();
+    if let Some(r) = ROUTER.get() {
+        r.names().hold_for_fork();
+    }
+}
+
+extern "C" fn after_fork_in_parent() {
+    release_after_fork();
+}
+
+/// The child has no dispatcher threads: connections opened before the fork
+/// stay served by the parent's, and the child's own connections get threads
+/// of its own when it makes them.
+extern "C" fn after_fork_in_child() {
+    release_after_fork();
+    dispatch::close_ends_in_child();
+}
+
+fn release_after_fork() {
+    fdtable::release_after_fork();
+    if let Some(r) = ROUTER.get() {
+        // SAFETY: paired with before_fork's hold, once per process.
+        unsafe { r.names().release_after_fork() };
+    }
 }
