@@ -12,6 +12,9 @@ declare -A PROGRAMS=(
   [wget]=wget
   [python3]=python3
   [node]=nodejs
+  [java]=default-jdk-headless
+  [wrk]=wrk
+  [sha256sum]=coreutils
 )
 # python module -> pip package
 declare -A PY_MODULES=(
@@ -22,6 +25,8 @@ missing=()
 for program in "${!PROGRAMS[@]}"; do
   command -v "$program" >/dev/null 2>&1 || missing+=("${PROGRAMS[$program]}")
 done
+# Static linking (the test of the static-binary warning) needs libc.a.
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 if ((${#missing[@]})); then
   echo "install-deps: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

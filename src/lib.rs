@@ -10,5 +10,6 @@ pub mod http;
 pub mod journal;
 pub mod log;
 pub mod names;
+pub mod program;
 pub mod route;
 pub mod router;

@@ -9,6 +9,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use intercept::config::{self, Config, ENV_FILE, ROUTE_PREFIX};
+use intercept::program;
 
 const SHIM: &str = "libintercept.so";
 const DEFAULT_ENV_FILE: &str = "intercept.env";
@@ -163,6 +164,11 @@ fn main() -> ExitCode {
         },
         Cmd::Run { settings, command } => match environment(&settings) {
             Ok(vars) => {
+                if let Some(path) = program::find(&command[0]) {
+                    if let Some(why) = program::bypass_reason(&path) {
+                        eprintln!("intercept: warning: {} {why}; its connections are not intercepted", path.display());
+                    }
+                }
                 let err = Command::new(&command[0]).args(&command[1..]).envs(vars).exec();
                 eprintln!("intercept: cannot run {}: {err}", command[0].to_string_lossy());
                 ExitCode::from(if err.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
