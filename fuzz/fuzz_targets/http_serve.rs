@@ -37,9 +37,10 @@ impl Write for Pieces<'_> {
     }
 }
 
+/// Built once and kept in a static, so LeakSanitizer sees it reachable.
 fn target() -> &'static Target {
-    static TARGET: OnceLock<Target> = OnceLock::new();
-    TARGET.get_or_init(|| {
+    static TARGET: OnceLock<(Router, Target)> = OnceLock::new();
+    let (_, target) = TARGET.get_or_init(|| {
         let vars = [
             ("INTERCEPT_ROUTE_ECHO", "http://fuzz.test/echo -> echo"),
             ("INTERCEPT_ROUTE_ROOT", "http://fuzz.test -> static:200 root"),
@@ -48,13 +49,15 @@ fn target() -> &'static Target {
         let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let config = intercept::config::load(&vars).unwrap();
         intercept::log::set_level(config.log);
-        let router = Box::leak(Box::new(Router::new(&config)));
+        let router = Router::new(&config);
         let Lookup::Synthetic(v4, _) = router.lookup("fuzz.test") else { unreachable!() };
-        match router.connect((v4, 80).into()) {
+        let target = match router.connect((v4, 80).into()) {
             Connect::Intercept(t) => t,
             _ => unreachable!(),
-        }
-    })
+        };
+        (router, target)
+    });
+    target
 }
 
 fuzz_target!(|input: &[u8]| {
