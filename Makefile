@@ -3,7 +3,7 @@ CARGO ?= cargo
 RELEASE := target/release
 DEMO_ENV := examples/demo/intercept.env
 
-.PHONY: build run test unit integration clean
+.PHONY: build run test bench clean
 
 ## build: target/release/intercept and target/release/libintercept.so
 build:
@@ -19,6 +19,10 @@ run: build
 ## test: unit tests of the core, then the integration tests that run real programs under the shim
 test: build
 	$(CARGO) test --release --workspace
+
+## bench: intercept against nginx on loopback (wrk, hyperfine, curl); writes BENCHMARKS.md and the README table
+bench: build
+	python3 scripts/bench/bench.py
 
 clean:
 	$(CARGO) clean

@@ -15,6 +15,7 @@ declare -A PROGRAMS=(
   [java]=default-jdk-headless
   [wrk]=wrk
   [sha256sum]=coreutils
+  [openssl]=openssl
 )
 # python module -> pip package
 declare -A PY_MODULES=(
@@ -23,10 +24,18 @@ declare -A PY_MODULES=(
 
 missing=()
 for program in "${!PROGRAMS[@]}"; do
-  command -v "$program" >/dev/null 2>&1 || missing+=("${PROGRAMS[$program]}")
+  command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || missing+=("${PROGRAMS[$program]}")
 done
+# `--bench` adds what `make bench` needs.
+if [ "${1:-}" = "--bench" ]; then
+  PROGRAMS[hyperfine]=hyperfine
+  PROGRAMS[nginx]=nginx-light
+fi
+
 # Static linking (the test of the static-binary warning) needs libc.a.
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+# The system CAs that the trust bundle starts from.
+[ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if ((${#missing[@]})); then
   echo "install-deps: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

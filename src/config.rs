@@ -20,7 +20,7 @@ pub const ROUTE_PREFIX: &str = "INTERCEPT_ROUTE_";
 
 /// Keys that are known but read by other parts (or later versions) of the
 /// tool; accepted so that a file written for them is not an error.
-const OTHER_KEYS: &[&str] = &[ENV_FILE, "INTERCEPT_CA_DIR", "INTERCEPT_PYTHON"];
+const OTHER_KEYS: &[&str] = &[ENV_FILE, "INTERCEPT_PYTHON"];
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +92,8 @@ pub struct Config {
     pub journal: Option<PathBuf>,
     /// How long a dispatcher waits for a quiet client before closing.
     pub idle_timeout: Duration,
+    /// Where the CA for https routes lives.
+    pub ca_dir: PathBuf,
 }
 
 /// The idle timeout unless `INTERCEPT_IDLE_TIMEOUT` says otherwise.
@@ -106,6 +108,7 @@ impl Default for Config {
             log: Level::default(),
             journal: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            ca_dir: crate::tls::default_ca_dir(),
         }
     }
 }
@@ -115,6 +118,11 @@ impl Config {
     /// to refuse.
     pub fn is_active(&self) -> bool {
         !self.routes.is_empty() || self.passthrough != Passthrough::Allow
+    }
+
+    /// Whether any route is `https://` (and so the CA is needed).
+    pub fn has_https(&self) -> bool {
+        self.routes.iter().any(|r| r.url.scheme == crate::route::Scheme::Https)
     }
 }
 
@@ -190,6 +198,8 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
                     _ => return Err(fail(format!("{key}=`{value}`: expected seconds, more than 0 and at most 86400"))),
                 }
             }
+            "INTERCEPT_CA_DIR" if !value.trim().is_empty() => config.ca_dir = absolute(&base, Path::new(value.trim())),
+            "INTERCEPT_CA_DIR" => {}
             "INTERCEPT_JOURNAL" if value.trim().is_empty() => config.journal = None,
             "INTERCEPT_JOURNAL" => config.journal = Some(absolute(&base, Path::new(value.trim()))),
             k if OTHER_KEYS.contains(&k) => {}

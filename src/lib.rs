@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod config;
+pub mod connection;
 pub mod dotenv;
 pub mod http;
 pub mod journal;
@@ -13,3 +14,4 @@ pub mod names;
 pub mod program;
 pub mod route;
 pub mod router;
+pub mod tls;

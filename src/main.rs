@@ -9,7 +9,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use intercept::config::{self, Config, ENV_FILE, ROUTE_PREFIX};
-use intercept::program;
+use intercept::{program, tls};
 
 const SHIM: &str = "libintercept.so";
 const DEFAULT_ENV_FILE: &str = "intercept.env";
@@ -43,6 +43,11 @@ enum Cmd {
     },
     /// Print KEY=VALUE lines (LD_PRELOAD, INTERCEPT_ENV_FILE, ...) for `>> "$GITHUB_ENV"` or `export`
     Env {
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Print where the local CA for https routes and the trust bundle are (made if missing)
+    Ca {
         #[command(flatten)]
         settings: Settings,
     },
@@ -162,6 +167,16 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Cmd::Ca { settings } => match validate(&settings).and_then(|(_, config)| trust(&config)) {
+            Ok(bundle) => {
+                let dir = &validate(&settings).map(|(_, c)| c.ca_dir).unwrap_or_default();
+                println!("ca:     {}", dir.join(tls::CA_FILE).display());
+                println!("key:    {}", dir.join(tls::CA_KEY_FILE).display());
+                println!("bundle: {}", bundle.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
         Cmd::Run { settings, command } => match environment(&settings) {
             Ok(vars) => {
                 if let Some(path) = program::find(&command[0]) {
@@ -181,9 +196,27 @@ fn main() -> ExitCode {
 /// Everything a program under the shim needs: `LD_PRELOAD` first, then the
 /// validated `INTERCEPT_*` variables.
 fn environment(settings: &Settings) -> Result<Vec<(String, String)>, ExitCode> {
-    let (vars, _) = validate(settings)?;
+    let (mut vars, config) = validate(settings)?;
+    if config.has_https() {
+        // Clients verify intercepted names against the bundle, and real
+        // hosts against the system CAs in the same bundle.
+        let bundle = path_text(&trust(&config)?).map_err(|e| fail(&e))?;
+        vars.retain(|(k, _)| k != "INTERCEPT_CA_DIR");
+        vars.push(("INTERCEPT_CA_DIR".to_string(), path_text(&config.ca_dir).map_err(|e| fail(&e))?));
+        for key in tls::TRUST_VARIABLES {
+            vars.push((key.to_string(), bundle.clone()));
+        }
+    }
     let preload = shim_path().and_then(|s| preload_value(&s)).map_err(|e| fail(&e))?;
     Ok(std::iter::once(("LD_PRELOAD".to_string(), preload)).chain(vars).collect())
+}
+
+/// Makes the CA if needed and writes the trust bundle: the system CAs, any
+/// CA files the user's trust variables already name, and the intercept CA.
+fn trust(config: &Config) -> Result<PathBuf, ExitCode> {
+    let user_files: Vec<PathBuf> = tls::TRUST_VARIABLES.iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
+    tls::write_bundle(&config.ca_dir, &user_files)
+        .map_err(|e| fail(&format!("cannot set up the CA in {}: {e}", config.ca_dir.display())))
 }
 
 fn print_table(config: &Config) {

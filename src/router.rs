@@ -73,6 +73,7 @@ pub struct Router {
     pub passthrough: Passthrough,
     pub journal: Option<Arc<Journal>>,
     pub idle_timeout: Duration,
+    pub ca_dir: std::path::PathBuf,
 }
 
 impl Router {
@@ -98,6 +99,7 @@ impl Router {
             passthrough: config.passthrough,
             journal: config.journal.clone().map(|path| Arc::new(Journal::new(path))),
             idle_timeout: config.idle_timeout,
+            ca_dir: config.ca_dir.clone(),
         }
     }
 

@@ -13,9 +13,10 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use core_lib::http;
+use core_lib::connection;
 use core_lib::router::Target;
 
 /// Our end of the socketpair.
@@ -80,7 +81,7 @@ impl Write for Peer {
 
 /// Starts a thread serving `fd` (which it then owns) for `target`; a
 /// client quiet for `idle` is hung up on.
-pub fn spawn(fd: OwnedFd, target: Target, idle: Duration) -> io::Result<()> {
+pub fn spawn(fd: OwnedFd, target: Target, idle: Duration, ca_dir: PathBuf) -> io::Result<()> {
     let timeout = libc::timeval { tv_sec: idle.as_secs() as libc::time_t, tv_usec: idle.subsec_micros() as libc::suseconds_t };
     // SAFETY: a plain setsockopt with a valid timeval on our own fd.
     unsafe {
@@ -99,7 +100,7 @@ pub fn spawn(fd: OwnedFd, target: Target, idle: Duration) -> io::Result<()> {
         let spawned = std::thread::Builder::new()
             .name("intercept".into())
             .stack_size(256 * 1024)
-            .spawn(move || http::serve(peer, &target));
+            .spawn(move || connection::serve(peer, &target, &ca_dir));
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         spawned.map(drop)
     }

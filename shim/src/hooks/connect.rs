@@ -169,8 +169,8 @@ unsafe fn intercept(fd: c_int, to: SocketAddr, target: Target) -> c_int {
     let (ours, theirs) = (pair[1], pair[0]);
     let host = format!("{}:{}", target.host, target.port);
     // SAFETY: `ours` was just created and is owned by nobody else.
-    let idle = state::router().map_or(core_lib::config::DEFAULT_IDLE_TIMEOUT, |r| r.idle_timeout);
-    if let Err(e) = dispatch::spawn(unsafe { dispatch::own(ours) }, target, idle) {
+    let Some(router) = state::router() else { return fail(libc::ECONNREFUSED) };
+    if let Err(e) = dispatch::spawn(unsafe { dispatch::own(ours) }, target, router.idle_timeout, router.ca_dir.clone()) {
         log_error!("cannot start a dispatcher thread for {host}: {e}");
         unsafe { real::close(theirs) };
         return fail(libc::EAGAIN);

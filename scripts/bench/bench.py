@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""make bench: intercept side by side with nginx on loopback, in one run.
+
+Measures request rate and latency (wrk), startup cost (hyperfine), the
+pass-through cost of the hooks (wrk with a new connection per request, and a
+dup/fcntl/close loop under hyperfine), and streaming (1 GiB to curl). Writes
+BENCHMARKS.md and the summary table in README.md; prints each target next to
+its figure. Benchmarks are not tests: a missed target is reported, not failed.
+"""
+
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE = ROOT / "target" / "release"
+INTERCEPT = RELEASE / "intercept"
+SHIM = RELEASE / "libintercept.so"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUTE = "http://bench.example.test -> static:200 hello"
+URL = "http://bench.example.test/"
+
+TOOLS = {"wrk": "wrk", "hyperfine": "hyperfine", "nginx": "nginx-light", "curl": "curl", "cc": "gcc"}
+
+
+def need_tools():
+    missing = [f"{tool} (Debian package {pkg})" for tool, pkg in TOOLS.items() if not shutil.which(tool) and not Path("/usr/sbin", tool).exists()]
+    if missing:
+        sys.exit("make bench needs: " + ", ".join(missing) + "\n  install them with: bash scripts/install-deps.sh --bench")
+    for path in (INTERCEPT, SHIM):
+        if not path.exists():
+            sys.exit(f"{path} is missing: run make build")
+
+
+def clean_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("INTERCEPT_") and k != "LD_PRELOAD"}
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, env=kw.pop("env", clean_env()), **kw).stdout
+
+
+def under_shim(cmd, routes=(ROUTE,)):
+    args = [str(INTERCEPT), "run"]
+    for r in routes:
+        args += ["--route", r]
+    return args + ["--"] + cmd
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Nginx:
+    def __init__(self, work: Path, big: Path):
+        self.dir = work / "nginx"
+        (self.dir / "tmp").mkdir(parents=True)
+        self.port = free_port()
+        conf = self.dir / "nginx.conf"
+        conf.write_text(f"""
+worker_processes auto;
+error_log {self.dir}/error.log;
+pid {self.dir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.dir}/tmp;
+    proxy_temp_path {self.dir}/tmp;
+    fastcgi_temp_path {self.dir}/tmp;
+    uwsgi_temp_path {self.dir}/tmp;
+    scgi_temp_path {self.dir}/tmp;
+    keepalive_requests 10000000;
+    server {{
+        listen 127.0.0.1:{self.port};
+        location = /big {{ alias {big}; default_type application/octet-stream; }}
+        location / {{ default_type text/plain; return 200 "hello"; }}
+    }}
+}}
+""")
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(self.dir), "-g", "daemon off;"], env=clean_env())
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        sys.exit("nginx did not start: " + (self.dir / "error.log").read_text())
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def wrk_command(url, threads, conns, latency=False, extra=()):
+    return ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{SECONDS}s"] + (["--latency"] if latency else []) + list(extra) + [url]
+
+
+def wrk_plain(url, threads, conns, latency=False, extra=()):
+    cmd = wrk_command(url, threads, conns, latency, extra)
+    return parse_wrk(run(cmd), " ".join(cmd), latency)
+
+
+def wrk_under_shim(threads, conns, latency=False, url=URL, extra=()):
+    cmd = under_shim(wrk_command(url, threads, conns, latency, extra))
+    return parse_wrk(run(cmd), " ".join(cmd), latency)
+
+
+def hyperfine(commands, runs, warmup):
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        args = ["hyperfine", "-N", "--style", "none", "--runs", str(runs), "--warmup", str(warmup), "--export-json", out.name]
+        run(args + commands)
+        data = json.load(open(out.name))
+    return [r["mean"] for r in data["results"]], [r["stddev"] for r in data["results"]]
+
+
+def streaming(work: Path, nginx: Nginx, big: Path):
+    measure = "import resource, subprocess, sys, time\nt = time.monotonic()\nr = subprocess.run(sys.argv[1:], capture_output=True, text=True)\nprint(r.stdout, time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    curl = ["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}"]
+    results = {}
+    for name, cmd in (
+        ("intercept", [str(INTERCEPT), "run", "--route", f"http://big.example.test -> static:200 @{big}", "--"] + curl + ["http://big.example.test/"]),
+        ("nginx", curl + [nginx.url + "big"]),
+    ):
+        out = run([sys.executable, "-c", measure] + cmd).split()
+        size, seconds, rss_kib = int(out[0]), float(out[1]), int(out[2])
+        assert size == big.stat().st_size, f"{name}: got {size} bytes"
+        results[name] = {"gbps": size / seconds / 1e9, "rss_mib": rss_kib / 1024, "command": " ".join(cmd)}
+    return results
+
+
+def machine():
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) // (1024 * 1024)
+    return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Linux {platform.release()}"
+
+
+def versions():
+    nginx = subprocess.run([shutil.which("nginx") or "/usr/sbin/nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0]
+    hf = run(["hyperfine", "--version"]).strip()
+    return f"{nginx.replace('nginx version: ', '')}; {wrk_v.split(' [')[0]}; {hf}; {run([str(INTERCEPT), '--version']).strip()}"
+
+
+def main():
+    need_tools()
+    work = Path(tempfile.mkdtemp(prefix="intercept-bench-"))
+    big = work / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(1 << 30)
+    fdloop = work / "fdloop"
+    run(["cc", "-O2", "-o", str(fdloop), str(ROOT / "scripts/bench/fdloop.c")])
+    env_file = work / "bench.env"
+    env_file.write_text(f"INTERCEPT_ROUTE_BENCH={ROUTE}\n")
+    nginx = Nginx(work, big)
+    rows = []
+    try:
+        print(f"machine: {machine()}")
+        r1 = (wrk_under_shim(1, 1, True), wrk_plain(nginx.url, 1, 1, True))
+        r16 = (wrk_under_shim(2, 16, False), wrk_plain(nginx.url, 2, 16, False))
+        ratio1, ratio16 = r1[0]["rate"] / r1[1]["rate"], r16[0]["rate"] / r16[1]["rate"]
+        rows.append(("Request rate, 1 connection (wrk -t1 -c1)", f"{r1[0]['rate']:,.0f} req/s vs nginx {r1[1]['rate']:,.0f} req/s: **{ratio1:.2f}×**", "≥ 1.5× nginx", ratio1 >= 1.5))
+        rows.append(("Request rate, 16 connections (wrk -t2 -c16)", f"{r16[0]['rate']:,.0f} req/s vs nginx {r16[1]['rate']:,.0f} req/s: **{ratio16:.2f}×**", "≥ 1.0× nginx", ratio16 >= 1.0))
+        rows.append(("Latency, 1 keep-alive connection (wrk --latency)", f"p50 {r1[0]['p50_us']:.0f} µs, p99 {r1[0]['p99_us']:.0f} µs vs nginx p50 {r1[1]['p50_us']:.0f} µs, p99 {r1[1]['p99_us']:.0f} µs", "reported", None))
+
+        preload = {"LD_PRELOAD": str(SHIM), "INTERCEPT_ENV_FILE": str(env_file)}
+        env_args = [f"{k}={v}" for k, v in preload.items()]
+        (t_plain, t_shim), _ = hyperfine(["env /bin/true", "env " + " ".join(env_args) + " /bin/true"], 500, 50)
+        added_true = (t_shim - t_plain) * 1000
+        (p_plain, p_shim), _ = hyperfine(["env python3 -c pass", "env " + " ".join(env_args) + " python3 -c pass"], 40, 5)
+        added_py = (p_shim - p_plain) * 1000
+        rows.append(("Startup, /bin/true (hyperfine)", f"{t_plain*1000:.3f} ms → {t_shim*1000:.3f} ms: **+{added_true:.3f} ms**", "< 0.5 ms added", added_true < 0.5))
+        rows.append(("Startup, python3 -c pass (hyperfine)", f"{p_plain*1000:.1f} ms → {p_shim*1000:.1f} ms: +{added_py:.2f} ms", "reported", None))
+
+        close = ["-H", "Connection: close"]
+        pt_plain = wrk_plain(nginx.url, 1, 1, False, close)
+        pt_shim = wrk_under_shim(1, 1, False, nginx.url, close)
+        pt_plain2 = wrk_plain(nginx.url, 1, 1, False, close)
+        base = (pt_plain["rate"] + pt_plain2["rate"]) / 2
+        cost = (base - pt_shim["rate"]) / base * 100
+        rows.append(("Pass-through, new connection per request to nginx (wrk -H 'Connection: close')", f"{pt_shim['rate']:,.0f} req/s with the shim vs {base:,.0f} req/s without: **{cost:+.1f}%** slower", "within 3%", abs(cost) <= 3))
+        rounds = 1_000_000
+        (f_plain, f_shim), _ = hyperfine([f"{fdloop} {rounds}", "env " + " ".join(env_args) + f" {fdloop} {rounds}"], 10, 2)
+        per_call = (f_shim - f_plain) / (3 * rounds) * 1e9
+        rows.append(("Hooked calls on an fd that is not intercepted (dup, fcntl, close × 10⁶)", f"{f_plain*1000:.1f} ms → {f_shim*1000:.1f} ms: {per_call:+.1f} ns per call", "reported", None))
+
+        s = streaming(work, nginx, big)
+        ok_stream = s["intercept"]["gbps"] >= 1.0 and s["intercept"]["rss_mib"] < 64
+        rows.append(("Streaming 1 GiB to curl -o /dev/null", f"{s['intercept']['gbps']:.2f} GB/s, peak RSS {s['intercept']['rss_mib']:.1f} MiB vs nginx {s['nginx']['gbps']:.2f} GB/s (curl's RSS {s['nginx']['rss_mib']:.1f} MiB)", "≥ 1 GB/s and < 64 MiB", ok_stream))
+    finally:
+        nginx.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    write_reports(rows)
+
+
+def parse_wrk(out, command, latency):
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    bad = re.search(r"Socket errors: .*|Non-2xx or 3xx responses: \d+", out)
+    if bad:
+        sys.exit(f"wrk saw errors ({bad.group(0)}):\n{out}")
+    result = {"rate": rate, "command": command}
+    if latency:
+        for pct in ("50", "99"):
+            m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+            result[f"p{pct}_us"] = float(m.group(1)) * {"us": 1, "ms": 1000, "s": 1_000_000}[m.group(2)]
+    return result
+
+
+def table(rows):
+    lines = ["| measure | figure | target | holds |", "| --- | --- | --- | --- |"]
+    for name, figure, target, holds in rows:
+        verdict = "—" if holds is None else ("yes" if holds else "**no**")
+        lines.append(f"| {name} | {figure} | {target} | {verdict} |")
+    return "\n".join(lines)
+
+
+def write_reports(rows):
+    summary = table(rows)
+    for name, figure, target, holds in rows:
+        verdict = "" if holds is None else ("  [holds]" if holds else "  [MISSED]")
+        print(f"{name}: {figure.replace('**', '')}  (target: {target}){verdict}")
+    doc = f"""# Benchmarks
+
+Written by `make bench` (scripts/bench/bench.py) on {time.strftime('%Y-%m-%d')}.
+Everything is measured in one run on one machine, intercept side by side with
+nginx on 127.0.0.1. Benchmarks are not tests: a missed target is reported here,
+never failed.
+
+- Machine: {machine()}
+- Tools: {versions()}
+- Each wrk run lasts {SECONDS} s. The intercepted route is `{ROUTE}`; nginx
+  answers `return 200 "hello"` (the same 5-byte body) with `worker_processes auto`
+  and access logging off.
+
+{summary}
+
+## How each figure is taken
+
+| measure | command |
+| --- | --- |
+| Request rate, intercepted | `intercept run --route '{ROUTE}' -- wrk -t1 -c1 -d{SECONDS}s --latency {URL}` (and `-t2 -c16`) |
+| Request rate, nginx | `wrk -t1 -c1 -d{SECONDS}s --latency http://127.0.0.1:PORT/` (and `-t2 -c16`) |
+| Startup | `hyperfine -N 'env /bin/true' 'env LD_PRELOAD=…/libintercept.so INTERCEPT_ENV_FILE=bench.env /bin/true'` (500 runs), the same for `python3 -c pass` (40 runs) |
+| Pass-through | `wrk -t1 -c1 -d{SECONDS}s -H 'Connection: close' http://127.0.0.1:PORT/` to nginx, without the shim (twice, averaged) and under `intercept run` with an unrelated route |
+| Hooked calls | `hyperfine -N 'fdloop 1000000'` with and without the shim preloaded ([fdloop.c](scripts/bench/fdloop.c)) |
+| Streaming | `intercept run --route 'http://big.example.test -> static:200 @big.bin' -- curl -sS -o /dev/null http://big.example.test/` against a 1 GiB sparse file, wall time and the child's peak RSS (`getrusage`); nginx serving the same file to curl for comparison |
+"""
+    (ROOT / "BENCHMARKS.md").write_text(doc)
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        _, after = rest.split(end, 1)
+        block = f"{start}\nOn {machine()}, from `make bench` ({time.strftime('%Y-%m-%d')}); details in [BENCHMARKS.md](BENCHMARKS.md):\n\n{summary}\n{end}"
+        readme.write_text(before + block + after)
+    print("wrote BENCHMARKS.md and the table in README.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+//! One routed connection from its first byte to its close: a TLS session
+//! first when the site is `https://`, then the HTTP/1.1 loop.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use crate::route::Scheme;
+use crate::router::Target;
+use crate::{http, log_error, tls};
+
+/// Serves `stream` for `target`; `ca_dir` holds the CA for https sites.
+pub fn serve<S: Read + Write>(mut stream: S, target: &Target, ca_dir: &Path) {
+    if target.site.scheme == Scheme::Http {
+        return http::serve(stream, target);
+    }
+    let where_ = format!("https://{}:{}", target.host, target.port);
+    let config = match tls::authority(ca_dir).and_then(|a| a.server_config(&target.host).map_err(std::io::Error::other)) {
+        Ok(config) => config,
+        Err(e) => {
+            log_error!("{where_}: cannot serve TLS: {e}");
+            return;
+        }
+    };
+    let mut session = match rustls::ServerConnection::new(config) {
+        Ok(session) => session,
+        Err(e) => {
+            log_error!("{where_}: cannot start TLS: {e}");
+            return;
+        }
+    };
+    while session.is_handshaking() {
+        if let Err(e) = session.complete_io(&mut stream) {
+            // Typically the client rejected our certificate (it does not
+            // trust the intercept CA) or spoke something other than TLS.
+            log_error!("{where_}: TLS handshake failed: {e}");
+            return;
+        }
+    }
+    let mut tls_stream = rustls::StreamOwned::new(session, stream);
+    http::serve(&mut tls_stream, target);
+    tls_stream.conn.send_close_notify();
+    let _ = tls_stream.conn.complete_io(&mut tls_stream.sock);
+}

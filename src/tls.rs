@@ -1,0 +1,347 @@
+//! HTTPS for `https://` routes: the local certificate authority, the leaf
+//! certificates it issues for the names clients ask for (SNI), and the
+//! rustls server configuration that presents them.
+//!
+//! The CA (`ca.pem`, and `ca-key.pem` with mode 0600) lives in a directory
+//! (`INTERCEPT_CA_DIR`, default `~/.cache/intercept/ca`), is made on first
+//! use under an exclusive lock, so processes racing to create it agree on
+//! one, and is reused afterwards. Leaf certificates are made in memory, once
+//! per name per process, valid from a day ago for 30 days.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+pub const CA_FILE: &str = "ca.pem";
+pub const CA_KEY_FILE: &str = "ca-key.pem";
+const CA_NAME: &str = "intercept local CA";
+
+/// The CA directory: `INTERCEPT_CA_DIR`, else the user's cache directory.
+pub fn default_ca_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| std::env::temp_dir().join("intercept-cache"));
+    cache.join("intercept").join("ca")
+}
+
+/// The local certificate authority.
+pub struct Authority {
+    pub dir: PathBuf,
+    ca_der: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+    provider: Arc<CryptoProvider>,
+    leaves: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+    configs: Mutex<HashMap<String, Arc<rustls::ServerConfig>>>,
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl Authority {
+    /// Loads the CA from `dir`, creating it first if it is not there.
+    pub fn open(dir: &Path) -> io::Result<Authority> {
+        let (cert_pem, key_pem) = load_or_create(dir)?;
+        let key = KeyPair::from_pem(&key_pem).map_err(|e| other(format!("{}: {e}", dir.join(CA_KEY_FILE).display())))?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| other(format!("{}: {e}", dir.join(CA_FILE).display())))?;
+        let der = rustls::pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| other(format!("{}: {e:?}", dir.join(CA_FILE).display())))?;
+        Ok(Authority {
+            dir: dir.to_path_buf(),
+            ca_der: der,
+            issuer,
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            leaves: Mutex::new(HashMap::new()),
+            configs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A certificate for `name` (a host name or an IP address), made once.
+    fn leaf(&self, name: &str) -> Result<Arc<CertifiedKey>, rustls::Error> {
+        if let Some(found) = self.leaves.lock().get(name) {
+            return Ok(found.clone());
+        }
+        let fail = |e: rcgen::Error| rustls::Error::General(format!("cannot make a certificate for {name}: {e}"));
+        let mut params = CertificateParams::new(vec![name.to_string()]).map_err(fail)?;
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, name);
+        let now = SystemTime::now();
+        params.not_before = (now - Duration::from_secs(86_400)).into();
+        params.not_after = (now + Duration::from_secs(30 * 86_400)).into();
+        let key = KeyPair::generate().map_err(fail)?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(fail)?;
+        let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let signing = self.provider.key_provider.load_private_key(private)?;
+        let certified = Arc::new(CertifiedKey::new(vec![cert.der().clone(), self.ca_der.clone()], signing));
+        self.leaves.lock().insert(name.to_string(), certified.clone());
+        Ok(certified)
+    }
+
+    /// The server configuration for a connection to `host`: the certificate
+    /// follows SNI, and `host` is used when the client sends none (an
+    /// address literal). ALPN offers http/1.1 only.
+    pub fn server_config(self: &Arc<Self>, host: &str) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+        if let Some(found) = self.configs.lock().get(host) {
+            return Ok(found.clone());
+        }
+        let resolver = Arc::new(BySni { authority: self.clone(), fallback: host.to_string() });
+        let mut config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config = Arc::new(config);
+        self.configs.lock().insert(host.to_string(), config.clone());
+        Ok(config)
+    }
+}
+
+/// Picks the certificate by the name the client asked for.
+struct BySni {
+    authority: Arc<Authority>,
+    fallback: String,
+}
+
+impl std::fmt::Debug for BySni {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BySni({})", self.fallback)
+    }
+}
+
+impl ResolvesServerCert for BySni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let name = hello.server_name().map(crate::route::normalize_name).unwrap_or_else(|| self.fallback.clone());
+        match self.authority.leaf(&name) {
+            Ok(leaf) => Some(leaf),
+            Err(e) => {
+                crate::log_error!("{e}");
+                None
+            }
+        }
+    }
+}
+
+/// The process's authority, opened on the first https connection.
+pub fn authority(dir: &Path) -> io::Result<Arc<Authority>> {
+    static AUTHORITY: OnceLock<Arc<Authority>> = OnceLock::new();
+    if let Some(a) = AUTHORITY.get() {
+        return Ok(a.clone());
+    }
+    let opened = Arc::new(Authority::open(dir)?);
+    Ok(AUTHORITY.get_or_init(|| opened).clone())
+}
+
+/// Reads the CA's PEM files, creating them under an exclusive lock if they
+/// are missing. Returns (certificate, key).
+pub fn load_or_create(dir: &Path) -> io::Result<(String, String)> {
+    let read = || -> io::Result<(String, String)> {
+        Ok((fs::read_to_string(dir.join(CA_FILE))?, fs::read_to_string(dir.join(CA_KEY_FILE))?))
+    };
+    if let Ok(found) = read() {
+        return Ok(found);
+    }
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(dir.join(".lock"))?;
+    // SAFETY: flock on an fd we own; released when `lock` is dropped.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if let Ok(found) = read() {
+        return Ok(found); // another process made it while we waited
+    }
+    let fail = |e: rcgen::Error| other(format!("cannot make the CA: {e}"));
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    params.distinguished_name.push(DnType::CommonName, CA_NAME);
+    params.distinguished_name.push(DnType::OrganizationName, "intercept");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let now = SystemTime::now();
+    params.not_before = (now - Duration::from_secs(86_400)).into();
+    params.not_after = (now + Duration::from_secs(10 * 365 * 86_400)).into();
+    let key = KeyPair::generate().map_err(fail)?;
+    let cert = params.self_signed(&key).map_err(fail)?;
+    let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
+    // The key first: a CA certificate is never visible without its key.
+    write_atomically(&dir.join(CA_KEY_FILE), key_pem.as_bytes(), 0o600)?;
+    write_atomically(&dir.join(CA_FILE), cert_pem.as_bytes(), 0o644)?;
+    Ok((cert_pem, key_pem))
+}
+
+/// Writes a file whole or not at all: a temporary file, then a rename.
+pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut file: File = OpenOptions::new().create(true).truncate(true).write(true).mode(mode).open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+/// Where the system's trusted CAs are, on the common distributions.
+pub fn system_bundle() -> Option<PathBuf> {
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/ca-bundle.pem",
+        "/etc/ssl/cert.pem",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+/// The variables common clients read for their trusted CAs.
+pub const TRUST_VARIABLES: &[&str] = &[
+    "SSL_CERT_FILE",
+    "CURL_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+    "AWS_CA_BUNDLE",
+    "HTTPLIB2_CA_CERTS",
+    "PIP_CERT",
+    "CARGO_HTTP_CAINFO",
+];
+
+/// Writes the trust bundle: the system CAs, the CA files the user already
+/// pointed these variables at, and the intercept CA. Returns its path
+/// (`bundle.pem`, or `bundle-HASH.pem` when the user's own files are in it).
+pub fn write_bundle(dir: &Path, user_files: &[PathBuf]) -> io::Result<PathBuf> {
+    let (ca_pem, _) = load_or_create(dir)?;
+    let mut parts: Vec<PathBuf> = system_bundle().into_iter().collect();
+    for f in user_files {
+        let inside_ours = f.starts_with(dir);
+        if !inside_ours && f.is_file() && !parts.contains(f) {
+            parts.push(f.clone());
+        }
+    }
+    let mut text = String::new();
+    for p in &parts {
+        let mut content = fs::read_to_string(p)?;
+        if !content.ends_with('\n') {
+            content.push('\n');
+        }
+        text.push_str(&format!("# from {}\n", p.display()));
+        text.push_str(&content);
+    }
+    text.push_str(&format!("# {CA_NAME}, {}\n", dir.join(CA_FILE).display()));
+    text.push_str(&ca_pem);
+    let extra = parts.len() > usize::from(system_bundle().is_some());
+    let name = if extra { format!("bundle-{:016x}.pem", fnv(text.as_bytes())) } else { "bundle.pem".to_string() };
+    let path = dir.join(name);
+    if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        write_atomically(&path, text.as_bytes(), 0o644)?;
+    }
+    Ok(path)
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("intercept-tls-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn the_ca_is_made_once_with_a_private_key_file() {
+        let dir = temp("once");
+        let first = load_or_create(&dir).unwrap();
+        assert_eq!(load_or_create(&dir).unwrap(), first);
+        assert_eq!(fs::metadata(dir.join(CA_KEY_FILE)).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(first.0.starts_with("-----BEGIN CERTIFICATE-----"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn racing_threads_agree_on_one_ca() {
+        let dir = temp("race");
+        let made: Vec<_> = (0..8)
+            .map(|_| {
+                let d = dir.clone();
+                std::thread::spawn(move || load_or_create(&d).unwrap())
+            })
+            .collect();
+        let made: Vec<_> = made.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(made.iter().all(|m| *m == made[0]));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A full handshake in memory: a rustls client that trusts only our CA
+    /// talks to the server config, with SNI and ALPN.
+    #[test]
+    fn a_client_trusting_the_ca_verifies_the_leaf() {
+        let dir = temp("handshake");
+        let authority = Arc::new(Authority::open(&dir).unwrap());
+        let server_config = authority.server_config("fallback.test").unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(authority.ca_der.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut client_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        client_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let name = rustls::pki_types::ServerName::try_from("api.example.test").unwrap();
+        let mut client = rustls::ClientConnection::new(Arc::new(client_config), name).unwrap();
+        let mut server = rustls::ServerConnection::new(server_config).unwrap();
+        for _ in 0..10 {
+            let mut buf = Vec::new();
+            client.write_tls(&mut buf).unwrap();
+            server.read_tls(&mut &buf[..]).unwrap();
+            server.process_new_packets().unwrap();
+            let mut buf = Vec::new();
+            server.write_tls(&mut buf).unwrap();
+            client.read_tls(&mut &buf[..]).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        assert!(!client.is_handshaking());
+        assert_eq!(client.alpn_protocol(), Some(&b"http/1.1"[..]));
+        client.writer().write_all(b"ping").unwrap();
+        let mut buf = Vec::new();
+        client.write_tls(&mut buf).unwrap();
+        server.read_tls(&mut &buf[..]).unwrap();
+        server.process_new_packets().unwrap();
+        let mut got = [0u8; 4];
+        server.reader().read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_bundle_holds_system_user_and_our_cas() {
+        let dir = temp("bundle");
+        let user = std::env::temp_dir().join(format!("intercept-user-ca-{}.pem", std::process::id()));
+        fs::write(&user, "# the user's own CA\n").unwrap();
+        let plain = write_bundle(&dir, &[]).unwrap();
+        assert_eq!(plain.file_name().unwrap(), "bundle.pem");
+        let with_user = write_bundle(&dir, &[user.clone(), plain.clone()]).unwrap();
+        let text = fs::read_to_string(&with_user).unwrap();
+        assert!(text.contains("# the user's own CA") && text.ends_with(&load_or_create(&dir).unwrap().0));
+        assert_eq!(text.matches(CA_NAME).count(), 1, "our own bundle is never nested");
+        fs::remove_dir_all(&dir).unwrap();
+        fs::remove_file(&user).unwrap();
+    }
+}
