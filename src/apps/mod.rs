@@ -5,10 +5,12 @@
 //! [`Response`] whose body may stream too. App specs from the env file
 //! (`echo`, `static:…`) are parsed here.
 
+mod echo;
+mod fixed;
+
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 
 /// A request as an app sees it.
 pub struct Request<'a> {
@@ -138,77 +140,8 @@ fn parse_static(arg: &str, base: &Path) -> Result<AppSpec, String> {
 /// Makes the app a spec describes.
 pub fn build(spec: &AppSpec) -> Box<dyn App> {
     match spec {
-        AppSpec::Echo => Box::new(Echo),
-        AppSpec::Static { status, body } => Box::new(Static { status: *status, body: body.clone() }),
-    }
-}
-
-/// Answers with a JSON description of the request.
-pub struct Echo;
-
-/// Echo bodies are held in memory to be quoted back; this caps them.
-const ECHO_MAX_BODY: u64 = 16 << 20;
-
-impl App for Echo {
-    fn call(&self, req: &mut Request<'_>) -> Response {
-        let mut body = Vec::new();
-        if let Err(e) = req.body.take(ECHO_MAX_BODY + 1).read_to_end(&mut body) {
-            return Response::text(400, &format!("could not read the request body: {e}"));
-        }
-        if body.len() as u64 > ECHO_MAX_BODY {
-            return Response::text(413, "the echo app quotes bodies up to 16 MiB");
-        }
-        let headers: Vec<_> = req.headers.iter().map(|(n, v)| serde_json::json!([n, v])).collect();
-        let mut out = serde_json::json!({
-            "method": req.method,
-            "scheme": req.scheme,
-            "host": req.host,
-            "port": req.port,
-            "script_name": req.script_name,
-            "path_info": req.path_info,
-            "query": req.query,
-            "headers": headers,
-        });
-        match String::from_utf8(body) {
-            Ok(text) => out["body"] = text.into(),
-            Err(e) => {
-                out["body"] = base64::engine::general_purpose::STANDARD.encode(e.as_bytes()).into();
-                out["body_encoding"] = "base64".into();
-            }
-        }
-        Response::new(200, "application/json", one_field_per_line(&out))
-    }
-}
-
-/// JSON with one top-level field per line, each value compact: readable in
-/// a terminal without spreading every header over four lines.
-fn one_field_per_line(object: &serde_json::Value) -> Vec<u8> {
-    let fields: Vec<String> = object
-        .as_object()
-        .map(|o| o.iter().map(|(k, v)| format!("  {}: {v}", serde_json::Value::from(k.as_str()))).collect())
-        .unwrap_or_default();
-    format!("{{\n{}\n}}\n", fields.join(",\n")).into_bytes()
-}
-
-/// Answers every request with one status and body.
-pub struct Static {
-    status: u16,
-    body: StaticBody,
-}
-
-impl App for Static {
-    fn call(&self, _req: &mut Request<'_>) -> Response {
-        match &self.body {
-            StaticBody::Text(text) => Response::new(self.status, "text/plain; charset=utf-8", text.as_bytes()),
-            StaticBody::File(path) => match std::fs::File::open(path).and_then(|f| Ok((f.metadata()?.len(), f))) {
-                Ok((len, file)) => Response {
-                    status: self.status,
-                    headers: vec![("Content-Type".into(), content_type(path).into())],
-                    body: Body::Stream { reader: Box::new(file), len: Some(len) },
-                },
-                Err(e) => Response::text(500, &format!("cannot read {}: {e}", path.display())),
-            },
-        }
+        AppSpec::Echo => Box::new(echo::Echo),
+        AppSpec::Static { status, body } => Box::new(fixed::Static { status: *status, body: body.clone() }),
     }
 }
 
@@ -274,7 +207,7 @@ mod tests {
     #[test]
     fn echo_describes_the_request() {
         let mut body: &[u8] = b"hello";
-        let r = Echo.call(&mut request(&mut body));
+        let r = echo::Echo.call(&mut request(&mut body));
         assert_eq!(r.status, 200);
         let v: serde_json::Value = serde_json::from_slice(&bytes(r)).unwrap();
         assert_eq!(v["method"], "POST");
@@ -289,7 +222,7 @@ mod tests {
     #[test]
     fn echo_base64_encodes_binary_bodies() {
         let mut body: &[u8] = &[0xff, 0x00, 0x41];
-        let v: serde_json::Value = serde_json::from_slice(&bytes(Echo.call(&mut request(&mut body)))).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes(echo::Echo.call(&mut request(&mut body)))).unwrap();
         assert_eq!((v["body"].as_str(), v["body_encoding"].as_str()), (Some("/wBB"), Some("base64")));
     }
 

@@ -1,0 +1,55 @@
+//! `echo`: answers 200 with a JSON description of the request.
+
+use std::io::Read;
+
+use base64::Engine;
+
+use super::{App, Request, Response};
+
+/// Answers with a JSON description of the request.
+pub struct Echo;
+
+/// Echo bodies are held in memory to be quoted back; this caps them.
+const ECHO_MAX_BODY: u64 = 16 << 20;
+
+impl App for Echo {
+    fn call(&self, req: &mut Request<'_>) -> Response {
+        let mut body = Vec::new();
+        if let Err(e) = req.body.take(ECHO_MAX_BODY + 1).read_to_end(&mut body) {
+            return Response::text(400, &format!("could not read the request body: {e}"));
+        }
+        if body.len() as u64 > ECHO_MAX_BODY {
+            return Response::text(413, "the echo app quotes bodies up to 16 MiB");
+        }
+        let headers: Vec<_> = req.headers.iter().map(|(n, v)| serde_json::json!([n, v])).collect();
+        let mut out = serde_json::json!({
+            "method": req.method,
+            "scheme": req.scheme,
+            "host": req.host,
+            "port": req.port,
+            "script_name": req.script_name,
+            "path_info": req.path_info,
+            "query": req.query,
+            "headers": headers,
+        });
+        match String::from_utf8(body) {
+            Ok(text) => out["body"] = text.into(),
+            Err(e) => {
+                out["body"] = base64::engine::general_purpose::STANDARD.encode(e.as_bytes()).into();
+                out["body_encoding"] = "base64".into();
+            }
+        }
+        Response::new(200, "application/json", one_field_per_line(&out))
+    }
+}
+
+/// JSON with one top-level field per line, each value compact: readable in
+/// a terminal without spreading every header over four lines.
+fn one_field_per_line(object: &serde_json::Value) -> Vec<u8> {
+    let fields: Vec<String> = object
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| format!("  {}: {v}", serde_json::Value::from(k.as_str()))).collect())
+        .unwrap_or_default();
+    format!("{{\n{}\n}}\n", fields.join(",\n")).into_bytes()
+}
+

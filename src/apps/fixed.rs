@@ -1,0 +1,27 @@
+//! `static:STATUS [BODY]`: one status and body for every request; the body
+//! literal text or a file, read when a request comes.
+
+use super::{App, Body, Request, Response, StaticBody, content_type};
+
+/// Answers every request with one status and body.
+pub struct Static {
+    pub(super) status: u16,
+    pub(super) body: StaticBody,
+}
+
+impl App for Static {
+    fn call(&self, _req: &mut Request<'_>) -> Response {
+        match &self.body {
+            StaticBody::Text(text) => Response::new(self.status, "text/plain; charset=utf-8", text.as_bytes()),
+            StaticBody::File(path) => match std::fs::File::open(path).and_then(|f| Ok((f.metadata()?.len(), f))) {
+                Ok((len, file)) => Response {
+                    status: self.status,
+                    headers: vec![("Content-Type".into(), content_type(path).into())],
+                    body: Body::Stream { reader: Box::new(file), len: Some(len) },
+                },
+                Err(e) => Response::text(500, &format!("cannot read {}: {e}", path.display())),
+            },
+        }
+    }
+}
+
