@@ -9,7 +9,7 @@ use crate::router::Target;
 use crate::{http, log_error, tls};
 
 /// Serves `stream` for `target`; `ca_dir` holds the CA for https sites.
-pub fn serve<S: Read + Write>(mut stream: S, target: &Target, ca_dir: &Path) {
+pub fn serve<S: Read + Write + Send>(mut stream: S, target: &Target, ca_dir: &Path) {
     if target.site.scheme == Scheme::Http {
         return http::serve(stream, target);
     }

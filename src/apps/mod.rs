@@ -5,6 +5,7 @@
 //! [`Response`] whose body may stream too. App specs from the env file
 //! (`echo`, `static:…`) are parsed here.
 
+pub mod cgi;
 mod echo;
 mod fixed;
 
@@ -27,7 +28,7 @@ pub struct Request<'a> {
     /// Headers in the order received.
     pub headers: Vec<(String, String)>,
     /// The request body: reads end where the body ends.
-    pub body: &'a mut dyn Read,
+    pub body: &'a mut (dyn Read + Send),
 }
 
 impl Request<'_> {
@@ -74,6 +75,7 @@ pub trait App: Send + Sync {
 pub enum AppSpec {
     Echo,
     Static { status: u16, body: StaticBody },
+    Cgi(cgi::CgiSpec),
 }
 
 impl std::fmt::Display for AppSpec {
@@ -83,6 +85,14 @@ impl std::fmt::Display for AppSpec {
             AppSpec::Static { status, body: StaticBody::Text(t) } if t.is_empty() => write!(f, "static:{status}"),
             AppSpec::Static { status, body: StaticBody::Text(t) } => write!(f, "static:{status} {t:?}"),
             AppSpec::Static { status, body: StaticBody::File(p) } => write!(f, "static:{status} @{}", p.display()),
+            AppSpec::Cgi(c) => {
+                f.write_str("cgi:")?;
+                for (k, v) in &c.env {
+                    write!(f, "{k}={v} ")?;
+                }
+                write!(f, "{}", c.program.display())?;
+                c.args.iter().try_for_each(|a| write!(f, " {a}"))
+            }
         }
     }
 }
@@ -96,7 +106,7 @@ pub enum StaticBody {
 }
 
 /// App kinds the contract names that this build does not serve yet.
-const NOT_YET: &[&str] = &["files", "cgi", "forward", "wsgi", "dylib"];
+const NOT_YET: &[&str] = &["files", "forward", "wsgi", "dylib"];
 
 /// Parses `APP` from `URL -> APP`; relative `@FILE` paths are taken from `base`.
 pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
@@ -109,8 +119,10 @@ pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
         ("echo", Some(_)) => Err("the echo app takes no argument".into()),
         ("static", Some(arg)) => parse_static(arg.trim_start(), base),
         ("static", None) => Err("expected static:STATUS [BODY]".into()),
+        ("cgi", Some(arg)) => cgi::parse(arg, base).map(AppSpec::Cgi),
+        ("cgi", None) => Err("expected cgi:PROGRAM [ARG...]".into()),
         (k, _) if NOT_YET.contains(&k) => Err(format!("app kind `{k}` is not available in this version")),
-        (k, _) => Err(format!("unknown app kind `{k}` (expected echo or static:STATUS [BODY])")),
+        (k, _) => Err(format!("unknown app kind `{k}` (expected echo, static:STATUS [BODY] or cgi:PROGRAM)")),
     }
 }
 
@@ -142,6 +154,7 @@ pub fn build(spec: &AppSpec) -> Box<dyn App> {
     match spec {
         AppSpec::Echo => Box::new(echo::Echo),
         AppSpec::Static { status, body } => Box::new(fixed::Static { status: *status, body: body.clone() }),
+        AppSpec::Cgi(spec) => Box::new(cgi::Cgi { spec: spec.clone() }),
     }
 }
 
@@ -179,7 +192,7 @@ pub fn discard(reader: &mut dyn Read) -> io::Result<u64> {
 mod tests {
     use super::*;
 
-    fn request<'a>(body: &'a mut dyn Read) -> Request<'a> {
+    fn request<'a>(body: &'a mut (dyn Read + Send)) -> Request<'a> {
         Request {
             method: "POST".into(),
             scheme: "http",

@@ -157,7 +157,7 @@ impl<S: Read + Write> Conn<S> {
 }
 
 /// Serves HTTP/1.1 on `stream` for a routed connection until it closes.
-pub fn serve<S: Read + Write>(stream: S, target: &Target) {
+pub fn serve<S: Read + Write + Send>(stream: S, target: &Target) {
     let mut conn = Conn::new(stream);
     loop {
         let head = match conn.read_head() {
@@ -193,7 +193,7 @@ struct Asked<'a> {
 }
 
 /// Answers one request; Ok(true) if the connection stays open.
-fn exchange<S: Read + Write>(conn: &mut Conn<S>, head: &Head, target: &Target) -> io::Result<bool> {
+fn exchange<S: Read + Write + Send>(conn: &mut Conn<S>, head: &Head, target: &Target) -> io::Result<bool> {
     let started = Instant::now();
     let consumed_before = conn.consumed - head.len as u64;
     let scheme = target.site.scheme.as_str();
