@@ -16,6 +16,7 @@ declare -A PROGRAMS=(
   [wrk]=wrk
   [sha256sum]=coreutils
   [openssl]=openssl
+  [git]=git
 )
 # python module -> pip package
 declare -A PY_MODULES=(

@@ -165,9 +165,11 @@ def versions():
 def main():
     need_tools()
     work = Path(tempfile.mkdtemp(prefix="intercept-bench-"))
+    work.chmod(0o755)  # nginx workers run as an unprivileged user
     big = work / "big.bin"
     with open(big, "wb") as f:
         f.truncate(1 << 30)
+    big.chmod(0o644)
     fdloop = work / "fdloop"
     run(["cc", "-O2", "-o", str(fdloop), str(ROOT / "scripts/bench/fdloop.c")])
     env_file = work / "bench.env"
