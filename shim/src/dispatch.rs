@@ -12,9 +12,10 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use core_lib::connection;
 use core_lib::router::Target;
@@ -27,6 +28,7 @@ impl Drop for Peer {
         // Unmarked before the close, so a forked child never closes a
         // number the host has reused.
         mark(self.0.as_raw_fd(), false);
+        LIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -59,12 +61,46 @@ pub fn close_ends_in_child() {
     }
 }
 
+/// Dispatcher threads alive now.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// How long an idle dispatcher polls for the next request before sleeping.
+const SPIN: Duration = Duration::from_micros(50);
+
 impl Read for Peer {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let fd = self.0.as_raw_fd();
+        // While there are fewer dispatchers than cores, poll briefly before
+        // blocking: a client on a keep-alive connection usually sends its
+        // next request within microseconds, and a sleep and wake-up of this
+        // thread costs more than the polling.
+        if LIVE.load(Ordering::Relaxed) < spare_cores() {
+            let deadline = Instant::now() + SPIN;
+            loop {
+                // SAFETY: buf is valid for writes of its length.
+                let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+                if n >= 0 {
+                    return Ok(n as usize);
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::WouldBlock || Instant::now() >= deadline {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        return Err(e);
+                    }
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
         // SAFETY: buf is valid for writes of its length.
-        let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
     }
+}
+
+/// Cores a polling dispatcher may keep busy: all but one.
+fn spare_cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1))
 }
 
 impl Write for Peer {
@@ -87,8 +123,14 @@ pub fn spawn(fd: OwnedFd, target: Target, idle: Duration, ca_dir: PathBuf) -> io
     unsafe {
         let len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
         crate::real::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const timeout).cast(), len);
+        // A unix stream socket's sender buffer bounds what is in flight:
+        // a larger one lets large responses stream in fewer wake-ups.
+        let size: libc::c_int = 1 << 20;
+        let int = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        crate::real::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, (&raw const size).cast(), int);
     }
     mark(fd.as_raw_fd(), true);
+    LIVE.fetch_add(1, Ordering::Relaxed);
     let peer = Peer(fd);
     // SAFETY: plain signal-mask calls on a local set; the new thread
     // inherits the full mask and this thread's mask is restored after.

@@ -7,6 +7,7 @@
 
 pub mod cgi;
 mod echo;
+mod files;
 mod fixed;
 
 use std::io::{self, Read};
@@ -76,6 +77,8 @@ pub enum AppSpec {
     Echo,
     Static { status: u16, body: StaticBody },
     Cgi(cgi::CgiSpec),
+    /// A canonical directory.
+    Files(PathBuf),
 }
 
 impl std::fmt::Display for AppSpec {
@@ -85,6 +88,7 @@ impl std::fmt::Display for AppSpec {
             AppSpec::Static { status, body: StaticBody::Text(t) } if t.is_empty() => write!(f, "static:{status}"),
             AppSpec::Static { status, body: StaticBody::Text(t) } => write!(f, "static:{status} {t:?}"),
             AppSpec::Static { status, body: StaticBody::File(p) } => write!(f, "static:{status} @{}", p.display()),
+            AppSpec::Files(dir) => write!(f, "files:{}", dir.display()),
             AppSpec::Cgi(c) => {
                 f.write_str("cgi:")?;
                 for (k, v) in &c.env {
@@ -106,7 +110,7 @@ pub enum StaticBody {
 }
 
 /// App kinds the contract names that this build does not serve yet.
-const NOT_YET: &[&str] = &["files", "forward", "wsgi", "dylib"];
+const NOT_YET: &[&str] = &["forward", "wsgi", "dylib"];
 
 /// Parses `APP` from `URL -> APP`; relative `@FILE` paths are taken from `base`.
 pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
@@ -120,9 +124,11 @@ pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
         ("static", Some(arg)) => parse_static(arg.trim_start(), base),
         ("static", None) => Err("expected static:STATUS [BODY]".into()),
         ("cgi", Some(arg)) => cgi::parse(arg, base).map(AppSpec::Cgi),
+        ("files", Some(arg)) => files::parse(arg, base).map(AppSpec::Files),
+        ("files", None) => Err("expected files:DIR".into()),
         ("cgi", None) => Err("expected cgi:PROGRAM [ARG...]".into()),
         (k, _) if NOT_YET.contains(&k) => Err(format!("app kind `{k}` is not available in this version")),
-        (k, _) => Err(format!("unknown app kind `{k}` (expected echo, static:STATUS [BODY] or cgi:PROGRAM)")),
+        (k, _) => Err(format!("unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR or cgi:PROGRAM)")),
     }
 }
 
@@ -155,6 +161,7 @@ pub fn build(spec: &AppSpec) -> Box<dyn App> {
         AppSpec::Echo => Box::new(echo::Echo),
         AppSpec::Static { status, body } => Box::new(fixed::Static { status: *status, body: body.clone() }),
         AppSpec::Cgi(spec) => Box::new(cgi::Cgi { spec: spec.clone() }),
+        AppSpec::Files(root) => Box::new(files::Files { root: root.clone() }),
     }
 }
 

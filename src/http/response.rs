@@ -60,7 +60,7 @@ pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> i
         Body::Stream { mut reader, len } => {
             out.write_all(head.as_bytes())?;
             if chunked {
-                let mut chunk = vec![0u8; 64 * 1024];
+                let mut chunk = vec![0u8; COPY_BUFFER];
                 loop {
                     let n = match reader.read(&mut chunk) {
                         Ok(n) => n,
@@ -76,7 +76,7 @@ pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> i
                 }
                 out.write_all(b"0\r\n\r\n")?;
             } else {
-                let sent = io::copy(&mut reader.take(len.unwrap_or(u64::MAX)), out)?;
+                let sent = copy_large(&mut reader.take(len.unwrap_or(u64::MAX)), out)?;
                 if len.is_some_and(|l| sent < l) {
                     // Short of its announced length: cutting the connection
                     // is the only honest end left.
@@ -86,6 +86,25 @@ pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> i
         }
     }
     Ok(keep)
+}
+
+/// Body bytes move in pieces this large: every piece is a system call on
+/// each side, and fewer, larger ones stream several times faster.
+const COPY_BUFFER: usize = 256 * 1024;
+
+fn copy_large(reader: &mut dyn Read, out: &mut dyn Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; COPY_BUFFER];
+    let mut total = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.write_all(&buf[..n])?;
+        total += n as u64;
+    }
 }
 
 /// Header fields with CR or LF would split the response: dropped.
