@@ -228,6 +228,18 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
             });
         }
     }
+    for (_, route) in &routes {
+        if !matches!(route.app, AppSpec::Forward(_)) {
+            continue;
+        }
+        let fail = |message: String| Err(ConfigError { origin: route.origin.clone(), message });
+        if !route.url.prefix.is_empty() {
+            return fail(format!("{}: a forward route relays whole connections, so its URL takes no path (found `{}`)", route.name, route.url.prefix));
+        }
+        if let Some((_, other)) = routes.iter().find(|(_, r)| r.name != route.name && r.url.host == route.url.host && r.url.port == route.url.port) {
+            return fail(format!("{}: a forward route relays whole connections and cannot share {} with {} ({})", route.name, route.url, other.name, other.origin));
+        }
+    }
     config.routes = routes.into_iter().map(|(_, r)| r).collect();
     Ok(config)
 }

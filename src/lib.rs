@@ -7,6 +7,7 @@ pub mod apps;
 pub mod config;
 pub mod connection;
 pub mod dotenv;
+pub mod forward;
 pub mod http;
 pub mod journal;
 pub mod log;

@@ -7,7 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::apps::{self, App};
+use crate::apps::{self, App, AppSpec};
+use crate::forward::ForwardTarget;
 use crate::config::{Config, Passthrough};
 use crate::journal::Journal;
 use crate::names::{self, Names};
@@ -28,6 +29,8 @@ pub struct Site {
     pub port: u16,
     /// Longest prefix first, so the first match is the one that wins.
     pub mounts: Vec<Mount>,
+    /// A `forward:` route takes the whole connection: (route name, target).
+    pub forward: Option<(String, ForwardTarget)>,
 }
 
 impl Site {
@@ -84,10 +87,18 @@ impl Router {
             if let HostPattern::Name(name) = &r.url.host {
                 names.slot(name);
             }
-            let mount = Mount { prefix: r.url.prefix.clone(), route: r.name.clone(), app: apps::build(&r.app) };
-            match sites.iter_mut().find(|s| s.host == r.url.host && s.port == r.url.port) {
-                Some(site) => site.mounts.push(mount),
-                None => sites.push(Site { scheme: r.url.scheme, host: r.url.host.clone(), port: r.url.port, mounts: vec![mount] }),
+            let site = match sites.iter().position(|s| s.host == r.url.host && s.port == r.url.port) {
+                Some(i) => &mut sites[i],
+                None => {
+                    let site = Site { scheme: r.url.scheme, host: r.url.host.clone(), port: r.url.port, mounts: Vec::new(), forward: None };
+                    sites.push(site);
+                    sites.last_mut().expect("just pushed")
+                }
+            };
+            match (apps::build(&r.app), &r.app) {
+                (Some(app), _) => site.mounts.push(Mount { prefix: r.url.prefix.clone(), route: r.name.clone(), app }),
+                (None, AppSpec::Forward(target)) => site.forward = Some((r.name.clone(), target.clone())),
+                (None, _) => {}
             }
         }
         for site in &mut sites {

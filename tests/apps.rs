@@ -219,3 +219,82 @@ fn bad_files_specs_are_rejected() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with(&format!("{}:1: ", env.display())) && stderr(&out).contains("files:no-such-dir: cannot open"), "{}", stderr(&out));
 }
+
+/// A real HTTP server on a loopback port, answering `real:<path>`.
+fn real_tcp_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            std::thread::spawn(move || answer_http(s));
+        }
+    });
+    port
+}
+
+fn answer_http<S: std::io::Read + std::io::Write>(mut s: S) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let path = text.split_whitespace().nth(1).unwrap_or("?").to_string();
+    let body = format!("real:{path}");
+    let _ = s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+}
+
+#[test]
+fn forward_relays_to_a_real_server_without_looping_back() {
+    need("curl", "curl");
+    let port = real_tcp_server();
+    let dir = temp_dir("forward");
+    // The target address is itself routed: a forward that went through the
+    // shim's connect would get "would loop" instead of the real server.
+    let env = env_file(
+        &dir,
+        &format!("INTERCEPT_ROUTE_FRONT=http://front.example.test -> forward:127.0.0.1:{port}\nINTERCEPT_ROUTE_LOOP=http://127.0.0.1:{port} -> static:200 would loop\n"),
+    );
+    assert_eq!(ok(run_with(&env, &["curl", "-sS", "http://front.example.test/some/path"])), "real:/some/path");
+    assert_eq!(ok(run_with(&env, &["curl", "-sS", &format!("http://127.0.0.1:{port}/")])), "would loop");
+}
+
+#[test]
+fn forward_to_a_unix_socket_and_502_when_unreachable() {
+    need("curl", "curl");
+    let dir = temp_dir("forward-unix");
+    let socket = dir.join("app.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            std::thread::spawn(move || answer_http(s));
+        }
+    });
+    let env = env_file(
+        &dir,
+        "INTERCEPT_ROUTE_UNIX=http://unix.example.test -> forward:unix:app.sock\nINTERCEPT_ROUTE_DOWN=http://down.example.test -> forward:unix:nobody-listens.sock\n",
+    );
+    assert_eq!(ok(run_with(&env, &["curl", "-sS", "http://unix.example.test/u"])), "real:/u");
+    let out = run_with(&env, &["curl", "-sS", "-w", "\n%{http_code}", "http://down.example.test/"]);
+    let text = stdout(&out);
+    assert!(text.starts_with("cannot reach unix:") && text.ends_with("\n502"), "{text}");
+    assert!(stderr(&out).contains("intercept: forward to unix:"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_forward_routes_are_rejected() {
+    let dir = temp_dir("forward-bad");
+    for (text, what) in [
+        ("INTERCEPT_ROUTE_F=http://f.example.test -> forward:nohost\n", "expected forward:HOST:PORT"),
+        ("INTERCEPT_ROUTE_F=http://f.example.test/api -> forward:127.0.0.1:9\n", "takes no path"),
+        ("INTERCEPT_ROUTE_E=http://f.example.test/x -> echo\nINTERCEPT_ROUTE_F=http://f.example.test -> forward:127.0.0.1:9\n", "cannot share"),
+    ] {
+        let env = env_file(&dir, text);
+        let out = intercept(&["check", "--env-file", env.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(stderr(&out).starts_with(&format!("{}:", env.display())) && stderr(&out).contains(what), "{}", stderr(&out));
+    }
+}

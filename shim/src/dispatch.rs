@@ -12,16 +12,19 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use core_lib::connection;
+use core_lib::{connection, forward};
 use core_lib::router::Target;
 
+use crate::hooks::connect;
+
 /// Our end of the socketpair.
-struct Peer(OwnedFd);
+struct Peer(UnixStream);
 
 impl Drop for Peer {
     fn drop(&mut self) {
@@ -118,6 +121,9 @@ impl Write for Peer {
 /// Starts a thread serving `fd` (which it then owns) for `target`; a
 /// client quiet for `idle` is hung up on.
 pub fn spawn(fd: OwnedFd, target: Target, idle: Duration, ca_dir: PathBuf) -> io::Result<()> {
+    // A forwarded connection may rightly be quiet for long (server push):
+    // no idle timeout there.
+    let idle = if target.site.forward.is_some() { Duration::ZERO } else { idle };
     let timeout = libc::timeval { tv_sec: idle.as_secs() as libc::time_t, tv_usec: idle.subsec_micros() as libc::suseconds_t };
     // SAFETY: a plain setsockopt with a valid timeval on our own fd.
     unsafe {
@@ -131,7 +137,7 @@ pub fn spawn(fd: OwnedFd, target: Target, idle: Duration, ca_dir: PathBuf) -> io
     }
     mark(fd.as_raw_fd(), true);
     LIVE.fetch_add(1, Ordering::Relaxed);
-    let peer = Peer(fd);
+    let peer = Peer(UnixStream::from(fd));
     // SAFETY: plain signal-mask calls on a local set; the new thread
     // inherits the full mask and this thread's mask is restored after.
     unsafe {
@@ -142,7 +148,10 @@ pub fn spawn(fd: OwnedFd, target: Target, idle: Duration, ca_dir: PathBuf) -> io
         let spawned = std::thread::Builder::new()
             .name("intercept".into())
             .stack_size(256 * 1024)
-            .spawn(move || connection::serve(peer, &target, &ca_dir));
+            .spawn(move || match &target.site.forward {
+                Some((_, to)) => forward::serve(&peer.0, to, &connect::forward_target),
+                None => connection::serve(peer, &target, &ca_dir),
+            });
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         spawned.map(drop)
     }

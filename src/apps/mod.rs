@@ -79,6 +79,8 @@ pub enum AppSpec {
     Cgi(cgi::CgiSpec),
     /// A canonical directory.
     Files(PathBuf),
+    /// Not an HTTP app: the router hands the whole connection over.
+    Forward(crate::forward::ForwardTarget),
 }
 
 impl std::fmt::Display for AppSpec {
@@ -89,6 +91,7 @@ impl std::fmt::Display for AppSpec {
             AppSpec::Static { status, body: StaticBody::Text(t) } => write!(f, "static:{status} {t:?}"),
             AppSpec::Static { status, body: StaticBody::File(p) } => write!(f, "static:{status} @{}", p.display()),
             AppSpec::Files(dir) => write!(f, "files:{}", dir.display()),
+            AppSpec::Forward(target) => write!(f, "forward:{target}"),
             AppSpec::Cgi(c) => {
                 f.write_str("cgi:")?;
                 for (k, v) in &c.env {
@@ -110,7 +113,7 @@ pub enum StaticBody {
 }
 
 /// App kinds the contract names that this build does not serve yet.
-const NOT_YET: &[&str] = &["forward", "wsgi", "dylib"];
+const NOT_YET: &[&str] = &["wsgi", "dylib"];
 
 /// Parses `APP` from `URL -> APP`; relative `@FILE` paths are taken from `base`.
 pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
@@ -126,9 +129,11 @@ pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
         ("cgi", Some(arg)) => cgi::parse(arg, base).map(AppSpec::Cgi),
         ("files", Some(arg)) => files::parse(arg, base).map(AppSpec::Files),
         ("files", None) => Err("expected files:DIR".into()),
+        ("forward", Some(arg)) => crate::forward::parse(arg, base).map(AppSpec::Forward),
+        ("forward", None) => Err("expected forward:HOST:PORT or forward:unix:PATH".into()),
         ("cgi", None) => Err("expected cgi:PROGRAM [ARG...]".into()),
         (k, _) if NOT_YET.contains(&k) => Err(format!("app kind `{k}` is not available in this version")),
-        (k, _) => Err(format!("unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR or cgi:PROGRAM)")),
+        (k, _) => Err(format!("unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM or forward:HOST:PORT)")),
     }
 }
 
@@ -155,14 +160,16 @@ fn parse_static(arg: &str, base: &Path) -> Result<AppSpec, String> {
     Ok(AppSpec::Static { status, body })
 }
 
-/// Makes the app a spec describes.
-pub fn build(spec: &AppSpec) -> Box<dyn App> {
-    match spec {
+/// Makes the app a spec describes; None for `forward`, which is not an
+/// HTTP app (the router keeps its target on the site instead).
+pub fn build(spec: &AppSpec) -> Option<Box<dyn App>> {
+    Some(match spec {
         AppSpec::Echo => Box::new(echo::Echo),
         AppSpec::Static { status, body } => Box::new(fixed::Static { status: *status, body: body.clone() }),
         AppSpec::Cgi(spec) => Box::new(cgi::Cgi { spec: spec.clone() }),
         AppSpec::Files(root) => Box::new(files::Files { root: root.clone() }),
-    }
+        AppSpec::Forward(_) => return None,
+    })
 }
 
 /// A content type from a file name's extension.
@@ -269,7 +276,7 @@ mod tests {
         std::fs::write(dir.join("a.json"), b"{\"x\":1}").unwrap();
         let spec = parse_spec("static:200 @a.json", &dir).unwrap();
         let mut body: &[u8] = b"";
-        let r = build(&spec).call(&mut request(&mut body));
+        let r = build(&spec).unwrap().call(&mut request(&mut body));
         assert_eq!(r.headers[0].1, "application/json");
         assert_eq!(bytes(r), b"{\"x\":1}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -444,6 +444,7 @@ mod tests {
             host: t.site.host.clone(),
             port: 80,
             mounts: vec![crate::router::Mount { prefix: String::new(), route: "P".into(), app: Box::new(Panics) }],
+            forward: None,
         };
         let t = Target { site: std::sync::Arc::new(site), ..t };
         let mut d = Duplex::new(&[b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n"]);

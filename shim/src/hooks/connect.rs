@@ -4,6 +4,9 @@ use std::ffi::CString;
 use std::mem::size_of;
 use std::net::SocketAddr;
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use core_lib::forward::ForwardTarget;
 use core_lib::router::{Connect, Router, Target};
 use core_lib::{log_debug, log_error};
 use libc::{addrinfo, c_int, sockaddr, socklen_t};
@@ -193,3 +196,69 @@ unsafe fn intercept(fd: c_int, to: SocketAddr, target: Target) -> c_int {
     0
 }
 
+
+/// Connects to a forward route's target with the real libc functions, so
+/// a target that is itself routed is reached for real, not looped back.
+pub fn forward_target(target: &ForwardTarget) -> std::io::Result<OwnedFd> {
+    use std::io::Error;
+    let socket = |family: c_int| -> std::io::Result<OwnedFd> {
+        // SAFETY: a plain socket call; the fd is owned at once.
+        let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 { Err(Error::last_os_error()) } else { Ok(unsafe { OwnedFd::from_raw_fd(fd) }) }
+    };
+    match target {
+        ForwardTarget::Unix(path) => {
+            // SAFETY: all-zero is a valid sockaddr_un.
+            let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+            addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            let bytes = path.as_os_str().as_encoded_bytes();
+            if bytes.len() >= addr.sun_path.len() {
+                return Err(Error::other("socket path too long"));
+            }
+            for (slot, b) in addr.sun_path.iter_mut().zip(bytes) {
+                *slot = *b as libc::c_char;
+            }
+            let fd = socket(libc::AF_UNIX)?;
+            let len = size_of::<libc::sockaddr_un>() as socklen_t;
+            // SAFETY: addr is a valid sockaddr_un of len bytes.
+            if unsafe { real::connect(fd.as_raw_fd(), (&raw const addr).cast(), len) } != 0 {
+                return Err(Error::last_os_error());
+            }
+            Ok(fd)
+        }
+        ForwardTarget::Tcp { host, port } => {
+            // SAFETY: zeroed addrinfo is "no hints".
+            let mut hints: addrinfo = unsafe { std::mem::zeroed() };
+            hints.ai_socktype = libc::SOCK_STREAM;
+            let (Ok(c_host), Ok(c_port)) = (CString::new(host.as_str()), CString::new(port.to_string())) else {
+                return Err(Error::other("bad host name"));
+            };
+            let mut list: *mut addrinfo = std::ptr::null_mut();
+            let rc = unsafe { real::getaddrinfo(c_host.as_ptr(), c_port.as_ptr(), &hints, &mut list) };
+            if rc != 0 {
+                // SAFETY: gai_strerror returns a static string.
+                let why = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(rc)) }.to_string_lossy().into_owned();
+                return Err(Error::other(format!("cannot resolve {host}: {why}")));
+            }
+            let mut last = Error::other(format!("no address for {host}"));
+            let mut at = list;
+            let mut connected = None;
+            while !at.is_null() {
+                // SAFETY: walking the list getaddrinfo returned.
+                let ai = unsafe { &*at };
+                match socket(ai.ai_family) {
+                    Ok(fd) if unsafe { real::connect(fd.as_raw_fd(), ai.ai_addr, ai.ai_addrlen) } == 0 => {
+                        connected = Some(fd);
+                        break;
+                    }
+                    Ok(_) => last = Error::last_os_error(),
+                    Err(e) => last = e,
+                }
+                at = ai.ai_next;
+            }
+            // SAFETY: frees the list from getaddrinfo.
+            unsafe { libc::freeaddrinfo(list) };
+            connected.ok_or(last)
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! `catch_unwind`, and a panic there fails the call the way libc would fail
 //! it. The path for a call that is not ours is one atomic load.
 
-mod connect;
+pub(crate) mod connect;
 mod fds;
 mod names;
 mod sockets;
