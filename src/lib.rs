@@ -12,6 +12,7 @@ pub mod http;
 pub mod journal;
 pub mod log;
 pub mod names;
+pub mod native;
 pub mod program;
 pub mod route;
 pub mod router;

@@ -81,6 +81,7 @@ pub enum AppSpec {
     Files(PathBuf),
     /// Not an HTTP app: the router hands the whole connection over.
     Forward(crate::forward::ForwardTarget),
+    Dylib(crate::native::DylibSpec),
 }
 
 impl std::fmt::Display for AppSpec {
@@ -92,6 +93,7 @@ impl std::fmt::Display for AppSpec {
             AppSpec::Static { status, body: StaticBody::File(p) } => write!(f, "static:{status} @{}", p.display()),
             AppSpec::Files(dir) => write!(f, "files:{}", dir.display()),
             AppSpec::Forward(target) => write!(f, "forward:{target}"),
+            AppSpec::Dylib(d) => write!(f, "dylib:{}#{}", d.path.display(), d.symbol),
             AppSpec::Cgi(c) => {
                 f.write_str("cgi:")?;
                 for (k, v) in &c.env {
@@ -113,7 +115,7 @@ pub enum StaticBody {
 }
 
 /// App kinds the contract names that this build does not serve yet.
-const NOT_YET: &[&str] = &["wsgi", "dylib"];
+const NOT_YET: &[&str] = &["wsgi"];
 
 /// Parses `APP` from `URL -> APP`; relative `@FILE` paths are taken from `base`.
 pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
@@ -131,9 +133,11 @@ pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
         ("files", None) => Err("expected files:DIR".into()),
         ("forward", Some(arg)) => crate::forward::parse(arg, base).map(AppSpec::Forward),
         ("forward", None) => Err("expected forward:HOST:PORT or forward:unix:PATH".into()),
+        ("dylib", Some(arg)) => crate::native::parse(arg, base).map(AppSpec::Dylib),
+        ("dylib", None) => Err("expected dylib:PATH[#SYMBOL]".into()),
         ("cgi", None) => Err("expected cgi:PROGRAM [ARG...]".into()),
         (k, _) if NOT_YET.contains(&k) => Err(format!("app kind `{k}` is not available in this version")),
-        (k, _) => Err(format!("unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM or forward:HOST:PORT)")),
+        (k, _) => Err(format!("unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM, forward:HOST:PORT or dylib:PATH)")),
     }
 }
 
@@ -169,6 +173,7 @@ pub fn build(spec: &AppSpec) -> Option<Box<dyn App>> {
         AppSpec::Cgi(spec) => Box::new(cgi::Cgi { spec: spec.clone() }),
         AppSpec::Files(root) => Box::new(files::Files { root: root.clone() }),
         AppSpec::Forward(_) => return None,
+        AppSpec::Dylib(spec) => Box::new(crate::native::Native::new(crate::native::Source::Dylib(spec.clone()))),
     })
 }
 

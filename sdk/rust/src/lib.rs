@@ -1,0 +1,168 @@
+//! Write an intercept native app in Rust.
+//!
+//! `abi` mirrors `include/intercept.h` (the stable C ABI). The rest is a safe
+//! layer: implement a handler `fn(&mut Request) -> Response` and export it
+//! with [`intercept_app!`]; a panic in the handler becomes a 500.
+//!
+//! ```ignore
+//! fn hello(req: &mut intercept_app::Request) -> intercept_app::Response {
+//!     intercept_app::Response::text(200, format!("hello from {}", req.path_info()))
+//! }
+//! intercept_app::intercept_app!(hello);
+//! ```
+
+pub mod abi;
+
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::io::{self, Read};
+
+/// A request, borrowed from the dispatcher for the handler's call.
+pub struct Request<'a> {
+    raw: &'a abi::intercept_request,
+}
+
+fn text<'a>(p: *const c_char) -> &'a str {
+    if p.is_null() {
+        return "";
+    }
+    // SAFETY: the ABI promises NUL-terminated strings valid during the call.
+    unsafe { CStr::from_ptr(p) }.to_str().unwrap_or("")
+}
+
+impl<'a> Request<'a> {
+    /// # Safety
+    /// `raw` must be a request passed to a handler, used only during it.
+    pub unsafe fn from_raw(raw: &'a abi::intercept_request) -> Self {
+        Request { raw }
+    }
+    pub fn method(&self) -> &str {
+        text(self.raw.method)
+    }
+    pub fn scheme(&self) -> &str {
+        text(self.raw.scheme)
+    }
+    pub fn host(&self) -> &str {
+        text(self.raw.host)
+    }
+    pub fn port(&self) -> u16 {
+        self.raw.port
+    }
+    pub fn script_name(&self) -> &str {
+        text(self.raw.script_name)
+    }
+    pub fn path_info(&self) -> &str {
+        text(self.raw.path_info)
+    }
+    pub fn query(&self) -> &str {
+        text(self.raw.query)
+    }
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        let all: &[abi::intercept_header] = if self.raw.header_count == 0 {
+            &[]
+        } else {
+            // SAFETY: the ABI promises header_count valid entries.
+            unsafe { std::slice::from_raw_parts(self.raw.headers, self.raw.header_count) }
+        };
+        all.iter().map(|h| (text(h.name), text(h.value)))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+}
+
+impl Read for Request<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: read_body with the body pointer the dispatcher gave.
+        let n = unsafe { (self.raw.read_body)(self.raw.body, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 { Err(io::Error::other("the request body could not be read")) } else { Ok(n as usize) }
+    }
+}
+
+/// A response to give back.
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+            body: body.into().into_bytes(),
+        }
+    }
+
+    /// Sends this response through the dispatcher's callbacks.
+    ///
+    /// # Safety
+    /// `out` must be the response passed to the handler.
+    pub unsafe fn send(&self, out: &abi::intercept_response) -> c_int {
+        // SAFETY: callbacks and context from the dispatcher.
+        unsafe {
+            if (out.set_status)(out.ctx, self.status) != 0 {
+                return -1;
+            }
+            for (name, value) in &self.headers {
+                let (Ok(n), Ok(v)) = (CString::new(name.as_str()), CString::new(value.as_str())) else { return -1 };
+                if (out.add_header)(out.ctx, n.as_ptr(), v.as_ptr()) != 0 {
+                    return -1;
+                }
+            }
+            if !self.body.is_empty() && (out.write)(out.ctx, self.body.as_ptr(), self.body.len()) != 0 {
+                return -1;
+            }
+        }
+        0
+    }
+}
+
+/// Runs a handler for the C ABI: a panic becomes a nonzero return (a 500).
+///
+/// # Safety
+/// The pointers must be those the dispatcher passed to `handle`.
+pub unsafe fn run_handler(
+    handler: fn(&mut Request<'_>) -> Response,
+    req: *const abi::intercept_request,
+    resp: *const abi::intercept_response,
+) -> c_int {
+    let outcome = std::panic::catch_unwind(|| {
+        // SAFETY: valid for the call, as the dispatcher promises.
+        let (req, resp) = unsafe { (&*req, &*resp) };
+        let mut request = unsafe { Request::from_raw(req) };
+        let response = handler(&mut request);
+        unsafe { response.send(resp) }
+    });
+    outcome.unwrap_or(1)
+}
+
+#[doc(hidden)]
+pub fn fill(app: *mut abi::intercept_app, handle: abi::HandleFn) -> c_int {
+    if app.is_null() {
+        return 1;
+    }
+    // SAFETY: the dispatcher passes a writable intercept_app.
+    unsafe {
+        *app = abi::intercept_app { abi_version: abi::ABI_VERSION, state: std::ptr::null_mut::<c_void>(), handle: Some(handle), destroy: None };
+    }
+    0
+}
+
+/// Exports `intercept_app_create` serving every request with `handler`.
+#[macro_export]
+macro_rules! intercept_app {
+    ($handler:path) => {
+        #[unsafe(no_mangle)]
+        pub extern "C" fn intercept_app_create(app: *mut $crate::abi::intercept_app) -> ::std::ffi::c_int {
+            unsafe extern "C" fn handle(
+                _state: *mut ::std::ffi::c_void,
+                req: *const $crate::abi::intercept_request,
+                resp: *const $crate::abi::intercept_response,
+            ) -> ::std::ffi::c_int {
+                unsafe { $crate::run_handler($handler, req, resp) }
+            }
+            $crate::fill(app, handle)
+        }
+    };
+}
