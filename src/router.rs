@@ -12,14 +12,16 @@ use crate::forward::ForwardTarget;
 use crate::config::{Config, Passthrough};
 use crate::journal::Journal;
 use crate::names::{self, Names};
-use crate::route::{self, HostPattern, Scheme};
+use crate::route::{self, HostPattern, RouteUrl, Scheme};
+use parking_lot::RwLock;
 
 /// An app mounted at a path prefix of a site.
+#[derive(Clone)]
 pub struct Mount {
     pub prefix: String,
     /// The `<NAME>` of the route's key, for logs and the journal.
     pub route: String,
-    pub app: Box<dyn App>,
+    pub app: Arc<dyn App>,
 }
 
 /// Everything served on one host pattern and port.
@@ -71,7 +73,9 @@ pub enum Lookup {
 }
 
 pub struct Router {
-    sites: Vec<Arc<Site>>,
+    /// Replaced whole (copy on write) when routes are added or removed at
+    /// run time; a connection keeps the site it started with.
+    sites: RwLock<Vec<Arc<Site>>>,
     names: Names,
     pub passthrough: Passthrough,
     pub journal: Option<Arc<Journal>>,
@@ -79,64 +83,142 @@ pub struct Router {
     pub ca_dir: std::path::PathBuf,
 }
 
+/// What serves a route added at run time.
+pub enum RouteApp {
+    Spec(AppSpec),
+    App(Arc<dyn App>),
+}
+
 impl Router {
     pub fn new(config: &Config) -> Router {
-        let mut sites: Vec<Site> = Vec::new();
-        let names = Names::default();
-        for r in &config.routes {
-            if let HostPattern::Name(name) = &r.url.host {
-                names.slot(name);
-            }
-            let site = match sites.iter().position(|s| s.host == r.url.host && s.port == r.url.port) {
-                Some(i) => &mut sites[i],
-                None => {
-                    let site = Site { scheme: r.url.scheme, host: r.url.host.clone(), port: r.url.port, mounts: Vec::new(), forward: None };
-                    sites.push(site);
-                    sites.last_mut().expect("just pushed")
-                }
-            };
-            match (apps::build(&r.app), &r.app) {
-                (Some(app), _) => site.mounts.push(Mount { prefix: r.url.prefix.clone(), route: r.name.clone(), app }),
-                (None, AppSpec::Forward(target)) => site.forward = Some((r.name.clone(), target.clone())),
-                (None, _) => {}
-            }
-        }
-        for site in &mut sites {
-            site.mounts.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
-        }
-        Router {
-            sites: sites.into_iter().map(Arc::new).collect(),
-            names,
+        let router = Router {
+            sites: RwLock::new(Vec::new()),
+            names: Names::default(),
             passthrough: config.passthrough,
             journal: config.journal.clone().map(|path| Arc::new(Journal::new(path))),
             idle_timeout: config.idle_timeout,
             ca_dir: config.ca_dir.clone(),
+        };
+        // The configuration was validated as a whole when it loaded.
+        for r in &config.routes {
+            router.insert(&r.name, &r.url, RouteApp::Spec(r.app.clone()));
         }
+        router
+    }
+
+    /// Adds a route at run time, refusing what the configuration would.
+    pub fn add(&self, name: &str, url: &RouteUrl, app: RouteApp) -> Result<(), String> {
+        let forward = matches!(app, RouteApp::Spec(AppSpec::Forward(_)));
+        if forward && !url.prefix.is_empty() {
+            return Err("a forward route relays whole connections, so its URL takes no path".into());
+        }
+        if let Some(site) = self.sites.read().iter().find(|s| s.host == url.host && s.port == url.port) {
+            if site.scheme != url.scheme {
+                return Err(format!("{url}: the same host and port are already served as {}", site.scheme.as_str()));
+            }
+            if forward || site.forward.is_some() {
+                return Err(format!("{url}: a forward route cannot share its host and port"));
+            }
+            if site.mounts.iter().any(|m| m.prefix == url.prefix) {
+                return Err(format!("{url} is already routed"));
+            }
+        }
+        self.insert(name, url, app);
+        Ok(())
+    }
+
+    fn insert(&self, name: &str, url: &RouteUrl, app: RouteApp) {
+        if let HostPattern::Name(host) = &url.host {
+            self.names.slot(host);
+        }
+        let mut sites = self.sites.write();
+        let old = sites.iter().position(|s| s.host == url.host && s.port == url.port);
+        let mut site = match old {
+            Some(i) => Site {
+                scheme: sites[i].scheme,
+                host: sites[i].host.clone(),
+                port: sites[i].port,
+                mounts: sites[i].mounts.clone(),
+                forward: sites[i].forward.clone(),
+            },
+            None => Site { scheme: url.scheme, host: url.host.clone(), port: url.port, mounts: Vec::new(), forward: None },
+        };
+        let app = match app {
+            RouteApp::App(app) => Some(app),
+            RouteApp::Spec(AppSpec::Forward(target)) => {
+                site.forward = Some((name.to_string(), target));
+                None
+            }
+            RouteApp::Spec(spec) => apps::build(&spec).map(Arc::from),
+        };
+        if let Some(app) = app {
+            site.mounts.push(Mount { prefix: url.prefix.clone(), route: name.to_string(), app });
+            site.mounts.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        }
+        match old {
+            Some(i) => sites[i] = Arc::new(site),
+            None => sites.push(Arc::new(site)),
+        }
+    }
+
+    /// Removes every route on a host pattern and port; returns how many.
+    pub fn remove(&self, host: &HostPattern, port: u16) -> usize {
+        let mut sites = self.sites.write();
+        let mut removed = 0;
+        sites.retain(|s| {
+            let hit = s.host == *host && s.port == port;
+            if hit {
+                removed += s.mounts.len() + usize::from(s.forward.is_some());
+            }
+            !hit
+        });
+        removed
     }
 
     /// Whether any route matches the name, on any port.
     fn routes_name(&self, name: &str) -> bool {
-        self.sites.iter().any(|s| s.host.matches_name(name))
+        self.sites.read().iter().any(|s| s.host.matches_name(name))
     }
 
     /// The site for a name and port: an exact name beats wildcards, and a
     /// longer wildcard suffix beats a shorter one.
-    fn site_for_name(&self, name: &str, port: u16) -> Option<&Arc<Site>> {
-        let candidates = self.sites.iter().filter(|s| s.port == port && s.host.matches_name(name));
-        candidates.max_by_key(|s| match &s.host {
-            HostPattern::Name(_) => usize::MAX,
-            HostPattern::Wildcard(suffix) => suffix.len(),
-            _ => 0,
-        })
+    fn site_for_name(&self, name: &str, port: u16) -> Option<Arc<Site>> {
+        let sites = self.sites.read();
+        let candidates = sites.iter().filter(|s| s.port == port && s.host.matches_name(name));
+        candidates
+            .max_by_key(|s| match &s.host {
+                HostPattern::Name(_) => usize::MAX,
+                HostPattern::Wildcard(suffix) => suffix.len(),
+                _ => 0,
+            })
+            .cloned()
     }
 
     fn target(&self, site: &Arc<Site>, host: String, port: u16) -> Target {
         Target { site: site.clone(), host, port, journal: self.journal.clone() }
     }
 
-    /// The name table, for the shim's fork handlers.
+    /// The name table (the reverse lookups of getnameinfo).
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    /// Before `fork`: takes the router's locks so a child never inherits
+    /// one held by a thread that does not exist there.
+    pub fn hold_for_fork(&self) {
+        std::mem::forget(self.sites.read());
+        self.names.hold_for_fork();
+    }
+
+    /// After `fork`, once in each process: gives the locks back.
+    ///
+    /// # Safety
+    /// Only after `hold_for_fork`.
+    pub unsafe fn release_after_fork(&self) {
+        unsafe {
+            self.names.release_after_fork();
+            self.sites.force_unlock_read();
+        }
     }
 
     pub fn lookup(&self, name: &str) -> Lookup {
@@ -145,7 +227,7 @@ impl Router {
             let slot = self.names.slot(&name);
             return Lookup::Synthetic(names::v4(slot), names::v6(slot));
         }
-        let localhost_routed = name == "localhost" && self.sites.iter().any(|s| s.host == HostPattern::Localhost);
+        let localhost_routed = name == "localhost" && self.sites.read().iter().any(|s| s.host == HostPattern::Localhost);
         if self.passthrough == Passthrough::Deny && !localhost_routed && name.parse::<IpAddr>().is_err() {
             return Lookup::Refuse;
         }
@@ -158,13 +240,14 @@ impl Router {
         if names::is_synthetic(ip) {
             if let Some(name) = self.names.name_of(ip) {
                 return match self.site_for_name(&name, port) {
-                    Some(site) => Connect::Intercept(self.target(site, name, port)),
+                    Some(site) => Connect::Intercept(self.target(&site, name, port)),
                     None if self.passthrough == Passthrough::Allow => Connect::Resolve { name, port },
                     None => Connect::Refuse,
                 };
             }
         }
-        let by_address = self.sites.iter().find(|s| {
+        let sites = self.sites.read();
+        let by_address = sites.iter().find(|s| {
             s.port == port
                 && match &s.host {
                     HostPattern::Ip(routed) => routed.to_canonical() == ip,

@@ -298,3 +298,137 @@ fn bad_forward_routes_are_rejected() {
         assert!(stderr(&out).starts_with(&format!("{}:", env.display())) && stderr(&out).contains(what), "{}", stderr(&out));
     }
 }
+
+fn build_c_app(dir: &Path) -> PathBuf {
+    need("cc", "gcc");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = dir.join("libhello.so");
+    let out = Command::new("cc")
+        .args(["-shared", "-fPIC", "-Wall", "-Werror", "-I"])
+        .arg(root.join("include"))
+        .arg("-o")
+        .arg(&lib)
+        .arg(root.join("examples/apps/hello.c"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    lib
+}
+
+#[test]
+fn a_c_dylib_app() {
+    need("curl", "curl");
+    let dir = temp_dir("dylib-c");
+    build_c_app(&dir);
+    let env = env_file(&dir, "INTERCEPT_ROUTE_HELLO=http://hello.example.test/c -> dylib:./libhello.so\nINTERCEPT_ROUTE_TEA=http://tea.example.test -> dylib:./libhello.so#teapot_create\n");
+    let out = ok(run_with(&env, &["curl", "-sS", "-i", "-H", "X-Greeting: hi there", "--data-binary", "body bytes", "http://hello.example.test/c/x/y?q=1"]));
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("X-App: hello.c\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\nhello from C: POST /c/x/y?\nhi there\nbody bytes"), "{out}");
+    let out = ok(run_with(&env, &["curl", "-sS", "-w", "%{http_code}", "http://tea.example.test/"]));
+    assert_eq!(out, "short and stout\n418");
+}
+
+#[test]
+fn a_rust_dylib_app_and_its_panics() {
+    need("curl", "curl");
+    let lib = intercept_bin().with_file_name("librust_hello_app.so");
+    assert!(lib.is_file(), "{} is missing: `make build` builds it", lib.display());
+    let dir = temp_dir("dylib-rust");
+    let env = env_file(&dir, &format!("INTERCEPT_ROUTE_HELLO=http://rust.example.test -> dylib:{}\n", lib.display()));
+    let out = ok(run_with(&env, &["curl", "-sS", "-i", "--data-binary", "abc", "http://rust.example.test/r"]));
+    assert!(out.contains("X-App: rust-hello\r\n") && out.ends_with("\r\n\r\nhello from Rust: POST /r body=abc\n"), "{out}");
+    // A panic inside the app is a 500, and the process goes on serving.
+    let out = ok(run_with(&env, &["curl", "-sS", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} ", "http://rust.example.test/panic", "http://rust.example.test/after"]));
+    assert_eq!(out, "500 200 ");
+}
+
+#[test]
+fn bad_dylib_specs_are_rejected() {
+    let dir = temp_dir("dylib-bad");
+    let env = env_file(&dir, "INTERCEPT_ROUTE_D=http://d.example.test -> dylib:./nope.so\n");
+    let out = intercept(&["check", "--env-file", env.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with(&format!("{}:1: ", env.display())) && stderr(&out).contains("no library at"), "{}", stderr(&out));
+    // A library without the symbol fails its requests with 500, not the host.
+    need("curl", "curl");
+    build_c_app(&dir);
+    let env = env_file(&dir, "INTERCEPT_ROUTE_D=http://d.example.test -> dylib:./libhello.so#no_such_symbol\n");
+    let out = run_with(&env, &["curl", "-sS", "-w", "\n%{http_code}", "http://d.example.test/"]);
+    assert!(stdout(&out).ends_with("\n500"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("has no `no_such_symbol`"), "{}", stderr(&out));
+}
+
+/// The runtime API from Python through ctypes: a Python function handles a
+/// route added from inside the process; removing it lets the next request
+/// pass through to real DNS, where the name does not exist.
+#[test]
+fn the_runtime_api_from_python_ctypes() {
+    need("python3", "python3");
+    let dir = temp_dir("runtime-api");
+    let env = env_file(&dir, "INTERCEPT_LOG=error\n");
+    let script = format!(
+        r#"
+import ctypes, urllib.request, urllib.error
+lib = ctypes.CDLL("{shim}")
+
+class Header(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("value", ctypes.c_char_p)]
+READ = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t)
+class Request(ctypes.Structure):
+    _fields_ = [("method", ctypes.c_char_p), ("scheme", ctypes.c_char_p), ("host", ctypes.c_char_p), ("port", ctypes.c_uint16),
+                ("script_name", ctypes.c_char_p), ("path_info", ctypes.c_char_p), ("query", ctypes.c_char_p),
+                ("headers", ctypes.POINTER(Header)), ("header_count", ctypes.c_size_t), ("read_body", READ), ("body", ctypes.c_void_p)]
+STATUS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint16)
+HEADER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p)
+WRITE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t)
+class Response(ctypes.Structure):
+    _fields_ = [("ctx", ctypes.c_void_p), ("set_status", STATUS), ("add_header", HEADER), ("write", WRITE)]
+HANDLE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(Request), ctypes.POINTER(Response))
+class App(ctypes.Structure):
+    _fields_ = [("abi_version", ctypes.c_uint32), ("state", ctypes.c_void_p), ("handle", HANDLE), ("destroy", ctypes.c_void_p)]
+CREATE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(App))
+
+created = []
+@HANDLE
+def handle(state, req, resp):
+    r, out = req.contents, resp.contents
+    text = f"python saw {{r.method.decode()}} {{r.path_info.decode()}} on {{r.host.decode()}}:{{r.port}}".encode()
+    out.set_status(out.ctx, 202)
+    out.add_header(out.ctx, b"X-From", b"ctypes")
+    out.write(out.ctx, text, len(text))
+    return 0
+@CREATE
+def create(app):
+    created.append(1)
+    app.contents.abi_version = 1
+    app.contents.handle = handle
+    return 0
+
+lib.intercept_add_app.argtypes = [ctypes.c_char_p, CREATE]
+lib.intercept_add_route.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+lib.intercept_remove_routes.argtypes = [ctypes.c_char_p, ctypes.c_uint16]
+lib.intercept_last_error.restype = ctypes.c_char_p
+print("preloaded", lib.intercept_is_preloaded())
+assert lib.intercept_add_app(b"http://py.example.test:8080", create) == 0
+assert lib.intercept_add_route(b"http://spec.example.test", b"static:200 added at run time") == 0
+print(lib.intercept_add_route(b"http://bad.example.test", b"static:999"), lib.intercept_last_error().decode())
+for _ in range(2):
+    r = urllib.request.urlopen("http://py.example.test:8080/hello")
+    print(r.status, r.headers["X-From"], r.read().decode())
+print(urllib.request.urlopen("http://spec.example.test/").read().decode())
+print("created", len(created))
+print("removed", lib.intercept_remove_routes(b"py.example.test", 8080), lib.intercept_remove_routes(b"py.example.test", 8080))
+try:
+    urllib.request.urlopen("http://py.example.test:8080/hello", timeout=5)
+    print("still intercepted")
+except urllib.error.URLError as e:
+    print("passes through:", type(e.reason).__name__)
+"#,
+        shim = shim().display()
+    );
+    let out = ok(run_with(&env, &["python3", "-c", &script]));
+    assert_eq!(
+        out,
+        "preloaded 1\n-1 bad status code `999`: expected a number from 100 to 599\n202 ctypes python saw GET /hello on py.example.test:8080\n202 ctypes python saw GET /hello on py.example.test:8080\nadded at run time\ncreated 1\nremoved 1 0\npasses through: gaierror\n"
+    );
+}

@@ -6,6 +6,7 @@
 //! starts with one atomic load; when the shim has nothing configured, or the
 //! call is not ours, it jumps straight to the real function.
 
+mod api;
 mod dispatch;
 mod fdtable;
 mod hooks;

@@ -50,19 +50,25 @@ fn load() {
         }
     };
     log::set_level(config.log);
-    if !config.is_active() {
-        return;
-    }
+    // Cheap (no thread, no file): kept even with no route, so the runtime
+    // API can add routes later.
     let _ = ROUTER.set(Router::new(&config));
     // SAFETY: registers plain extern "C" functions.
     unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
+    if config.is_active() {
+        activate();
+    }
+}
+
+/// Turns the hooks on (at start, or when the runtime API adds a route).
+pub fn activate() {
     ACTIVE.store(true, Ordering::Release);
 }
 
 extern "C" fn before_fork() {
     fdtable::hold_for_fork();
     if let Some(r) = ROUTER.get() {
-        r.names().hold_for_fork();
+        r.hold_for_fork();
     }
 }
 
@@ -82,6 +88,6 @@ fn release_after_fork() {
     fdtable::release_after_fork();
     if let Some(r) = ROUTER.get() {
         // SAFETY: paired with before_fork's hold, once per process.
-        unsafe { r.names().release_after_fork() };
+        unsafe { r.release_after_fork() };
     }
 }

@@ -443,7 +443,7 @@ mod tests {
             scheme: crate::route::Scheme::Http,
             host: t.site.host.clone(),
             port: 80,
-            mounts: vec![crate::router::Mount { prefix: String::new(), route: "P".into(), app: Box::new(Panics) }],
+            mounts: vec![crate::router::Mount { prefix: String::new(), route: "P".into(), app: std::sync::Arc::new(Panics) }],
             forward: None,
         };
         let t = Target { site: std::sync::Arc::new(site), ..t };
