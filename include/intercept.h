@@ -37,6 +37,7 @@ typedef struct intercept_request {
     const char *scheme;      /* "http" or "https" */
     const char *host;        /* the name the client connected to */
     uint16_t port;
+    const char *target;      /* the request target as received, "/api/x?y=1" */
     const char *script_name; /* the route's mount point, "" for the root */
     const char *path_info;   /* the rest of the path, percent-decoded */
     const char *query;       /* the raw query string, without '?' */

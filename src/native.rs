@@ -125,7 +125,7 @@ fn c(text: &str) -> CString {
 
 impl Loaded {
     fn handle(&self, req: &mut Request<'_>) -> Response {
-        let strings = [&req.method, req.scheme, &req.host, &req.script_name, &req.path_info, &req.query].map(|s| c(s));
+        let strings = [&req.method, req.scheme, &req.host, &req.target, &req.script_name, &req.path_info, &req.query].map(|s| c(s));
         let header_strings: Vec<(CString, CString)> = req.headers.iter().map(|(n, v)| (c(n), c(v))).collect();
         let headers: Vec<abi::intercept_header> =
             header_strings.iter().map(|(n, v)| abi::intercept_header { name: n.as_ptr(), value: v.as_ptr() }).collect();
@@ -135,9 +135,10 @@ impl Loaded {
             scheme: strings[1].as_ptr(),
             host: strings[2].as_ptr(),
             port: req.port,
-            script_name: strings[3].as_ptr(),
-            path_info: strings[4].as_ptr(),
-            query: strings[5].as_ptr(),
+            target: strings[3].as_ptr(),
+            script_name: strings[4].as_ptr(),
+            path_info: strings[5].as_ptr(),
+            query: strings[6].as_ptr(),
             headers: headers.as_ptr(),
             header_count: headers.len(),
             read_body,
@@ -298,6 +299,7 @@ mod tests {
             scheme: "http",
             host: "n.test".into(),
             port: 80,
+            target: path.into(),
             script_name: String::new(),
             path_info: path.into(),
             query: String::new(),

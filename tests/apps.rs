@@ -323,7 +323,7 @@ fn a_c_dylib_app() {
     let env = env_file(&dir, "INTERCEPT_ROUTE_HELLO=http://hello.example.test/c -> dylib:./libhello.so\nINTERCEPT_ROUTE_TEA=http://tea.example.test -> dylib:./libhello.so#teapot_create\n");
     let out = ok(run_with(&env, &["curl", "-sS", "-i", "-H", "X-Greeting: hi there", "--data-binary", "body bytes", "http://hello.example.test/c/x/y?q=1"]));
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("X-App: hello.c\r\n"), "{out}");
-    assert!(out.ends_with("\r\n\r\nhello from C: POST /c/x/y?\nhi there\nbody bytes"), "{out}");
+    assert!(out.ends_with("\r\n\r\nhello from C: POST /c/x/y?q=1 (mounted at \"/c\", path_info \"/x/y\", query \"q=1\")\nhi there\nbody bytes"), "{out}");
     let out = ok(run_with(&env, &["curl", "-sS", "-w", "%{http_code}", "http://tea.example.test/"]));
     assert_eq!(out, "short and stout\n418");
 }
@@ -376,7 +376,7 @@ class Header(ctypes.Structure):
 READ = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t)
 class Request(ctypes.Structure):
     _fields_ = [("method", ctypes.c_char_p), ("scheme", ctypes.c_char_p), ("host", ctypes.c_char_p), ("port", ctypes.c_uint16),
-                ("script_name", ctypes.c_char_p), ("path_info", ctypes.c_char_p), ("query", ctypes.c_char_p),
+                ("target", ctypes.c_char_p), ("script_name", ctypes.c_char_p), ("path_info", ctypes.c_char_p), ("query", ctypes.c_char_p),
                 ("headers", ctypes.POINTER(Header)), ("header_count", ctypes.c_size_t), ("read_body", READ), ("body", ctypes.c_void_p)]
 STATUS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint16)
 HEADER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p)
@@ -392,7 +392,7 @@ created = []
 @HANDLE
 def handle(state, req, resp):
     r, out = req.contents, resp.contents
-    text = f"python saw {{r.method.decode()}} {{r.path_info.decode()}} on {{r.host.decode()}}:{{r.port}}".encode()
+    text = f"python saw {{r.method.decode()}} {{r.target.decode()}} on {{r.host.decode()}}:{{r.port}}".encode()
     out.set_status(out.ctx, 202)
     out.add_header(out.ctx, b"X-From", b"ctypes")
     out.write(out.ctx, text, len(text))
@@ -413,7 +413,7 @@ assert lib.intercept_add_app(b"http://py.example.test:8080", create) == 0
 assert lib.intercept_add_route(b"http://spec.example.test", b"static:200 added at run time") == 0
 print(lib.intercept_add_route(b"http://bad.example.test", b"static:999"), lib.intercept_last_error().decode())
 for _ in range(2):
-    r = urllib.request.urlopen("http://py.example.test:8080/hello")
+    r = urllib.request.urlopen("http://py.example.test:8080/hello?x=1")
     print(r.status, r.headers["X-From"], r.read().decode())
 print(urllib.request.urlopen("http://spec.example.test/").read().decode())
 print("created", len(created))
@@ -429,6 +429,6 @@ except urllib.error.URLError as e:
     let out = ok(run_with(&env, &["python3", "-c", &script]));
     assert_eq!(
         out,
-        "preloaded 1\n-1 bad status code `999`: expected a number from 100 to 599\n202 ctypes python saw GET /hello on py.example.test:8080\n202 ctypes python saw GET /hello on py.example.test:8080\nadded at run time\ncreated 1\nremoved 1 0\npasses through: gaierror\n"
+        "preloaded 1\n-1 bad status code `999`: expected a number from 100 to 599\n202 ctypes python saw GET /hello?x=1 on py.example.test:8080\n202 ctypes python saw GET /hello?x=1 on py.example.test:8080\nadded at run time\ncreated 1\nremoved 1 0\npasses through: gaierror\n"
     );
 }

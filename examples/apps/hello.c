@@ -11,8 +11,8 @@
 static int handle(void *state, const intercept_request *req, const intercept_response *resp) {
     (void)state;
     char line[512];
-    int n = snprintf(line, sizeof line, "hello from C: %s %s%s%s\n", req->method, req->script_name, req->path_info,
-                     req->query[0] ? "?" : "");
+    int n = snprintf(line, sizeof line, "hello from C: %s %s (mounted at \"%s\", path_info \"%s\", query \"%s\")\n",
+                     req->method, req->target, req->script_name, req->path_info, req->query);
     resp->set_status(resp->ctx, 200);
     resp->add_header(resp->ctx, "Content-Type", "text/plain");
     resp->add_header(resp->ctx, "X-App", "hello.c");

@@ -21,6 +21,8 @@ pub struct Request<'a> {
     /// The host name (or address literal) the client connected to.
     pub host: String,
     pub port: u16,
+    /// The request target as received (`/api/x?y=1`).
+    pub target: String,
     pub script_name: String,
     /// The rest of the path below the mount, percent-decoded.
     pub path_info: String,
@@ -217,6 +219,7 @@ mod tests {
             scheme: "http",
             host: "h.test".into(),
             port: 80,
+            target: "/m/p%20q?a=1".into(),
             script_name: "/m".into(),
             path_info: "/p q".into(),
             query: "a=1".into(),

@@ -220,6 +220,7 @@ fn exchange<S: Read + Write + Send>(conn: &mut Conn<S>, head: &Head, target: &Ta
                 scheme,
                 host: target.host.clone(),
                 port: target.port,
+                target: head.target.clone(),
                 script_name: mount.prefix.clone(),
                 path_info: percent_encoding::percent_decode_str(rest).decode_utf8_lossy().into_owned(),
                 query: query.to_string(),

@@ -20,6 +20,7 @@ pub struct intercept_request {
     pub scheme: *const c_char,
     pub host: *const c_char,
     pub port: u16,
+    pub target: *const c_char,
     pub script_name: *const c_char,
     pub path_info: *const c_char,
     pub query: *const c_char,

@@ -47,6 +47,10 @@ impl<'a> Request<'a> {
     pub fn port(&self) -> u16 {
         self.raw.port
     }
+    /// The request target as received (`/api/x?y=1`).
+    pub fn target(&self) -> &str {
+        text(self.raw.target)
+    }
     pub fn script_name(&self) -> &str {
         text(self.raw.script_name)
     }
