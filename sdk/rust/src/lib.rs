@@ -4,7 +4,7 @@
 //! layer: implement a handler `fn(&mut Request) -> Response` and export it
 //! with [`intercept_app!`]; a panic in the handler becomes a 500.
 //!
-//! ```ignore
+//! ```no_run
 //! fn hello(req: &mut intercept_app::Request) -> intercept_app::Response {
 //!     intercept_app::Response::text(200, format!("hello from {}", req.path_info()))
 //! }
