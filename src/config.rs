@@ -20,7 +20,7 @@ pub const ROUTE_PREFIX: &str = "INTERCEPT_ROUTE_";
 
 /// Keys that are known but read by other parts (or later versions) of the
 /// tool; accepted so that a file written for them is not an error.
-const OTHER_KEYS: &[&str] = &[ENV_FILE, "INTERCEPT_PYTHON"];
+const OTHER_KEYS: &[&str] = &[ENV_FILE];
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +166,7 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
 
     let mut config = Config { env_file, ..Config::default() };
     let mut routes: Vec<(Origin, RouteSpec)> = Vec::new();
+    let mut python = None;
     for (key, (value, origin, base)) in values {
         let fail = |message: String| ConfigError { origin: origin.clone(), message };
         if let Some(name) = key.strip_prefix(ROUTE_PREFIX) {
@@ -198,12 +199,22 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
                     _ => return Err(fail(format!("{key}=`{value}`: expected seconds, more than 0 and at most 86400"))),
                 }
             }
+            "INTERCEPT_PYTHON" if !value.trim().is_empty() => python = Some(value.trim().to_string()),
+            "INTERCEPT_PYTHON" => {}
             "INTERCEPT_CA_DIR" if !value.trim().is_empty() => config.ca_dir = absolute(&base, Path::new(value.trim())),
             "INTERCEPT_CA_DIR" => {}
             "INTERCEPT_JOURNAL" if value.trim().is_empty() => config.journal = None,
             "INTERCEPT_JOURNAL" => config.journal = Some(absolute(&base, Path::new(value.trim()))),
             k if OTHER_KEYS.contains(&k) => {}
             _ => return Err(fail(format!("unknown key {key}"))),
+        }
+    }
+    // wsgi: workers run INTERCEPT_PYTHON, whichever line set it.
+    if let Some(python) = python {
+        for (_, r) in &mut routes {
+            if let AppSpec::Wsgi(w) = &mut r.app {
+                w.python = python.clone();
+            }
         }
     }
     // Keep the order the user wrote: file routes by line, then environment ones.

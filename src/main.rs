@@ -197,15 +197,21 @@ fn main() -> ExitCode {
 /// validated `INTERCEPT_*` variables.
 fn environment(settings: &Settings) -> Result<Vec<(String, String)>, ExitCode> {
     let (mut vars, config) = validate(settings)?;
-    if config.has_https() {
-        // Clients verify intercepted names against the bundle, and real
-        // hosts against the system CAs in the same bundle.
-        let bundle = path_text(&trust(&config)?).map_err(|e| fail(&e))?;
-        vars.retain(|(k, _)| k != "INTERCEPT_CA_DIR");
-        vars.push(("INTERCEPT_CA_DIR".to_string(), path_text(&config.ca_dir).map_err(|e| fail(&e))?));
-        for key in tls::TRUST_VARIABLES {
-            vars.push((key.to_string(), bundle.clone()));
+    // Clients verify intercepted names against the bundle, and real hosts
+    // against the system CAs in the same bundle. Set even with no https
+    // route yet: the runtime API may add one. Only an https route makes a
+    // CA that cannot be set up an error.
+    match trust(&config) {
+        Ok(bundle) => {
+            let bundle = path_text(&bundle).map_err(|e| fail(&e))?;
+            vars.retain(|(k, _)| k != "INTERCEPT_CA_DIR");
+            vars.push(("INTERCEPT_CA_DIR".to_string(), path_text(&config.ca_dir).map_err(|e| fail(&e))?));
+            for key in tls::TRUST_VARIABLES {
+                vars.push((key.to_string(), bundle.clone()));
+            }
         }
+        Err(code) if config.has_https() => return Err(code),
+        Err(_) => {}
     }
     let preload = shim_path().and_then(|s| preload_value(&s)).map_err(|e| fail(&e))?;
     Ok(std::iter::once(("LD_PRELOAD".to_string(), preload)).chain(vars).collect())

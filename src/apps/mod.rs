@@ -9,6 +9,7 @@ pub mod cgi;
 mod echo;
 mod files;
 mod fixed;
+pub mod wsgi;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -84,6 +85,7 @@ pub enum AppSpec {
     /// Not an HTTP app: the router hands the whole connection over.
     Forward(crate::forward::ForwardTarget),
     Dylib(crate::native::DylibSpec),
+    Wsgi(wsgi::WsgiSpec),
 }
 
 impl std::fmt::Display for AppSpec {
@@ -96,6 +98,7 @@ impl std::fmt::Display for AppSpec {
             AppSpec::Files(dir) => write!(f, "files:{}", dir.display()),
             AppSpec::Forward(target) => write!(f, "forward:{target}"),
             AppSpec::Dylib(d) => write!(f, "dylib:{}#{}", d.path.display(), d.symbol),
+            AppSpec::Wsgi(w) => write!(f, "wsgi:{}:{} (python: {})", w.module, w.callable, w.python),
             AppSpec::Cgi(c) => {
                 f.write_str("cgi:")?;
                 for (k, v) in &c.env {
@@ -116,8 +119,6 @@ pub enum StaticBody {
     File(PathBuf),
 }
 
-/// App kinds the contract names that this build does not serve yet.
-const NOT_YET: &[&str] = &["wsgi"];
 
 /// Parses `APP` from `URL -> APP`; relative `@FILE` paths are taken from `base`.
 pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
@@ -137,9 +138,10 @@ pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
         ("forward", None) => Err("expected forward:HOST:PORT or forward:unix:PATH".into()),
         ("dylib", Some(arg)) => crate::native::parse(arg, base).map(AppSpec::Dylib),
         ("dylib", None) => Err("expected dylib:PATH[#SYMBOL]".into()),
+        ("wsgi", Some(arg)) => wsgi::parse(arg, base).map(AppSpec::Wsgi),
+        ("wsgi", None) => Err("expected wsgi:MODULE:CALLABLE".into()),
         ("cgi", None) => Err("expected cgi:PROGRAM [ARG...]".into()),
-        (k, _) if NOT_YET.contains(&k) => Err(format!("app kind `{k}` is not available in this version")),
-        (k, _) => Err(format!("unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM, forward:HOST:PORT or dylib:PATH)")),
+        (k, _) => Err(format!("unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM, forward:HOST:PORT, dylib:PATH or wsgi:MODULE:CALLABLE)")),
     }
 }
 
@@ -176,6 +178,7 @@ pub fn build(spec: &AppSpec) -> Option<Box<dyn App>> {
         AppSpec::Files(root) => Box::new(files::Files { root: root.clone() }),
         AppSpec::Forward(_) => return None,
         AppSpec::Dylib(spec) => Box::new(crate::native::Native::new(crate::native::Source::Dylib(spec.clone()))),
+        AppSpec::Wsgi(spec) => Box::new(wsgi::Wsgi::new(spec.clone())),
     })
 }
 
