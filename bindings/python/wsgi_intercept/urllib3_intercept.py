@@ -1,15 +1,3 @@
-"""wsgi_intercept's urllib3_intercept, kept for suites that call it.
+"""wsgi_intercept's urllib3_intercept, kept for suites that call it."""
 
-Interception happens below Python, in libintercept.so, so there is nothing
-to patch: install() only checks that the shim is there, uninstall() does
-nothing."""
-
-from intercept_wsgi import _library
-
-
-def install():
-    _library()
-
-
-def uninstall():
-    pass
+from wsgi_intercept._nothing_to_patch import install, uninstall  # noqa: F401
