@@ -24,6 +24,7 @@ test: build
 
 ## bench: intercept against nginx on loopback (wrk, hyperfine, curl); writes BENCHMARKS.md and the README table
 bench: build
+	bash scripts/install-deps.sh --bench
 	python3 scripts/bench/bench.py
 
 clean:

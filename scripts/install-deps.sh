@@ -23,15 +23,16 @@ declare -A PY_MODULES=(
   [requests]=requests
 )
 
-missing=()
-for program in "${!PROGRAMS[@]}"; do
-  command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || missing+=("${PROGRAMS[$program]}")
-done
 # `--bench` adds what `make bench` needs.
 if [ "${1:-}" = "--bench" ]; then
   PROGRAMS[hyperfine]=hyperfine
   PROGRAMS[nginx]=nginx-light
 fi
+
+missing=()
+for program in "${!PROGRAMS[@]}"; do
+  command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || missing+=("${PROGRAMS[$program]}")
+done
 
 # Static linking (the test of the static-binary warning) needs libc.a.
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
