@@ -13,6 +13,10 @@ pub struct Echo;
 const ECHO_MAX_BODY: u64 = 16 << 20;
 
 impl App for Echo {
+    fn answers_from_memory(&self) -> bool {
+        true
+    }
+
     fn call(&self, req: &mut Request<'_>) -> Response {
         let mut body = Vec::new();
         if let Err(e) = req.body.take(ECHO_MAX_BODY + 1).read_to_end(&mut body) {

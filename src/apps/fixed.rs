@@ -10,6 +10,10 @@ pub struct Static {
 }
 
 impl App for Static {
+    fn answers_from_memory(&self) -> bool {
+        matches!(self.body, StaticBody::Text(_))
+    }
+
     fn call(&self, _req: &mut Request<'_>) -> Response {
         match &self.body {
             StaticBody::Text(text) => Response::new(self.status, "text/plain; charset=utf-8", text.as_bytes()),

@@ -72,6 +72,13 @@ impl Response {
 /// so it must be thread-safe.
 pub trait App: Send + Sync {
     fn call(&self, req: &mut Request<'_>) -> Response;
+
+    /// True when a request without a body is answered from memory, with no
+    /// I/O and no waiting: such apps may be called on the dispatcher's
+    /// shared event thread instead of a thread of their own.
+    fn answers_from_memory(&self) -> bool {
+        false
+    }
 }
 
 /// A parsed app spec from a route value.

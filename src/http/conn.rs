@@ -19,6 +19,12 @@ impl<S: Read + Write> Conn<S> {
         Conn { stream, buf: Vec::new(), start: 0, end: 0, consumed: 0 }
     }
 
+    /// A connection whose first bytes were already read by someone else.
+    pub fn with_buffered(stream: S, bytes: Vec<u8>) -> Conn<S> {
+        let end = bytes.len();
+        Conn { stream, buf: bytes, start: 0, end, consumed: 0 }
+    }
+
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }

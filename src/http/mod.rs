@@ -106,39 +106,36 @@ fn reject(status: u16, why: impl Into<String>) -> Reject {
     Reject { status, why: why.into() }
 }
 
+/// Parses a request head at the start of `buf`: Ok(None) while it is not
+/// whole yet.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, Reject> {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut storage);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => Err(reject(431, "request head over 64 KiB")),
+        Ok(httparse::Status::Complete(len)) => Ok(Some(Head {
+            method: req.method.unwrap_or_default().to_string(),
+            target: req.path.unwrap_or_default().to_string(),
+            minor: req.version.unwrap_or(1),
+            headers: req.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect(),
+            len,
+        })),
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => Err(reject(431, "request head over 64 KiB")),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(reject(431, "too many header fields")),
+        Err(e) => Err(reject(400, format!("malformed request: {e}"))),
+    }
+}
+
 impl<S: Read + Write> Conn<S> {
     /// Reads the next request head. Ok(None) when the client closed (or
     /// went idle) cleanly between requests.
     fn read_head(&mut self) -> Result<Option<Head>, Reject> {
         loop {
             if !self.buffered().is_empty() {
-                let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut req = httparse::Request::new(&mut storage);
-                match req.parse(self.buffered()) {
-                    Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
-                        return Err(reject(431, "request head over 64 KiB"));
-                    }
-                    Ok(httparse::Status::Complete(len)) => {
-                        let head = Head {
-                            method: req.method.unwrap_or_default().to_string(),
-                            target: req.path.unwrap_or_default().to_string(),
-                            minor: req.version.unwrap_or(1),
-                            headers: req
-                                .headers
-                                .iter()
-                                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
-                                .collect(),
-                            len,
-                        };
-                        self.consume(len);
-                        return Ok(Some(head));
-                    }
-                    Ok(httparse::Status::Partial) if self.buffered().len() > MAX_HEAD => {
-                        return Err(reject(431, "request head over 64 KiB"));
-                    }
-                    Ok(httparse::Status::Partial) => {}
-                    Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header fields")),
-                    Err(e) => return Err(reject(400, format!("malformed request: {e}"))),
+                if let Some(head) = parse_head(self.buffered())? {
+                    self.consume(head.len);
+                    return Ok(Some(head));
                 }
             }
             let inside = !self.buffered().is_empty();
@@ -158,7 +155,13 @@ impl<S: Read + Write> Conn<S> {
 
 /// Serves HTTP/1.1 on `stream` for a routed connection until it closes.
 pub fn serve<S: Read + Write + Send>(stream: S, target: &Target) {
-    let mut conn = Conn::new(stream);
+    serve_after(stream, target, Vec::new());
+}
+
+/// [`serve`] for a connection whose first bytes, `read`, were already taken
+/// from `stream` (by [`answer_buffered`]'s caller).
+pub fn serve_after<S: Read + Write + Send>(stream: S, target: &Target, read: Vec<u8>) {
+    let mut conn = Conn::with_buffered(stream, read);
     loop {
         let head = match conn.read_head() {
             Ok(Some(head)) => head,
@@ -180,6 +183,60 @@ pub fn serve<S: Read + Write + Send>(stream: S, target: &Target) {
                 return;
             }
         }
+    }
+}
+
+/// What [`answer_buffered`] made of the bytes a client has sent so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Buffered {
+    /// The first request was answered into `out`: its `consumed` bytes are
+    /// done with, and the connection closes after the answer unless `keep`.
+    Answered { consumed: usize, keep: bool },
+    /// No whole request, or one this path does not take (a body, an
+    /// `Expect`, an app that may block, bad input, https): serve the
+    /// connection with [`serve_after`] instead.
+    NeedsThread,
+}
+
+/// Answers the first request in `input` without any I/O when it is whole,
+/// has no body, and its app answers from memory; the bytes written to
+/// `out` (and the journal line) are exactly what [`serve`] would produce,
+/// because the same exchange runs over an in-memory stream.
+pub fn answer_buffered(input: &[u8], out: &mut Vec<u8>, target: &Target) -> Buffered {
+    if target.site.scheme != crate::route::Scheme::Http || target.site.forward.is_some() {
+        return Buffered::NeedsThread;
+    }
+    let Ok(Some(head)) = parse_head(input) else { return Buffered::NeedsThread };
+    let bodiless = matches!(head.framing(), Ok(Framing::Length(0))) && head.values("Expect").next().is_none();
+    let (path, _) = split_target(&head.target);
+    let from_memory = target.site.mount_for(path).is_none_or(|m| m.app.answers_from_memory());
+    if !bodiless || !from_memory {
+        return Buffered::NeedsThread;
+    }
+    let mut conn = Conn::new(Memory(out));
+    conn.consumed = head.len as u64;
+    // Writing to memory cannot fail, so neither can the exchange.
+    let keep = exchange(&mut conn, &head, target).unwrap_or(false);
+    Buffered::Answered { consumed: head.len, keep }
+}
+
+/// A stream with nothing to read whose writes append to a vector.
+struct Memory<'a>(&'a mut Vec<u8>);
+
+impl Read for Memory<'_> {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Ok(0)
+    }
+}
+
+impl Write for Memory<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -573,5 +630,73 @@ mod tests {
         assert_eq!(lines[0]["response_bytes"].as_u64(), first_response);
         assert_eq!((lines[1]["status"].as_u64(), lines[1]["route"].as_str()), (Some(404), Some("-")));
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// The response bytes with the Date line taken out, so two answers made
+    /// a second apart compare equal.
+    fn undated(response: &[u8]) -> String {
+        String::from_utf8_lossy(response).split("\r\n").filter(|l| !l.starts_with("Date: ")).collect::<Vec<_>>().join("\r\n")
+    }
+
+    #[test]
+    fn buffered_answers_are_what_the_loop_would_write() {
+        let routes = ["http://h.test -> static:200 hello", "http://h.test/echo -> echo"];
+        let t = target(&routes);
+        for request in [
+            &b"GET / HTTP/1.1\r\nHost: h.test\r\n\r\n"[..],
+            b"HEAD / HTTP/1.1\r\n\r\n",
+            b"GET /echo/a%20b?q=1 HTTP/1.1\r\nX-A: 1\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        ] {
+            let mut out = Vec::new();
+            let answered = answer_buffered(request, &mut out, &t);
+            let closes = request.starts_with(b"GET / HTTP/1.0") || request.ends_with(b"close\r\n\r\n");
+            assert_eq!(answered, Buffered::Answered { consumed: request.len(), keep: !closes });
+            assert_eq!(undated(&out), undated(run(&routes, request).as_bytes()));
+        }
+    }
+
+    #[test]
+    fn buffered_pipelines_answer_one_request_at_a_time() {
+        let t = target(&["http://h.test -> static:200 hello"]);
+        let first = b"GET /1 HTTP/1.1\r\n\r\n";
+        let input = [&first[..], b"GET /2 HTTP/1.1\r\n\r\n"].concat();
+        let mut out = Vec::new();
+        assert_eq!(answer_buffered(&input, &mut out, &t), Buffered::Answered { consumed: first.len(), keep: true });
+        assert_eq!(out.windows(8).filter(|w| w == b"HTTP/1.1").count(), 1);
+    }
+
+    #[test]
+    fn buffered_leaves_everything_else_to_a_thread() {
+        let dir = std::env::temp_dir();
+        let files = format!("http://h.test/files -> files:{}", dir.display());
+        let t = target(&["http://h.test -> static:200 hello", &files]);
+        for input in [
+            &b""[..],
+            b"GET / HTTP/1.1\r\nHost: h.te",
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"BAD\x01 / HTTP/1.1\r\n\r\n",
+            b"GET /files/ HTTP/1.1\r\n\r\n",
+        ] {
+            let mut out = Vec::new();
+            assert_eq!(answer_buffered(input, &mut out, &t), Buffered::NeedsThread, "{}", String::from_utf8_lossy(input));
+            assert!(out.is_empty());
+        }
+        let https = target(&["https://h.test:80 -> static:200 hello"]);
+        assert_eq!(answer_buffered(b"GET / HTTP/1.1\r\n\r\n", &mut Vec::new(), &https), Buffered::NeedsThread);
+    }
+
+    #[test]
+    fn serving_after_bytes_already_read_continues_the_stream() {
+        let routes = ["http://h.test -> echo"];
+        let input = b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\n\r\n";
+        let (read, rest) = input.split_at(20);
+        let mut d = Duplex::new(&[rest]);
+        serve_after(&mut d, &target(&routes), read.to_vec());
+        assert_eq!(undated(&d.output), undated(run(&routes, input).as_bytes()));
     }
 }
