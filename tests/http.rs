@@ -89,6 +89,44 @@ print(text.count("HTTP/1.1 200 OK"), text.index('"/first"') < text.rindex("HTTP/
     assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "2 True True\n");
 }
 
+/// Connections to in-memory apps start on the event thread and move to a
+/// thread of their own for a request with a body, or when the client reads
+/// slower than it asks: the answers stay whole and in order either way.
+#[test]
+fn pipelines_keep_their_order_when_the_connection_changes_threads() {
+    need("python3", "python3");
+    let big = "0123456789".repeat(10_000);
+    let (_, env) = setup("handoff", &format!("INTERCEPT_ROUTE_BIG=http://big.example.test -> static:200 {big}\n"));
+    let script = r#"
+import re, socket, threading, time
+def exchange(requests, expect, wait=0, host="h.example.test"):
+    s = socket.create_connection((host, 80), timeout=20)
+    threading.Thread(target=s.sendall, args=(requests,)).start()
+    time.sleep(wait)
+    data = b""
+    while data.count(b"HTTP/1.1 200 OK") < expect or not data.endswith((b"}\n", b"789")):
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data.decode()
+mixed = exchange(b"GET /echo/a HTTP/1.1\r\n\r\nPOST /echo/b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyzGET /echo/c HTTP/1.1\r\n\r\n", 3)
+print(re.findall(r'"path_info": "(/.)"', mixed), re.findall(r'"body": "(\w*)"', mixed))
+# 10,000 requests in one stream: the event thread's reads end inside a
+# request now and then.
+many = exchange(b"".join(b"GET /echo/%d HTTP/1.1\r\n\r\n" % i for i in range(10000)), 10000)
+seen = [int(p) for p in re.findall(r'"path_info": "/(\d+)"', many)]
+print(seen == list(range(10000)))
+# 3 MB of answers to 30 small requests, none read for half a second: more
+# than the socket holds, so the event thread cannot finish its writes.
+big = exchange(b"GET / HTTP/1.1\r\n\r\n" * 30, 30, wait=0.5, host="big.example.test")
+bodies = [part.split("\r\n\r\n", 1)[1] for part in big.split("HTTP/1.1 200 OK")[1:]]
+print(len(bodies), all(b == "0123456789" * 10000 for b in bodies))
+"#;
+    assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "['/a', '/b', '/c'] ['', 'xyz', '']\nTrue\n30 True\n");
+}
+
 #[test]
 fn oversized_head_gets_431() {
     need("curl", "curl");

@@ -1,5 +1,7 @@
 //! Dispatcher threads: each serves the far end of one intercepted
-//! connection with the core's HTTP loop.
+//! connection with the core's HTTP loop. Connections whose apps answer from
+//! memory go to the event thread (`reactor`) instead, and come back here
+//! when a request needs more.
 //!
 //! The threads block every signal, so the host's handlers keep running on
 //! the host's own threads, and write with `MSG_NOSIGNAL`, so a client that
@@ -18,13 +20,20 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use core_lib::{connection, forward};
+use core_lib::{connection, forward, http, log_error};
 use core_lib::router::Target;
 
 use crate::hooks::connect;
+use crate::reactor;
 
 /// Our end of the socketpair.
-struct Peer(UnixStream);
+pub(crate) struct Peer(UnixStream);
+
+impl AsRawFd for Peer {
+    fn as_raw_fd(&self) -> libc::c_int {
+        self.0.as_raw_fd()
+    }
+}
 
 impl Drop for Peer {
     fn drop(&mut self) {
@@ -76,7 +85,7 @@ impl Read for Peer {
         // blocking: a client on a keep-alive connection usually sends its
         // next request within microseconds, and a sleep and wake-up of this
         // thread costs more than the polling.
-        if LIVE.load(Ordering::Relaxed) < spare_cores() {
+        if LIVE.load(Ordering::Relaxed) <= spare_cores() {
             let deadline = Instant::now() + SPIN;
             loop {
                 // SAFETY: buf is valid for writes of its length.
@@ -101,7 +110,7 @@ impl Read for Peer {
 }
 
 /// Cores a polling dispatcher may keep busy: all but one.
-fn spare_cores() -> usize {
+pub(crate) fn spare_cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1))
 }
@@ -118,7 +127,8 @@ impl Write for Peer {
     }
 }
 
-/// Starts a thread serving `fd` (which it then owns) for `target`; a
+/// Serves `fd` (which it then owns) for `target`: on the event thread when
+/// its site's apps answer from memory, else on a thread of its own. A
 /// client quiet for `idle` is hung up on.
 pub fn spawn(fd: OwnedFd, target: Target, idle: Duration, ca_dir: PathBuf) -> io::Result<()> {
     // A forwarded connection may rightly be quiet for long (server push):
@@ -138,6 +148,37 @@ pub fn spawn(fd: OwnedFd, target: Target, idle: Duration, ca_dir: PathBuf) -> io
     mark(fd.as_raw_fd(), true);
     LIVE.fetch_add(1, Ordering::Relaxed);
     let peer = Peer(UnixStream::from(fd));
+    let (peer, target) = if reactor::takes(&target) {
+        match reactor::submit(peer, target, idle) {
+            Ok(()) => return Ok(()),
+            Err(back) => back,
+        }
+    } else {
+        (peer, target)
+    };
+    start_thread("intercept", move || match &target.site.forward {
+        Some((_, to)) => forward::serve(&peer.0, to, &connect::forward_target),
+        None => connection::serve(peer, &target, &ca_dir),
+    })
+}
+
+/// Continues on a thread of its own a plain-http connection the event
+/// thread gave up: `unsent` goes out first, then the connection closes if
+/// `close`, else it is served from the bytes already `read`.
+pub(crate) fn hand_off(mut peer: Peer, target: Target, read: Vec<u8>, unsent: Vec<u8>, close: bool) {
+    let started = start_thread("intercept", move || {
+        if peer.write_all(&unsent).is_ok() && !close {
+            http::serve_after(peer, &target, read);
+        }
+    });
+    if let Err(e) = started {
+        log_error!("cannot start a dispatcher thread: {e}; a connection is closed");
+    }
+}
+
+/// Starts one of our threads: every signal blocked, so the host's handlers
+/// keep running on the host's own threads.
+pub(crate) fn start_thread(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
     // SAFETY: plain signal-mask calls on a local set; the new thread
     // inherits the full mask and this thread's mask is restored after.
     unsafe {
@@ -145,13 +186,7 @@ pub fn spawn(fd: OwnedFd, target: Target, idle: Duration, ca_dir: PathBuf) -> io
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        let spawned = std::thread::Builder::new()
-            .name("intercept".into())
-            .stack_size(256 * 1024)
-            .spawn(move || match &target.site.forward {
-                Some((_, to)) => forward::serve(&peer.0, to, &connect::forward_target),
-                None => connection::serve(peer, &target, &ca_dir),
-            });
+        let spawned = std::thread::Builder::new().name(name.into()).stack_size(256 * 1024).spawn(f);
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         spawned.map(drop)
     }

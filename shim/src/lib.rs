@@ -2,7 +2,8 @@
 //!
 //! It only translates libc calls: name lookups and connects are handed to
 //! the core's router, routed connections become an `AF_UNIX` socketpair whose
-//! far end a dispatcher thread serves with the core's HTTP loop. Every hook
+//! far end a dispatcher thread serves with the core's HTTP loop (or, for
+//! apps that answer from memory, one shared event thread). Every hook
 //! starts with one atomic load; when the shim has nothing configured, or the
 //! call is not ours, it jumps straight to the real function.
 
@@ -10,6 +11,7 @@ mod api;
 mod dispatch;
 mod fdtable;
 mod hooks;
+mod reactor;
 mod real;
 mod sockaddr;
 mod state;

@@ -82,6 +82,7 @@ extern "C" fn after_fork_in_parent() {
 extern "C" fn after_fork_in_child() {
     release_after_fork();
     dispatch::close_ends_in_child();
+    crate::reactor::forget_in_child();
 }
 
 fn release_after_fork() {
