@@ -1,12 +1,15 @@
 //! Drives the dispatcher's HTTP loop (request parsing, body framing,
 //! mounts, response writing) with arbitrary bytes, delivered in arbitrary
 //! pieces. Any panic or hang is a bug: a host process must survive any
-//! client.
+//! client. It also checks that the event thread's path (`answer_buffered`
+//! for as long as it answers, then `serve_after` on the rest) writes the
+//! same bytes as the loop alone.
 #![no_main]
 
 use std::io::{self, Read, Write};
 use std::sync::OnceLock;
 
+use intercept::http::Buffered;
 use intercept::router::{Connect, Lookup, Router, Target};
 use libfuzzer_sys::fuzz_target;
 
@@ -37,6 +40,36 @@ impl Write for Pieces<'_> {
     }
 }
 
+/// All of `data` in one read; writes collected.
+struct Whole<'a> {
+    data: &'a [u8],
+    out: Vec<u8>,
+}
+
+impl Read for Whole<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+impl Write for Whole<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The bytes without `Date:` lines, which may differ between two answers.
+fn undated(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes.split(|&b| b == b'\n').filter(|line| !line.starts_with(b"Date: ")).collect()
+}
+
 /// Built once and kept in a static, so LeakSanitizer sees it reachable.
 fn target() -> &'static Target {
     static TARGET: OnceLock<(Router, Target)> = OnceLock::new();
@@ -64,4 +97,21 @@ fuzz_target!(|input: &[u8]| {
     let cut = input.first().map_or(0, |&b| usize::from(b % 8));
     let (sizes, data) = input.get(1..).unwrap_or_default().split_at(cut.min(input.len().saturating_sub(1)));
     intercept::http::serve(Pieces { data, sizes, next: 0 }, target());
+
+    let mut alone = Whole { data, out: Vec::new() };
+    intercept::http::serve(&mut alone, target());
+    let mut out = Vec::new();
+    let (mut taken, mut open) = (0, true);
+    while open && taken < data.len() {
+        match intercept::http::answer_buffered(&data[taken..], &mut out, target()) {
+            Buffered::Answered { consumed, keep } => (taken, open) = (taken + consumed, keep),
+            Buffered::NeedsThread => break,
+        }
+    }
+    if open {
+        let mut rest = Whole { data: &[], out: Vec::new() };
+        intercept::http::serve_after(&mut rest, target(), data[taken..].to_vec());
+        out.extend_from_slice(&rest.out);
+    }
+    assert_eq!(undated(&out), undated(&alone.out));
 });

@@ -293,6 +293,10 @@ fn serve(entry: &mut Entry, scratch: &mut [u8], out: &mut Vec<u8>) -> Next {
         }
     }
     entry.read.drain(..taken);
+    if entry.read.is_empty() && entry.read.capacity() > 16 * 1024 {
+        // Many quiet connections should not each keep a large buffer.
+        entry.read = Vec::new();
+    }
     let mut sent = 0;
     while sent < out.len() {
         // SAFETY: out[sent..] is valid for reads of its length.
