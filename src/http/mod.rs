@@ -10,6 +10,11 @@
 //! chunk 400, a client quiet past the idle timeout a close (408 if it was
 //! inside a request).
 //!
+//! [`answer_buffered`] runs the same exchange over bytes already received,
+//! for the shim's event thread: a whole bodiless request to an app that
+//! answers from memory is answered with no I/O; anything else is left to
+//! [`serve_after`] on a thread.
+//!
 //! Nothing here knows about sockets or hooks, so it is tested over
 //! in-memory streams.
 
