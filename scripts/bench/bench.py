@@ -108,17 +108,17 @@ http {{
         self.proc.wait()
 
 
-def wrk_command(url, threads, conns, latency=False, extra=()):
-    return ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{SECONDS}s"] + (["--latency"] if latency else []) + list(extra) + [url]
+def wrk_command(url, threads, conns, latency=False, extra=(), seconds=SECONDS):
+    return ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s"] + (["--latency"] if latency else []) + list(extra) + [url]
 
 
-def wrk_plain(url, threads, conns, latency=False, extra=()):
-    cmd = wrk_command(url, threads, conns, latency, extra)
+def wrk_plain(url, threads, conns, latency=False, extra=(), seconds=SECONDS):
+    cmd = wrk_command(url, threads, conns, latency, extra, seconds)
     return parse_wrk(run(cmd), " ".join(cmd), latency)
 
 
-def wrk_under_shim(threads, conns, latency=False, url=URL, extra=()):
-    cmd = under_shim(wrk_command(url, threads, conns, latency, extra))
+def wrk_under_shim(threads, conns, latency=False, url=URL, extra=(), seconds=SECONDS):
+    cmd = under_shim(wrk_command(url, threads, conns, latency, extra, seconds))
     return parse_wrk(run(cmd), " ".join(cmd), latency)
 
 
@@ -240,20 +240,20 @@ def main():
         rows.append(("Startup, python3 -c pass (hyperfine, 5 alternated rounds, median)", f"{p_plain*1000:.1f} ms → {p_shim*1000:.1f} ms: {added_py:+.2f} ms", "reported", None))
 
         close = ["-H", "Connection: close"]
-        # Five pairs, the order flipped in every other pair (ABBA), so the
-        # machine's drift over the minute hits both sides; the cost is the
-        # median of the pairs' own differences.
+        # Nine short pairs, the order flipped in every other pair (ABBA), so
+        # the machine's drift hits both sides; the cost is the median of the
+        # pairs' own differences. Single runs here vary by 10-20%.
         pairs = []
-        for i in range(5):
+        for i in range(9):
             order = (False, True) if i % 2 == 0 else (True, False)
-            rates = {shim: (wrk_under_shim(1, 1, False, nginx.url, close) if shim else wrk_plain(nginx.url, 1, 1, False, close))["rate"] for shim in order}
+            rates = {shim: (wrk_under_shim(1, 1, False, nginx.url, close, 3) if shim else wrk_plain(nginx.url, 1, 1, False, close, 3))["rate"] for shim in order}
             pairs.append((rates[False], rates[True]))
         costs = sorted((plain - shim) / plain * 100 for plain, shim in pairs)
         cost = costs[len(costs) // 2]
         base = sorted(p for p, _ in pairs)[len(pairs) // 2]
         with_shim = sorted(s for _, s in pairs)[len(pairs) // 2]
         spread = (max(p for p, _ in pairs) - min(p for p, _ in pairs)) / base * 100
-        rows.append(("Pass-through, new connection per request to nginx (wrk -H 'Connection: close', 5 alternated pairs, median)", f"{with_shim:,.0f} req/s with the shim vs {base:,.0f} req/s without: **{cost:+.1f}%** slower (pairs range {costs[0]:+.1f}% to {costs[-1]:+.1f}%; runs without the shim alone vary by {spread:.1f}%)", "within 3%", cost <= 3))
+        rows.append(("Pass-through, new connection per request to nginx (wrk -H 'Connection: close', 9 alternated pairs of 3 s, median)", f"{with_shim:,.0f} req/s with the shim vs {base:,.0f} req/s without: **{cost:+.1f}%** slower (pairs range {costs[0]:+.1f}% to {costs[-1]:+.1f}%; runs without the shim alone vary by {spread:.1f}%)", "within 3%", cost <= 3))
         connects = 20_000
         c_plain, c_shim, per_connect = paired(f"{connloop} {connects} {nginx.port}", "env " + " ".join(env_args) + f" {connloop} {connects} {nginx.port}", 3, 1)
         per_connect = per_connect / connects * 1e6
@@ -328,7 +328,7 @@ whose answering thread sleeps and is woken for every message.
 | Request rate, intercepted | `intercept run --route '{ROUTE}' -- wrk -t1 -c1 -d{SECONDS}s --latency {URL}` (and `-t2 -c16`) |
 | Request rate, nginx | `wrk -t1 -c1 -d{SECONDS}s --latency http://127.0.0.1:PORT/` (and `-t2 -c16`); three pairs with intercept, the order flipped in the middle pair; the pair with the median ratio is reported, its latencies too |
 | Startup | `hyperfine -N 'env /bin/true' 'env LD_PRELOAD=…/libintercept.so INTERCEPT_ENV_FILE=bench.env /bin/true'` (200 runs each), the same for `python3 -c pass` (20 runs each); five rounds with the order flipped every other round, the figure the median of the rounds' differences (as for the connect and hooked-call loops, 3 runs each) |
-| Pass-through | `wrk -t1 -c1 -d{SECONDS}s -H 'Connection: close' http://127.0.0.1:PORT/` to nginx, without the shim and under `intercept run` with an unrelated route, in five pairs whose order alternates (ABBA); the figure is the median of the pairs' differences |
+| Pass-through | `wrk -t1 -c1 -d3s -H 'Connection: close' http://127.0.0.1:PORT/` to nginx, without the shim and under `intercept run` with an unrelated route, in nine pairs whose order alternates (ABBA); the figure is the median of the pairs' differences |
 | Reference | [pingpong.c](scripts/bench/pingpong.c): two threads, one socketpair, 50,000 round trips |
 | Pass-through connect alone | `hyperfine -N 'connloop 20000 PORT'` with and without the shim preloaded ([connloop.c](scripts/bench/connloop.c)): connections nginx accepts, never requests |
 | Hooked calls | `hyperfine -N 'fdloop 1000000'` with and without the shim preloaded ([fdloop.c](scripts/bench/fdloop.c)) |
