@@ -90,8 +90,8 @@ print(text.count("HTTP/1.1 200 OK"), text.index('"/first"') < text.rindex("HTTP/
 }
 
 /// Connections to in-memory apps start on the event thread and move to a
-/// thread of their own for a request with a body, or when the client reads
-/// slower than it asks: the answers stay whole and in order either way.
+/// thread of their own for a chunked body, a request cut by a read, or a
+/// client reading slower than it asks: the answers stay whole and in order.
 #[test]
 fn pipelines_keep_their_order_when_the_connection_changes_threads() {
     need("python3", "python3");
@@ -111,7 +111,7 @@ def exchange(requests, expect, wait=0, host="h.example.test"):
         data += chunk
     s.close()
     return data.decode()
-mixed = exchange(b"GET /echo/a HTTP/1.1\r\n\r\nPOST /echo/b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyzGET /echo/c HTTP/1.1\r\n\r\n", 3)
+mixed = exchange(b"GET /echo/a HTTP/1.1\r\n\r\nPOST /echo/b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\nGET /echo/c HTTP/1.1\r\n\r\n", 3)
 print(re.findall(r'"path_info": "(/.)"', mixed), re.findall(r'"body": "(\w*)"', mixed))
 # 10,000 requests in one stream: the event thread's reads end inside a
 # request now and then.

@@ -309,8 +309,8 @@ fn fifteen_hundred_connections_leave_nothing_behind() {
     let env = setup("many");
     // The first connection starts the event thread, which stays for the
     // process's life with its epoll fd and pipe; the counts are taken after
-    // it. Odd connections send a body, so they move from the event thread
-    // to a thread of their own, which must end too.
+    // it. Odd connections send a chunked body, so they move from the event
+    // thread to a thread of their own, which must end too.
     let script = r#"
 import http.client, json, os, time
 def counts():
@@ -318,7 +318,7 @@ def counts():
 def one(i):
     c = http.client.HTTPConnection("tcp.example.test")
     if i % 2:
-        c.request("POST", "/echo/x", body=b"x" * i)
+        c.request("POST", "/echo/x", body=iter([b"x" * i]), encode_chunked=True)
         assert json.loads(c.getresponse().read())["body"] == "x" * i
     else:
         c.request("GET", "/")

@@ -15,11 +15,8 @@ pub(super) struct Conn<S> {
 }
 
 impl<S: Read + Write> Conn<S> {
-    pub fn new(stream: S) -> Conn<S> {
-        Conn { stream, buf: Vec::new(), start: 0, end: 0, consumed: 0 }
-    }
-
-    /// A connection whose first bytes were already read by someone else.
+    /// A connection whose first bytes (perhaps none) were already read by
+    /// someone else.
     pub fn with_buffered(stream: S, bytes: Vec<u8>) -> Conn<S> {
         let end = bytes.len();
         Conn { stream, buf: bytes, start: 0, end, consumed: 0 }

@@ -11,8 +11,8 @@
 //! inside a request).
 //!
 //! [`answer_buffered`] runs the same exchange over bytes already received,
-//! for the shim's event thread: a whole bodiless request to an app that
-//! answers from memory is answered with no I/O; anything else is left to
+//! for the shim's event thread: a whole request (with a Content-Length
+//! body, if any) to an app that answers from memory is answered with no I/O; anything else is left to
 //! [`serve_after`] on a thread.
 //!
 //! Nothing here knows about sockets or hooks, so it is tested over
@@ -197,14 +197,15 @@ pub enum Buffered {
     /// The first request was answered into `out`: its `consumed` bytes are
     /// done with, and the connection closes after the answer unless `keep`.
     Answered { consumed: usize, keep: bool },
-    /// No whole request, or one this path does not take (a body, an
-    /// `Expect`, an app that may block, bad input, https): serve the
-    /// connection with [`serve_after`] instead.
+    /// No whole request, or one this path does not take (a chunked or
+    /// partial body, an `Expect`, an app that may block, bad input, https):
+    /// serve the connection with [`serve_after`] instead.
     NeedsThread,
 }
 
-/// Answers the first request in `input` without any I/O when it is whole,
-/// has no body, and its app answers from memory; the bytes written to
+/// Answers the first request in `input` without any I/O when it is whole
+/// (head and a Content-Length body, no `Expect`) and its app answers from
+/// memory; the bytes written to
 /// `out` (and the journal line) are exactly what [`serve`] would produce,
 /// because the same exchange runs over an in-memory stream.
 pub fn answer_buffered(input: &[u8], out: &mut Vec<u8>, target: &Target) -> Buffered {
@@ -212,17 +213,21 @@ pub fn answer_buffered(input: &[u8], out: &mut Vec<u8>, target: &Target) -> Buff
         return Buffered::NeedsThread;
     }
     let Ok(Some(head)) = parse_head(input) else { return Buffered::NeedsThread };
-    let bodiless = matches!(head.framing(), Ok(Framing::Length(0))) && head.values("Expect").next().is_none();
+    // The body, if any, must be whole in `input` and have a length.
+    let whole = match head.framing() {
+        Ok(Framing::Length(n)) => usize::try_from(n).ok().and_then(|n| head.len.checked_add(n)).filter(|&end| end <= input.len()),
+        _ => None,
+    };
+    let Some(end) = whole.filter(|_| head.values("Expect").next().is_none()) else { return Buffered::NeedsThread };
     let (path, _) = split_target(&head.target);
-    let from_memory = target.site.mount_for(path).is_none_or(|m| m.app.answers_from_memory());
-    if !bodiless || !from_memory {
+    if !target.site.mount_for(path).is_none_or(|m| m.app.answers_from_memory()) {
         return Buffered::NeedsThread;
     }
-    let mut conn = Conn::new(Memory(out));
+    let mut conn = Conn::with_buffered(Memory(out), input[head.len..end].to_vec());
     conn.consumed = head.len as u64;
     // Writing to memory cannot fail, so neither can the exchange.
     let keep = exchange(&mut conn, &head, target).unwrap_or(false);
-    Buffered::Answered { consumed: head.len, keep }
+    Buffered::Answered { consumed: end, keep }
 }
 
 /// A stream with nothing to read whose writes append to a vector.
@@ -653,6 +658,8 @@ mod tests {
             b"GET /echo/a%20b?q=1 HTTP/1.1\r\nX-A: 1\r\n\r\n",
             b"GET / HTTP/1.0\r\n\r\n",
             b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+            b"POST /echo/up HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+            b"PUT / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
         ] {
             let mut out = Vec::new();
             let answered = answer_buffered(request, &mut out, &t);
@@ -665,11 +672,12 @@ mod tests {
     #[test]
     fn buffered_pipelines_answer_one_request_at_a_time() {
         let t = target(&["http://h.test -> static:200 hello"]);
-        let first = b"GET /1 HTTP/1.1\r\n\r\n";
-        let input = [&first[..], b"GET /2 HTTP/1.1\r\n\r\n"].concat();
-        let mut out = Vec::new();
-        assert_eq!(answer_buffered(&input, &mut out, &t), Buffered::Answered { consumed: first.len(), keep: true });
-        assert_eq!(out.windows(8).filter(|w| w == b"HTTP/1.1").count(), 1);
+        for first in [&b"GET /1 HTTP/1.1\r\n\r\n"[..], b"POST /1 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"] {
+            let input = [first, b"GET /2 HTTP/1.1\r\n\r\n"].concat();
+            let mut out = Vec::new();
+            assert_eq!(answer_buffered(&input, &mut out, &t), Buffered::Answered { consumed: first.len(), keep: true });
+            assert_eq!(out.windows(8).filter(|w| w == b"HTTP/1.1").count(), 1);
+        }
     }
 
     #[test]
@@ -680,7 +688,7 @@ mod tests {
         for input in [
             &b""[..],
             b"GET / HTTP/1.1\r\nHost: h.te",
-            b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nhi",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
             b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
