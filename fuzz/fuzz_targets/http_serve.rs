@@ -1,23 +1,29 @@
 //! Drives the dispatcher's HTTP loop (request parsing, body framing,
 //! mounts, response writing) with arbitrary bytes, delivered in arbitrary
 //! pieces. Any panic or hang is a bug: a host process must survive any
-//! client. It also checks that the event thread's path (`answer_buffered`
-//! for as long as it answers, then `serve_after` on the rest) writes the
-//! same bytes as the loop alone.
+//! client. It also checks that the event thread's path (`answer_all_buffered`,
+//! then `serve_after` on the rest) writes the same bytes as the loop alone.
 #![no_main]
 
 use std::io::{self, Read, Write};
 use std::sync::OnceLock;
 
-use intercept::http::Buffered;
 use intercept::router::{Connect, Lookup, Router, Target};
 use libfuzzer_sys::fuzz_target;
 
-/// Input cut into reads at the sizes the first bytes choose.
+/// Input cut into reads at the sizes the first bytes choose (no sizes: all
+/// of it in one read); writes collected.
 struct Pieces<'a> {
     data: &'a [u8],
     sizes: &'a [u8],
     next: usize,
+    out: Vec<u8>,
+}
+
+impl<'a> Pieces<'a> {
+    fn whole(data: &'a [u8]) -> Self {
+        Pieces { data, sizes: &[], next: 0, out: Vec::new() }
+    }
 }
 
 impl Read for Pieces<'_> {
@@ -32,30 +38,6 @@ impl Read for Pieces<'_> {
 }
 
 impl Write for Pieces<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// All of `data` in one read; writes collected.
-struct Whole<'a> {
-    data: &'a [u8],
-    out: Vec<u8>,
-}
-
-impl Read for Whole<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
-}
-
-impl Write for Whole<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.out.extend_from_slice(buf);
         Ok(buf.len())
@@ -96,20 +78,14 @@ fn target() -> &'static Target {
 fuzz_target!(|input: &[u8]| {
     let cut = input.first().map_or(0, |&b| usize::from(b % 8));
     let (sizes, data) = input.get(1..).unwrap_or_default().split_at(cut.min(input.len().saturating_sub(1)));
-    intercept::http::serve(Pieces { data, sizes, next: 0 }, target());
+    intercept::http::serve(Pieces { data, sizes, next: 0, out: Vec::new() }, target());
 
-    let mut alone = Whole { data, out: Vec::new() };
+    let mut alone = Pieces::whole(data);
     intercept::http::serve(&mut alone, target());
     let mut out = Vec::new();
-    let (mut taken, mut open) = (0, true);
-    while open && taken < data.len() {
-        match intercept::http::answer_buffered(&data[taken..], &mut out, target()) {
-            Buffered::Answered { consumed, keep } => (taken, open) = (taken + consumed, keep),
-            Buffered::NeedsThread => break,
-        }
-    }
+    let (taken, open) = intercept::http::answer_all_buffered(data, &mut out, target());
     if open {
-        let mut rest = Whole { data: &[], out: Vec::new() };
+        let mut rest = Pieces::whole(&[]);
         intercept::http::serve_after(&mut rest, target(), data[taken..].to_vec());
         out.extend_from_slice(&rest.out);
     }

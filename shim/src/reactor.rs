@@ -4,9 +4,10 @@
 //! connection that is ready at that moment, rather than a switch to a
 //! thread of its own.
 //!
-//! The loop answers only whole requests without a body (the core's
-//! `answer_buffered`); anything else — a body, a partial head, bad input, an
-//! answer the client does not read fast enough — sends the connection to a
+//! The loop answers only whole requests, with no body or a Content-Length
+//! body already received (the core's `answer_all_buffered`); anything else —
+//! a chunked body, a head or body not yet whole, bad input, an answer the
+//! client does not read fast enough — sends the connection to a
 //! dispatcher thread with the bytes already read and any answer not yet sent,
 //! and it is served there to its end exactly as if it had started there.
 //!
@@ -20,7 +21,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use core_lib::http::{self, Buffered};
+use core_lib::http;
 use core_lib::log_error;
 use core_lib::route::Scheme;
 use core_lib::router::Target;
@@ -281,17 +282,7 @@ fn serve(entry: &mut Entry, scratch: &mut [u8], out: &mut Vec<u8>) -> Next {
     }
     entry.last = Instant::now();
     out.clear();
-    let mut taken = 0;
-    let mut keep = true;
-    while keep && taken < entry.read.len() {
-        match http::answer_buffered(&entry.read[taken..], out, &entry.target) {
-            Buffered::Answered { consumed, keep: k } => {
-                taken += consumed;
-                keep = k;
-            }
-            Buffered::NeedsThread => break,
-        }
-    }
+    let (taken, keep) = http::answer_all_buffered(&entry.read, out, &entry.target);
     entry.read.drain(..taken);
     if entry.read.is_empty() && entry.read.capacity() > 16 * 1024 {
         // Many quiet connections should not each keep a large buffer.

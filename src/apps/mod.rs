@@ -73,9 +73,10 @@ impl Response {
 pub trait App: Send + Sync {
     fn call(&self, req: &mut Request<'_>) -> Response;
 
-    /// True when a request without a body is answered from memory, with no
-    /// I/O and no waiting: such apps may be called on the dispatcher's
-    /// shared event thread instead of a thread of their own.
+    /// True when the app answers from memory, with no I/O beyond reading a
+    /// request body already received and no waiting: such apps may be
+    /// called on the dispatcher's shared event thread instead of a thread
+    /// of their own.
     fn answers_from_memory(&self) -> bool {
         false
     }

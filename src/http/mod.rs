@@ -12,8 +12,8 @@
 //!
 //! [`answer_buffered`] runs the same exchange over bytes already received,
 //! for the shim's event thread: a whole request (with a Content-Length
-//! body, if any) to an app that answers from memory is answered with no I/O; anything else is left to
-//! [`serve_after`] on a thread.
+//! body, if any) to an app that answers from memory is answered with no
+//! I/O; anything else is left to [`serve_after`] on a thread.
 //!
 //! Nothing here knows about sockets or hooks, so it is tested over
 //! in-memory streams.
@@ -205,9 +205,9 @@ pub enum Buffered {
 
 /// Answers the first request in `input` without any I/O when it is whole
 /// (head and a Content-Length body, no `Expect`) and its app answers from
-/// memory; the bytes written to
-/// `out` (and the journal line) are exactly what [`serve`] would produce,
-/// because the same exchange runs over an in-memory stream.
+/// memory; the bytes written to `out` (and the journal line) are exactly
+/// what [`serve`] would produce, because the same exchange runs over an
+/// in-memory stream.
 pub fn answer_buffered(input: &[u8], out: &mut Vec<u8>, target: &Target) -> Buffered {
     if target.site.scheme != crate::route::Scheme::Http || target.site.forward.is_some() {
         return Buffered::NeedsThread;
@@ -228,6 +228,21 @@ pub fn answer_buffered(input: &[u8], out: &mut Vec<u8>, target: &Target) -> Buff
     // Writing to memory cannot fail, so neither can the exchange.
     let keep = exchange(&mut conn, &head, target).unwrap_or(false);
     Buffered::Answered { consumed: end, keep }
+}
+
+/// Answers every request at the start of `input` that [`answer_buffered`]
+/// takes, in order, stopping after one that closes the connection. Returns
+/// the bytes used and whether the connection stays open; what is left of
+/// `input` is for [`serve_after`].
+pub fn answer_all_buffered(input: &[u8], out: &mut Vec<u8>, target: &Target) -> (usize, bool) {
+    let (mut taken, mut keep) = (0, true);
+    while keep && taken < input.len() {
+        match answer_buffered(&input[taken..], out, target) {
+            Buffered::Answered { consumed, keep: k } => (taken, keep) = (taken + consumed, k),
+            Buffered::NeedsThread => break,
+        }
+    }
+    (taken, keep)
 }
 
 /// A stream with nothing to read whose writes append to a vector.
@@ -678,6 +693,17 @@ mod tests {
             assert_eq!(answer_buffered(&input, &mut out, &t), Buffered::Answered { consumed: first.len(), keep: true });
             assert_eq!(out.windows(8).filter(|w| w == b"HTTP/1.1").count(), 1);
         }
+    }
+
+    #[test]
+    fn buffered_pipelines_stop_at_a_close_or_what_needs_a_thread() {
+        let t = target(&["http://h.test -> static:200 hello"]);
+        let (a, b) = (&b"GET /1 HTTP/1.1\r\n\r\n"[..], &b"GET /2 HTTP/1.1\r\nConnection: close\r\n\r\n"[..]);
+        let mut out = Vec::new();
+        assert_eq!(answer_all_buffered(&[a, b, a].concat(), &mut out, &t), (a.len() + b.len(), false));
+        assert_eq!(out.windows(8).filter(|w| w == b"HTTP/1.1").count(), 2);
+        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert_eq!(answer_all_buffered(&[a, chunked].concat(), &mut Vec::new(), &t), (a.len(), true));
     }
 
     #[test]
