@@ -122,14 +122,26 @@ def wrk_under_shim(threads, conns, latency=False, url=URL, extra=(), seconds=SEC
     return parse_wrk(run(cmd), " ".join(cmd), latency)
 
 
-def rate_pairs(nginx, threads, conns, latency):
-    """Three wrk pairs, intercept and nginx, the order flipped in the middle
-    one. Returns the pair with the median ratio, and that ratio."""
+def alternated(first, second, rounds):
+    """Runs `first` and `second` in `rounds` pairs, the order flipped in every
+    other pair (ABBA), so the machine's drift hits both sides alike. Returns
+    the pairs as (first's result, second's result)."""
     pairs = []
-    for i in range(3):
-        sides = [lambda: wrk_under_shim(threads, conns, latency), lambda: wrk_plain(nginx.url, threads, conns, latency)]
-        got = [side() for side in (sides if i != 1 else sides[::-1])]
-        pairs.append(tuple(got) if i != 1 else tuple(got[::-1]))
+    for i in range(rounds):
+        if i % 2 == 0:
+            a = first()
+            b = second()
+        else:
+            b = second()
+            a = first()
+        pairs.append((a, b))
+    return pairs
+
+
+def rate_pairs(nginx, threads, conns, latency):
+    """Three alternated wrk pairs, intercept and nginx. Returns the pair with
+    the median ratio, and that ratio."""
+    pairs = alternated(lambda: wrk_under_shim(threads, conns, latency), lambda: wrk_plain(nginx.url, threads, conns, latency), 3)
     pairs.sort(key=lambda p: p[0]["rate"] / p[1]["rate"])
     middle = pairs[1]
     return middle, middle[0]["rate"] / middle[1]["rate"]
@@ -147,16 +159,10 @@ PAIRS = 5
 
 
 def paired(plain, shim, runs, warmup):
-    """hyperfine of two commands in PAIRS rounds whose order alternates
-    (ABBA), so the machine's drift hits both sides alike. Returns the median
-    mean of each side and the median of the rounds' differences, in seconds."""
-    rounds = []
-    for i in range(PAIRS):
-        if i % 2 == 0:
-            (a, b), _ = hyperfine([plain, shim], runs, warmup)
-        else:
-            (b, a), _ = hyperfine([shim, plain], runs, warmup)
-        rounds.append((a, b))
+    """hyperfine of two commands in PAIRS alternated rounds. Returns the
+    median mean of each side and the median of the rounds' differences, in
+    seconds."""
+    rounds = alternated(lambda: hyperfine([plain], runs, warmup)[0][0], lambda: hyperfine([shim], runs, warmup)[0][0], PAIRS)
     mid = PAIRS // 2
     return sorted(a for a, _ in rounds)[mid], sorted(b for _, b in rounds)[mid], sorted(b - a for a, b in rounds)[mid]
 
@@ -240,14 +246,9 @@ def main():
         rows.append(("Startup, python3 -c pass (hyperfine, 5 alternated rounds, median)", f"{p_plain*1000:.1f} ms → {p_shim*1000:.1f} ms: {added_py:+.2f} ms", "reported", None))
 
         close = ["-H", "Connection: close"]
-        # Nine short pairs, the order flipped in every other pair (ABBA), so
-        # the machine's drift hits both sides; the cost is the median of the
-        # pairs' own differences. Single runs here vary by 10-20%.
-        pairs = []
-        for i in range(9):
-            order = (False, True) if i % 2 == 0 else (True, False)
-            rates = {shim: (wrk_under_shim(1, 1, False, nginx.url, close, 3) if shim else wrk_plain(nginx.url, 1, 1, False, close, 3))["rate"] for shim in order}
-            pairs.append((rates[False], rates[True]))
+        # Nine short alternated pairs; the cost is the median of the pairs'
+        # own differences. Single runs here vary by 10-20%.
+        pairs = alternated(lambda: wrk_plain(nginx.url, 1, 1, False, close, 3)["rate"], lambda: wrk_under_shim(1, 1, False, nginx.url, close, 3)["rate"], 9)
         costs = sorted((plain - shim) / plain * 100 for plain, shim in pairs)
         cost = costs[len(costs) // 2]
         base = sorted(p for p, _ in pairs)[len(pairs) // 2]
