@@ -105,13 +105,7 @@ fn now() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since.subsec_millis()
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rest / 3600, rest % 3600 / 60, rest % 60, since.subsec_millis())
 }
 
 #[cfg(test)]
@@ -120,8 +114,8 @@ mod tests {
 
     #[test]
     fn lines_are_whole_json_from_many_threads() {
-        let path = std::env::temp_dir().join(format!("intercept-journal-{}.jsonl", std::process::id()));
-        let _ = std::fs::remove_file(&path);
+        let dir = crate::testing::temp_dir("journal");
+        let path = dir.join("journal.jsonl");
         let journal = std::sync::Arc::new(Journal::new(path.clone()));
         let threads: Vec<_> = (0..8)
             .map(|t| {
@@ -150,7 +144,6 @@ mod tests {
         assert_eq!(lines[0]["event"], "request");
         assert_eq!(lines.last().unwrap()["event"], "blocked");
         assert_eq!(lines.last().unwrap()["passthrough"], "deny");
-        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

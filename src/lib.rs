@@ -1,19 +1,21 @@
-//! The core of `intercept`: configuration, routes, synthetic names, the
-//! HTTP/1.1 dispatcher and the apps. No libc hooks live here — the `shim`
-//! crate translates libc calls into calls of this library — so everything
-//! below is tested without preloading anything.
+//! The core of `intercept`, grouped by the stage a connection passes
+//! through: [`config`] (the env file, its keys, route URLs and app specs)
+//! → [`routing`] (synthetic names, the router that says what a lookup or
+//! a connect becomes) → [`serve`] (one connection: TLS, HTTP/1.1) →
+//! [`apps`] (what answers a request). [`log`] and [`journal`] are what every
+//! stage writes to.
+//!
+//! No libc hooks live here — the `shim` crate translates libc calls into
+//! calls of this library — so everything below is tested without preloading
+//! anything. Imports flow one way: `apps` and `journal` import only `log`;
+//! `config` imports `apps`; `routing` imports `config`, `apps` and
+//! `journal`; `serve` imports all of those. The integration tests check it.
 
 pub mod apps;
 pub mod config;
-pub mod connection;
-pub mod dotenv;
-pub mod forward;
-pub mod http;
 pub mod journal;
 pub mod log;
-pub mod names;
-pub mod native;
-pub mod program;
-pub mod route;
-pub mod router;
-pub mod tls;
+pub mod routing;
+pub mod serve;
+#[cfg(test)]
+mod testing;

@@ -44,11 +44,22 @@ pub fn line(level: Level, args: std::fmt::Arguments<'_>) {
     }
     let mut text = format!("intercept: {args}");
     text.push('\n');
-    // One write(2), no lock: std's stderr lock could be held by a thread
-    // that does not exist in a forked child. A failing stderr is not the
-    // host's problem.
+    write_stderr(&text);
+}
+
+/// One write(2), no lock: std's stderr lock could be held by a thread that
+/// does not exist in a forked child. A failing stderr is not the host's
+/// problem.
+#[cfg(not(test))]
+fn write_stderr(text: &str) {
     // SAFETY: writes a valid buffer to fd 2.
     let _ = unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
+}
+
+/// Under `cargo test`, through the harness's capture instead.
+#[cfg(test)]
+fn write_stderr(text: &str) {
+    eprint!("{text}");
 }
 
 #[macro_export]

@@ -9,7 +9,10 @@ use std::process::{Command, ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use intercept::config::{self, Config, ENV_FILE, ROUTE_PREFIX};
-use intercept::{program, tls};
+use intercept::serve::tls;
+
+mod cli;
+use cli::program;
 
 const SHIM: &str = "libintercept.so";
 const DEFAULT_ENV_FILE: &str = "intercept.env";
@@ -179,10 +182,10 @@ fn main() -> ExitCode {
         },
         Cmd::Run { settings, command } => match environment(&settings) {
             Ok(vars) => {
-                if let Some(path) = program::find(&command[0]) {
-                    if let Some(why) = program::bypass_reason(&path) {
-                        eprintln!("intercept: warning: {} {why}; its connections are not intercepted", path.display());
-                    }
+                if let Some(path) = program::find(&command[0])
+                    && let Some(why) = program::bypass_reason(&path)
+                {
+                    eprintln!("intercept: warning: {} {why}; its connections are not intercepted", path.display());
                 }
                 let err = Command::new(&command[0]).args(&command[1..]).envs(vars).exec();
                 eprintln!("intercept: cannot run {}: {err}", command[0].to_string_lossy());
@@ -221,8 +224,7 @@ fn environment(settings: &Settings) -> Result<Vec<(String, String)>, ExitCode> {
 /// CA files the user's trust variables already name, and the intercept CA.
 fn trust(config: &Config) -> Result<PathBuf, ExitCode> {
     let user_files: Vec<PathBuf> = tls::TRUST_VARIABLES.iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
-    tls::write_bundle(&config.ca_dir, &user_files)
-        .map_err(|e| fail(&format!("cannot set up the CA in {}: {e}", config.ca_dir.display())))
+    tls::write_bundle(&config.ca_dir, &user_files).map_err(|e| fail(&format!("cannot set up the CA in {}: {e}", config.ca_dir.display())))
 }
 
 fn print_table(config: &Config) {

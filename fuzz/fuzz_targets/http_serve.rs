@@ -8,7 +8,7 @@
 use std::io::{self, Read, Write};
 use std::sync::OnceLock;
 
-use intercept::router::{Connect, Lookup, Router, Target};
+use intercept::routing::{Connect, Lookup, Router, Destination};
 use libfuzzer_sys::fuzz_target;
 
 /// Input cut into reads at the sizes the first bytes choose (no sizes: all
@@ -53,9 +53,9 @@ fn undated(bytes: &[u8]) -> Vec<&[u8]> {
 }
 
 /// Built once and kept in a static, so LeakSanitizer sees it reachable.
-fn target() -> &'static Target {
-    static TARGET: OnceLock<(Router, Target)> = OnceLock::new();
-    let (_, target) = TARGET.get_or_init(|| {
+fn dest() -> &'static Destination {
+    static TARGET: OnceLock<(Router, Destination)> = OnceLock::new();
+    let (_, dest) = TARGET.get_or_init(|| {
         let vars = [
             ("INTERCEPT_ROUTE_ECHO", "http://fuzz.test/echo -> echo"),
             ("INTERCEPT_ROUTE_ROOT", "http://fuzz.test -> static:200 root"),
@@ -66,27 +66,27 @@ fn target() -> &'static Target {
         intercept::log::set_level(config.log);
         let router = Router::new(&config);
         let Lookup::Synthetic(v4, _) = router.lookup("fuzz.test") else { unreachable!() };
-        let target = match router.connect((v4, 80).into()) {
+        let dest = match router.connect((v4, 80).into()) {
             Connect::Intercept(t) => t,
             _ => unreachable!(),
         };
-        (router, target)
+        (router, dest)
     });
-    target
+    dest
 }
 
 fuzz_target!(|input: &[u8]| {
     let cut = input.first().map_or(0, |&b| usize::from(b % 8));
     let (sizes, data) = input.get(1..).unwrap_or_default().split_at(cut.min(input.len().saturating_sub(1)));
-    intercept::http::serve(Pieces { data, sizes, next: 0, out: Vec::new() }, target());
+    intercept::serve::http::serve(Pieces { data, sizes, next: 0, out: Vec::new() }, dest());
 
     let mut alone = Pieces::whole(data);
-    intercept::http::serve(&mut alone, target());
+    intercept::serve::http::serve(&mut alone, dest());
     let mut out = Vec::new();
-    let (taken, open) = intercept::http::answer_all_buffered(data, &mut out, target());
+    let (taken, open) = intercept::serve::http::answer_all_buffered(data, &mut out, dest());
     if open {
         let mut rest = Pieces::whole(&[]);
-        intercept::http::serve_after(&mut rest, target(), data[taken..].to_vec());
+        intercept::serve::http::serve_after(&mut rest, dest(), data[taken..].to_vec());
         out.extend_from_slice(&rest.out);
     }
     assert_eq!(undated(&out), undated(&alone.out));

@@ -9,9 +9,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use core_lib::native::{Native, Source};
-use core_lib::route::{self, RouteUrl};
-use core_lib::router::RouteApp;
+use core_lib::apps::dylib::{Native, Source};
+use core_lib::config::route::{self, RouteUrl};
+use core_lib::routing::RouteApp;
 use core_lib::{apps, log_info};
 use intercept_app::abi;
 

@@ -1,201 +1,48 @@
-//! Dispatcher threads: each serves the far end of one intercepted
-//! connection with the core's HTTP loop. Connections whose apps answer from
-//! memory go to the event thread (`reactor`) instead, and come back here
-//! when a request needs more.
-//!
-//! The threads block every signal, so the host's handlers keep running on
-//! the host's own threads, and write with `MSG_NOSIGNAL`, so a client that
-//! hangs up never raises SIGPIPE in a host that did not ignore it.
-//!
-//! Our ends are also marked in a lock-free bitmap: a forked child has no
-//! dispatcher threads, so it closes its copies of them at once. Otherwise a
-//! connection the parent's dispatcher closes would never reach end-of-file
-//! while the child lived.
+//! Where an intercepted connection is served: on the event thread
+//! (`reactor`) when every app of its site answers from memory, else on a
+//! thread of its own running the core's connection loop (TLS, HTTP/1.1)
+//! or, for a forward route, the relay to its upstream.
 
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use core_lib::{connection, forward, http, log_error};
-use core_lib::router::Target;
+use core_lib::apps::forward;
+use core_lib::routing::Destination;
+use core_lib::serve;
 
-use crate::hooks::connect;
-use crate::reactor;
+use crate::peer::{self, Peer};
+use crate::{reactor, real, upstream};
 
-/// Our end of the socketpair.
-pub(crate) struct Peer(UnixStream);
-
-impl AsRawFd for Peer {
-    fn as_raw_fd(&self) -> libc::c_int {
-        self.0.as_raw_fd()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        // Unmarked before the close, so a forked child never closes a
-        // number the host has reused.
-        mark(self.0.as_raw_fd(), false);
-        LIVE.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-const TRACKED: usize = 1 << 16;
-static ENDS: [AtomicU64; TRACKED / 64] = [const { AtomicU64::new(0) }; TRACKED / 64];
-
-fn mark(fd: libc::c_int, on: bool) {
-    let Ok(i) = usize::try_from(fd) else { return };
-    if i < TRACKED {
-        let bit = 1u64 << (i % 64);
-        if on {
-            ENDS[i / 64].fetch_or(bit, Ordering::AcqRel);
-        } else {
-            ENDS[i / 64].fetch_and(!bit, Ordering::AcqRel);
-        }
-    }
-}
-
-/// In a forked child: closes the inherited dispatcher ends. Async-signal
-/// safe: atomics and close(2) only.
-pub fn close_ends_in_child() {
-    for (word_index, word) in ENDS.iter().enumerate() {
-        let mut bits = word.swap(0, Ordering::AcqRel);
-        while bits != 0 {
-            let bit = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            // SAFETY: closes an fd that this process inherited as ours.
-            unsafe { crate::real::close((word_index * 64 + bit) as libc::c_int) };
-        }
-    }
-}
-
-/// Dispatcher threads alive now.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-/// How long an idle dispatcher polls for the next request before sleeping.
-const SPIN: Duration = Duration::from_micros(50);
-
-impl Read for Peer {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let fd = self.0.as_raw_fd();
-        // While there are fewer dispatchers than cores, poll briefly before
-        // blocking: a client on a keep-alive connection usually sends its
-        // next request within microseconds, and a sleep and wake-up of this
-        // thread costs more than the polling.
-        if LIVE.load(Ordering::Relaxed) <= spare_cores() {
-            let deadline = Instant::now() + SPIN;
-            loop {
-                // SAFETY: buf is valid for writes of its length.
-                let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-                if n >= 0 {
-                    return Ok(n as usize);
-                }
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::WouldBlock || Instant::now() >= deadline {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        return Err(e);
-                    }
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-        }
-        // SAFETY: buf is valid for writes of its length.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
-    }
-}
-
-/// Cores a polling dispatcher may keep busy: all but one.
-pub(crate) fn spare_cores() -> usize {
-    static CORES: OnceLock<usize> = OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1))
-}
-
-impl Write for Peer {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: buf is valid for reads of its length.
-        let n = unsafe { libc::send(self.0.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Serves `fd` (which it then owns) for `target`: on the event thread when
-/// its site's apps answer from memory, else on a thread of its own. A
-/// client quiet for `idle` is hung up on.
-pub fn spawn(fd: OwnedFd, target: Target, idle: Duration, ca_dir: PathBuf) -> io::Result<()> {
+/// Serves `fd` (which it then owns) for `dest`. A client quiet for `idle`
+/// is hung up on.
+pub fn spawn(fd: OwnedFd, dest: Destination, idle: Duration, ca_dir: PathBuf) -> io::Result<()> {
     // A forwarded connection may rightly be quiet for long (server push):
     // no idle timeout there.
-    let idle = if target.site.forward.is_some() { Duration::ZERO } else { idle };
+    let idle = if dest.site.forward.is_some() { Duration::ZERO } else { idle };
     let timeout = libc::timeval { tv_sec: idle.as_secs() as libc::time_t, tv_usec: idle.subsec_micros() as libc::suseconds_t };
-    // SAFETY: a plain setsockopt with a valid timeval on our own fd.
+    // SAFETY: plain setsockopt calls with valid values on our own fd.
     unsafe {
         let len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
-        crate::real::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const timeout).cast(), len);
+        real::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const timeout).cast(), len);
         // A unix stream socket's sender buffer bounds what is in flight:
         // a larger one lets large responses stream in fewer wake-ups.
         let size: libc::c_int = 1 << 20;
         let int = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        crate::real::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, (&raw const size).cast(), int);
+        real::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, (&raw const size).cast(), int);
     }
-    mark(fd.as_raw_fd(), true);
-    LIVE.fetch_add(1, Ordering::Relaxed);
-    let peer = Peer(UnixStream::from(fd));
-    let (peer, target) = if reactor::takes(&target) {
-        match reactor::submit(peer, target, idle) {
+    let peer = Peer::new(fd);
+    let (peer, dest) = if reactor::takes(&dest) {
+        match reactor::submit(peer, dest, idle) {
             Ok(()) => return Ok(()),
             Err(back) => back,
         }
     } else {
-        (peer, target)
+        (peer, dest)
     };
-    start_thread("intercept", move || match &target.site.forward {
-        Some((_, to)) => forward::serve(&peer.0, to, &connect::forward_target),
-        None => connection::serve(peer, &target, &ca_dir),
+    peer::start_thread("intercept", move || match &dest.site.forward {
+        Some((_, to)) => forward::serve(peer.stream(), to, &upstream::connect),
+        None => serve::serve(peer, &dest, &ca_dir),
     })
-}
-
-/// Continues on a thread of its own a plain-http connection the event
-/// thread gave up: `unsent` goes out first, then the connection closes if
-/// `close`, else it is served from the bytes already `read`.
-pub(crate) fn hand_off(mut peer: Peer, target: Target, read: Vec<u8>, unsent: Vec<u8>, close: bool) {
-    let started = start_thread("intercept", move || {
-        if peer.write_all(&unsent).is_ok() && !close {
-            http::serve_after(peer, &target, read);
-        }
-    });
-    if let Err(e) = started {
-        log_error!("cannot start a dispatcher thread: {e}; a connection is closed");
-    }
-}
-
-/// Starts one of our threads: every signal blocked, so the host's handlers
-/// keep running on the host's own threads.
-pub(crate) fn start_thread(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-    // SAFETY: plain signal-mask calls on a local set; the new thread
-    // inherits the full mask and this thread's mask is restored after.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        let spawned = std::thread::Builder::new().name(name.into()).stack_size(256 * 1024).spawn(f);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        spawned.map(drop)
-    }
-}
-
-/// Wraps a raw fd we just created.
-///
-/// # Safety
-/// `fd` must be open and owned by nobody else.
-pub unsafe fn own(fd: libc::c_int) -> OwnedFd {
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }

@@ -19,7 +19,7 @@ const FLAT: usize = 1 << 16;
 static FLAGS: [AtomicBool; FLAT] = [const { AtomicBool::new(false) }; FLAT];
 /// How many flagged fds are at or above `FLAT` (kept only in the map).
 static HIGH: AtomicUsize = AtomicUsize::new(0);
-static INFO: Mutex<Option<HashMap<c_int, Conn>>> = Mutex::new(None);
+static INFO: Mutex<Option<HashMap<c_int, TcpFace>>> = Mutex::new(None);
 /// How many fds are in the table at all, so range operations on a process
 /// with no intercepted connection cost one load.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
@@ -27,15 +27,15 @@ static COUNT: AtomicUsize = AtomicUsize::new(0);
 /// What an intercepted fd was connected to, and the IP-level socket
 /// options set on it (kept so `getsockopt` reads back what was set).
 #[derive(Debug, Clone, Copy)]
-pub struct Conn {
+pub struct TcpFace {
     pub peer: SocketAddr,
     options: [(c_int, c_int, c_int); 8],
     option_count: usize,
 }
 
-impl Conn {
-    pub fn new(peer: SocketAddr) -> Conn {
-        Conn { peer, options: [(0, 0, 0); 8], option_count: 0 }
+impl TcpFace {
+    pub fn new(peer: SocketAddr) -> TcpFace {
+        TcpFace { peer, options: [(0, 0, 0); 8], option_count: 0 }
     }
 
     pub fn option(&self, level: c_int, name: c_int) -> Option<c_int> {
@@ -66,7 +66,7 @@ pub fn contains(fd: c_int) -> bool {
     }
 }
 
-pub fn insert(fd: c_int, conn: Conn) {
+pub fn insert(fd: c_int, conn: TcpFace) {
     let Ok(i) = usize::try_from(fd) else { return };
     let fresh = INFO.lock().get_or_insert_with(HashMap::new).insert(fd, conn).is_none();
     if fresh {
@@ -80,7 +80,7 @@ pub fn insert(fd: c_int, conn: Conn) {
 }
 
 /// Forgets `fd`; returns what it was, if it was ours.
-pub fn remove(fd: c_int) -> Option<Conn> {
+pub fn remove(fd: c_int) -> Option<TcpFace> {
     let Ok(i) = usize::try_from(fd) else { return None };
     if i < FLAT {
         if !FLAGS[i].swap(false, Ordering::AcqRel) {
@@ -111,7 +111,7 @@ pub fn remove_range(first: c_int, last: c_int) {
     }
 }
 
-pub fn get(fd: c_int) -> Option<Conn> {
+pub fn get(fd: c_int) -> Option<TcpFace> {
     if !contains(fd) {
         return None;
     }
@@ -119,11 +119,11 @@ pub fn get(fd: c_int) -> Option<Conn> {
 }
 
 /// Changes the entry of an intercepted fd in place.
-pub fn update(fd: c_int, change: impl FnOnce(&mut Conn)) {
-    if contains(fd) {
-        if let Some(conn) = INFO.lock().as_mut().and_then(|m| m.get_mut(&fd)) {
-            change(conn);
-        }
+pub fn update(fd: c_int, change: impl FnOnce(&mut TcpFace)) {
+    if contains(fd)
+        && let Some(conn) = INFO.lock().as_mut().and_then(|m| m.get_mut(&fd))
+    {
+        change(conn);
     }
 }
 

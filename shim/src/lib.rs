@@ -6,22 +6,29 @@
 //! apps that answer from memory, one shared event thread). Every hook
 //! starts with one atomic load; when the shim has nothing configured, or the
 //! call is not ours, it jumps straight to the real function.
+//!
+//! Imports flow one way, each layer using only those before it:
+//!
+//! 1. `real` (the real libc functions, errno), `sockaddr`, `fdtable`,
+//!    `state` (the router), `upstream` (connecting for real), `peer` (our
+//!    end of a connection and the threads that serve it);
+//! 2. `reactor` (the event thread);
+//! 3. `dispatch` (event thread or a thread of its own);
+//! 4. `hooks` (the exported libc functions) and `api` (the runtime API);
+//! 5. `init` (loading at start, fork handlers).
+//!
+//! The integration tests check this order.
+
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod api;
 mod dispatch;
 mod fdtable;
 mod hooks;
+mod init;
+mod peer;
 mod reactor;
 mod real;
 mod sockaddr;
 mod state;
-
-pub(crate) fn set_errno(code: libc::c_int) {
-    // SAFETY: __errno_location always returns this thread's errno slot.
-    unsafe { *libc::__errno_location() = code };
-}
-
-pub(crate) fn errno() -> libc::c_int {
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() }
-}
+mod upstream;

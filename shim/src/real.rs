@@ -1,84 +1,131 @@
-//! The real libc functions behind our hooks, found once with
-//! `dlsym(RTLD_NEXT)` and cached in an atomic.
+//! The real libc functions behind our hooks, found with `dlsym(RTLD_NEXT)`
+//! and cached in an atomic, plus errno.
 //!
 //! Every call the shim itself makes to a hooked symbol goes through here, so
 //! our own work (a dispatcher's close, a real lookup) never re-enters a hook.
 //! A symbol that cannot be found makes the call fail with the errno or code
-//! libc uses for "not supported", never a panic.
+//! libc uses for "not supported", never a panic. [`resolve_all`] looks every
+//! symbol up at once, before a fork, so a child never calls `dlsym` (which
+//! takes a lock another thread may have held at the fork).
 
-use std::ffi::c_void;
+use std::ffi::{CStr, c_void};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use libc::{addrinfo, c_char, hostent, c_int, c_uint, c_ulong, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{addrinfo, c_char, c_int, c_uint, c_ulong, hostent, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
-fn fail_errno(code: c_int) -> c_int {
-    crate::set_errno(code);
+pub fn set_errno(code: c_int) {
+    // SAFETY: __errno_location always returns this thread's errno slot.
+    unsafe { *libc::__errno_location() = code };
+}
+
+pub fn errno() -> c_int {
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets errno and returns -1, as a failing libc call does.
+pub fn fail(code: c_int) -> c_int {
+    set_errno(code);
     -1
 }
 
+/// One real function: its name and, once looked up, its address.
+struct Slot {
+    name: &'static CStr,
+    ptr: AtomicPtr<c_void>,
+}
+
+impl Slot {
+    const fn new(name: &'static CStr) -> Slot {
+        Slot { name, ptr: AtomicPtr::new(null_mut()) }
+    }
+
+    /// The function's address; null when libc has no such symbol.
+    fn get(&self) -> *mut c_void {
+        let ptr = self.ptr.load(Ordering::Relaxed);
+        if !ptr.is_null() {
+            return ptr;
+        }
+        // SAFETY: dlsym with a NUL-terminated name.
+        let ptr = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) };
+        self.ptr.store(ptr, Ordering::Relaxed);
+        ptr
+    }
+}
+
 macro_rules! real_fns {
-    ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, missing = $missing:expr;)*) => {$(
-        #[allow(clippy::missing_safety_doc)]
+    ($(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, missing = $missing:expr;)*) => {
+        mod slots {
+            #![allow(non_upper_case_globals)]
+            $(pub(super) static $name: super::Slot = super::Slot::new(
+                match std::ffi::CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes()) {
+                    Ok(name) => name,
+                    Err(_) => panic!("bad symbol name"),
+                });)*
+            pub(super) static fcntl: super::Slot = super::Slot::new(c"fcntl");
+        }
+
+        $(
+        /// The real function of this name.
+        ///
+        /// # Safety
+        /// As for the libc function.
         pub unsafe fn $name($($arg: $ty),*) -> $ret {
-            static PTR: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-            let mut ptr = PTR.load(Ordering::Relaxed);
-            if ptr.is_null() {
-                ptr = unsafe { libc::dlsym(libc::RTLD_NEXT, concat!(stringify!($name), "\0").as_ptr().cast()) };
-                PTR.store(ptr, Ordering::Relaxed);
-            }
+            let ptr = slots::$name.get();
             if ptr.is_null() {
                 return $missing;
             }
+            // SAFETY: dlsym found this symbol in libc, whose prototype it is.
             let real: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(ptr) };
+            // SAFETY: the caller upholds libc's contract.
             unsafe { real($($arg),*) }
         }
-    )*};
+        )*
+
+        /// Looks every real function up now (see the module doc).
+        pub fn resolve_all() {
+            $(slots::$name.get();)*
+            slots::fcntl.get();
+        }
+    };
 }
 
 real_fns! {
-    fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int, missing = fail_errno(libc::ENOSYS);
-    fn close(fd: c_int) -> c_int, missing = fail_errno(libc::ENOSYS);
-    fn dup(fd: c_int) -> c_int, missing = fail_errno(libc::ENOSYS);
-    fn dup2(fd: c_int, to: c_int) -> c_int, missing = fail_errno(libc::ENOSYS);
-    fn dup3(fd: c_int, to: c_int, flags: c_int) -> c_int, missing = fail_errno(libc::ENOSYS);
+    fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int, missing = fail(libc::ENOSYS);
+    fn close(fd: c_int) -> c_int, missing = fail(libc::ENOSYS);
+    fn dup(fd: c_int) -> c_int, missing = fail(libc::ENOSYS);
+    fn dup2(fd: c_int, to: c_int) -> c_int, missing = fail(libc::ENOSYS);
+    fn dup3(fd: c_int, to: c_int, flags: c_int) -> c_int, missing = fail(libc::ENOSYS);
     fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int, missing = libc::EAI_SYSTEM;
-}
-
-real_fns! {
-    fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int, missing = fail_errno(libc::ENOSYS);
-    fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int, missing = fail_errno(libc::ENOSYS);
-    fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int, missing = fail_errno(libc::ENOSYS);
-    fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> c_int, missing = fail_errno(libc::ENOSYS);
-}
-
-real_fns! {
-    fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int, missing = fail_errno(libc::ENOSYS);
-    fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t, missing = fail_errno(libc::ENOSYS) as ssize_t;
-    fn sendto(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t, missing = fail_errno(libc::ENOSYS) as ssize_t;
-    fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t, missing = fail_errno(libc::ENOSYS) as ssize_t;
+    fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int, missing = fail(libc::ENOSYS);
+    fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int, missing = fail(libc::ENOSYS);
+    fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int, missing = fail(libc::ENOSYS);
+    fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> c_int, missing = fail(libc::ENOSYS);
+    fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int, missing = fail(libc::ENOSYS);
+    fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn sendto(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
     fn getnameinfo(addr: *const sockaddr, alen: socklen_t, host: *mut c_char, hostlen: socklen_t, serv: *mut c_char, servlen: socklen_t, flags: c_int) -> c_int, missing = libc::EAI_SYSTEM;
-}
-
-/// `fcntl` is variadic; its one optional argument is an int or a pointer,
-/// both passed in an integer register on every ABI we build for.
-pub unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    static PTR: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
-    let mut ptr = PTR.load(Ordering::Relaxed);
-    if ptr.is_null() {
-        ptr = unsafe { libc::dlsym(libc::RTLD_NEXT, c"fcntl".as_ptr()) };
-        PTR.store(ptr, Ordering::Relaxed);
-    }
-    if ptr.is_null() {
-        return fail_errno(libc::ENOSYS);
-    }
-    let real: unsafe extern "C" fn(c_int, c_int, ...) -> c_int = unsafe { std::mem::transmute(ptr) };
-    unsafe { real(fd, cmd, arg) }
-}
-
-real_fns! {
     fn gethostbyname(name: *const c_char) -> *mut hostent, missing = null_mut();
     fn gethostbyname2(name: *const c_char, family: c_int) -> *mut hostent, missing = null_mut();
     fn gethostbyname_r(name: *const c_char, ret: *mut hostent, buf: *mut c_char, buflen: size_t, result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int, missing = libc::ENOSYS;
     fn gethostbyname2_r(name: *const c_char, family: c_int, ret: *mut hostent, buf: *mut c_char, buflen: size_t, result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int, missing = libc::ENOSYS;
+}
+
+/// The real `fcntl`. It is variadic; its one optional argument is an int
+/// or a pointer, both passed in an integer register on every ABI we build
+/// for.
+///
+/// # Safety
+/// As for libc's `fcntl`.
+pub unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    let ptr = slots::fcntl.get();
+    if ptr.is_null() {
+        return fail(libc::ENOSYS);
+    }
+    // SAFETY: dlsym found libc's fcntl, whose prototype this is.
+    let real: unsafe extern "C" fn(c_int, c_int, ...) -> c_int = unsafe { std::mem::transmute(ptr) };
+    // SAFETY: the caller upholds fcntl's contract.
+    unsafe { real(fd, cmd, arg) }
 }

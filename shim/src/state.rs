@@ -1,24 +1,16 @@
-//! The process-wide state: the configuration read once when the library is
-//! loaded, and the router built from it.
-//!
-//! Loading runs from `.init_array`, before `main`. A bad configuration
-//! prints `FILE:LINE: message` and ends the process with status 2, as
-//! `intercept check` would; hooks called before loading finishes (by other
-//! libraries' constructors) see the shim as inactive and go to libc.
+//! The process-wide state: the router built from the configuration, and
+//! whether the hooks have anything to do. Set once by `init`; the runtime
+//! API may turn the hooks on later.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use core_lib::config;
-use core_lib::log;
-use core_lib::router::Router;
-
-use crate::{dispatch, fdtable};
+use core_lib::routing::Router;
 
 static ROUTER: OnceLock<Router> = OnceLock::new();
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
-/// Whether hooks have anything to do. One relaxed load on every hook.
+/// Whether hooks have anything to do. One load on every hook.
 #[inline]
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Acquire)
@@ -28,36 +20,9 @@ pub fn router() -> Option<&'static Router> {
     ROUTER.get()
 }
 
-#[used]
-#[unsafe(link_section = ".init_array")]
-static LOAD_AT_START: extern "C" fn() = load_at_start;
-
-extern "C" fn load_at_start() {
-    if std::panic::catch_unwind(load).is_err() {
-        // Never take the host down for our own bug: stay inactive.
-        ACTIVE.store(false, Ordering::Release);
-    }
-}
-
-fn load() {
-    let config = match config::from_process_env() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{e}");
-            // SAFETY: ends the process without running the host's atexit
-            // handlers, which have not been set up for a run that never started.
-            unsafe { libc::_exit(2) }
-        }
-    };
-    log::set_level(config.log);
-    // Cheap (no thread, no file): kept even with no route, so the runtime
-    // API can add routes later.
-    let _ = ROUTER.set(Router::new(&config));
-    // SAFETY: registers plain extern "C" functions.
-    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
-    if config.is_active() {
-        activate();
-    }
+/// Installs the router (once, at load).
+pub fn set_router(router: Router) {
+    let _ = ROUTER.set(router);
 }
 
 /// Turns the hooks on (at start, or when the runtime API adds a route).
@@ -65,30 +30,7 @@ pub fn activate() {
     ACTIVE.store(true, Ordering::Release);
 }
 
-extern "C" fn before_fork() {
-    fdtable::hold_for_fork();
-    if let Some(r) = ROUTER.get() {
-        r.hold_for_fork();
-    }
-}
-
-extern "C" fn after_fork_in_parent() {
-    release_after_fork();
-}
-
-/// The child has no dispatcher threads: connections opened before the fork
-/// stay served by the parent's, and the child's own connections get threads
-/// of its own when it makes them.
-extern "C" fn after_fork_in_child() {
-    release_after_fork();
-    dispatch::close_ends_in_child();
-    crate::reactor::forget_in_child();
-}
-
-fn release_after_fork() {
-    fdtable::release_after_fork();
-    if let Some(r) = ROUTER.get() {
-        // SAFETY: paired with before_fork's hold, once per process.
-        unsafe { r.release_after_fork() };
-    }
+/// Turns the hooks off (a load that failed).
+pub fn deactivate() {
+    ACTIVE.store(false, Ordering::Release);
 }

@@ -130,12 +130,12 @@ impl Cgi {
             (early, feeder.map(|f| f.join()))
         });
         let timed_out = watchdog.stop();
-        if let Some(Ok(Err(e))) = &fed {
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Outcome::Answer(Response::text(400, &format!("could not read the request body: {e}")));
-            }
+        if let Some(Ok(Err(e))) = &fed
+            && e.kind() != io::ErrorKind::BrokenPipe
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Outcome::Answer(Response::text(400, &format!("could not read the request body: {e}")));
         }
         let early = match early {
             Ok(bytes) => bytes,
@@ -200,7 +200,9 @@ fn meta_variables(req: &Request<'_>, method: &str, path_info: &str, query: &str,
         let upper = name.to_ascii_uppercase().replace('-', "_");
         // Content-* travel as CONTENT_*; HTTP_PROXY would let a client set
         // the program's proxy ("httpoxy").
-        if matches!(upper.as_str(), "CONTENT_LENGTH" | "CONTENT_TYPE" | "PROXY") || !upper.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if matches!(upper.as_str(), "CONTENT_LENGTH" | "CONTENT_TYPE" | "PROXY")
+            || !upper.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
             continue;
         }
         let key = format!("HTTP_{upper}");

@@ -56,4 +56,3 @@ fn one_field_per_line(object: &serde_json::Value) -> Vec<u8> {
         .unwrap_or_default();
     format!("{{\n{}\n}}\n", fields.join(",\n")).into_bytes()
 }
-

@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn nothing_outside_the_root() {
-        let base = std::env::temp_dir().join(format!("intercept-files-{}", std::process::id()));
+        let base = crate::testing::temp_dir("files");
         let root = base.join("root");
         std::fs::create_dir_all(root.join("sub")).unwrap();
         std::fs::write(base.join("secret.txt"), "secret").unwrap();
@@ -208,6 +208,5 @@ mod tests {
         assert!(files.resolve("/../secret.txt").is_none());
         assert!(files.resolve("/link.txt").is_none());
         assert!(files.resolve("/sub/ok.txt\0.png").is_none());
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }

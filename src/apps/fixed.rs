@@ -28,4 +28,3 @@ impl App for Static {
         }
     }
 }
-

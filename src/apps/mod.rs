@@ -6,14 +6,15 @@
 //! (`echo`, `static:…`) are parsed here.
 
 pub mod cgi;
+pub mod dylib;
 mod echo;
 mod files;
 mod fixed;
+pub mod forward;
 pub mod wsgi;
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-
 
 /// A request as an app sees it.
 pub struct Request<'a> {
@@ -55,11 +56,7 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
-        Response {
-            status,
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body: Body::Bytes(body.into()),
-        }
+        Response { status, headers: vec![("Content-Type".into(), content_type.into())], body: Body::Bytes(body.into()) }
     }
 
     /// A short plain-text answer from the dispatcher itself (404, 500, …).
@@ -86,13 +83,16 @@ pub trait App: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppSpec {
     Echo,
-    Static { status: u16, body: StaticBody },
+    Static {
+        status: u16,
+        body: StaticBody,
+    },
     Cgi(cgi::CgiSpec),
     /// A canonical directory.
     Files(PathBuf),
     /// Not an HTTP app: the router hands the whole connection over.
-    Forward(crate::forward::ForwardTarget),
-    Dylib(crate::native::DylibSpec),
+    Forward(crate::apps::forward::Upstream),
+    Dylib(crate::apps::dylib::DylibSpec),
     Wsgi(wsgi::WsgiSpec),
 }
 
@@ -127,7 +127,6 @@ pub enum StaticBody {
     File(PathBuf),
 }
 
-
 /// Parses `APP` from `URL -> APP`; relative `@FILE` paths are taken from `base`.
 pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
     let (kind, arg) = match spec.split_once(':') {
@@ -142,14 +141,16 @@ pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
         ("cgi", Some(arg)) => cgi::parse(arg, base).map(AppSpec::Cgi),
         ("files", Some(arg)) => files::parse(arg, base).map(AppSpec::Files),
         ("files", None) => Err("expected files:DIR".into()),
-        ("forward", Some(arg)) => crate::forward::parse(arg, base).map(AppSpec::Forward),
+        ("forward", Some(arg)) => crate::apps::forward::parse(arg, base).map(AppSpec::Forward),
         ("forward", None) => Err("expected forward:HOST:PORT or forward:unix:PATH".into()),
-        ("dylib", Some(arg)) => crate::native::parse(arg, base).map(AppSpec::Dylib),
+        ("dylib", Some(arg)) => crate::apps::dylib::parse(arg, base).map(AppSpec::Dylib),
         ("dylib", None) => Err("expected dylib:PATH[#SYMBOL]".into()),
         ("wsgi", Some(arg)) => wsgi::parse(arg, base).map(AppSpec::Wsgi),
         ("wsgi", None) => Err("expected wsgi:MODULE:CALLABLE".into()),
         ("cgi", None) => Err("expected cgi:PROGRAM [ARG...]".into()),
-        (k, _) => Err(format!("unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM, forward:HOST:PORT, dylib:PATH or wsgi:MODULE:CALLABLE)")),
+        (k, _) => Err(format!(
+            "unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM, forward:HOST:PORT, dylib:PATH or wsgi:MODULE:CALLABLE)"
+        )),
     }
 }
 
@@ -185,7 +186,7 @@ pub fn build(spec: &AppSpec) -> Option<Box<dyn App>> {
         AppSpec::Cgi(spec) => Box::new(cgi::Cgi { spec: spec.clone() }),
         AppSpec::Files(root) => Box::new(files::Files { root: root.clone() }),
         AppSpec::Forward(_) => return None,
-        AppSpec::Dylib(spec) => Box::new(crate::native::Native::new(crate::native::Source::Dylib(spec.clone()))),
+        AppSpec::Dylib(spec) => Box::new(crate::apps::dylib::Native::new(crate::apps::dylib::Source::Dylib(spec.clone()))),
         AppSpec::Wsgi(spec) => Box::new(wsgi::Wsgi::new(spec.clone())),
     })
 }
@@ -290,14 +291,12 @@ mod tests {
 
     #[test]
     fn static_file_is_served_with_its_type() {
-        let dir = std::env::temp_dir().join(format!("intercept-static-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testing::temp_dir("static");
         std::fs::write(dir.join("a.json"), b"{\"x\":1}").unwrap();
         let spec = parse_spec("static:200 @a.json", &dir).unwrap();
         let mut body: &[u8] = b"";
         let r = build(&spec).unwrap().call(&mut request(&mut body));
         assert_eq!(r.headers[0].1, "application/json");
         assert_eq!(bytes(r), b"{\"x\":1}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -36,12 +36,9 @@ pub struct WsgiSpec {
 pub fn parse(arg: &str, base: &Path) -> Result<WsgiSpec, String> {
     let ident = |s: &str| !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
     match arg.trim().split_once(':') {
-        Some((module, callable)) if ident(module) && ident(callable) && !callable.contains('.') => Ok(WsgiSpec {
-            module: module.to_string(),
-            callable: callable.to_string(),
-            dir: base.to_path_buf(),
-            python: "python3".into(),
-        }),
+        Some((module, callable)) if ident(module) && ident(callable) && !callable.contains('.') => {
+            Ok(WsgiSpec { module: module.to_string(), callable: callable.to_string(), dir: base.to_path_buf(), python: "python3".into() })
+        }
         _ => Err(format!("expected wsgi:MODULE:CALLABLE, found `wsgi:{arg}`")),
     }
 }

@@ -7,8 +7,7 @@
 #   response: JSON head ({"status", "headers"} or {"error"}), body chunks,
 #             an empty frame (or a frame of length 0xFFFFFFFF: the app
 #             failed after its head was sent)
-import importlib, io, json, os, struct, sys, tempfile, traceback
-from urllib.parse import unquote
+import importlib, json, os, struct, sys, tempfile, traceback
 
 def _read_exact(stream, n):
     data = b""
@@ -46,26 +45,8 @@ def main(module_name, callable_name, directory):
                 break
             body.write(chunk)
         body.seek(0)
-        target = head["target"]
-        path = target.split("?", 1)[0]
-        if "://" in path:
-            path = "/" + path.split("://", 1)[1].partition("/")[2]
-        rest = path[len(head["script_name"]):] if path.startswith(head["script_name"]) else path
-        environ = {
-            "REQUEST_METHOD": head["method"], "SCRIPT_NAME": head["script_name"],
-            "PATH_INFO": unquote(rest, encoding="latin-1"), "QUERY_STRING": head["query"],
-            "REQUEST_URI": target, "RAW_URI": target, "SERVER_NAME": head["host"],
-            "SERVER_PORT": str(head["port"]), "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.version": (1, 0), "wsgi.url_scheme": head["scheme"], "wsgi.input": body,
-            "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
-        }
-        for name, value in head["headers"]:
-            key = name.upper().replace("-", "_")
-            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                environ[key] = value
-                continue
-            key = "HTTP_" + key
-            environ[key] = environ[key] + "," + value if key in environ else value
+        environ = environ_for(head["method"], head["scheme"], head["host"], head["port"], head["target"],
+                              head["script_name"], head["query"], head["headers"], body, multiprocess=True)
         sent = []
 
         def send_head(status, headers):

@@ -13,9 +13,9 @@ import ctypes
 import sys
 import threading
 import traceback
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from intercept_wsgi.wsgi import run_wsgi
+from intercept_wsgi.wsgi import environ_for, run_wsgi
 
 __all__ = ["add_wsgi_intercept", "remove_wsgi_intercept", "intercepted", "NotPreloaded"]
 
@@ -142,37 +142,9 @@ class _Input:
 def _environ(request, script_name):
     r = request
     text = lambda b: (b or b"").decode("latin-1")
-    target = text(r.target)
-    path = urlsplit(target).path if "://" in target.split("?", 1)[0] else target.split("?", 1)[0]
-    raw_rest = path[len(script_name):] if path.startswith(script_name) else path
-    environ = {
-        "REQUEST_METHOD": text(r.method),
-        "SCRIPT_NAME": script_name,
-        "PATH_INFO": unquote(raw_rest, encoding="latin-1"),
-        "QUERY_STRING": text(r.query),
-        "REQUEST_URI": target,
-        "RAW_URI": target,
-        "SERVER_NAME": text(r.host),
-        "SERVER_PORT": str(r.port),
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": text(r.scheme),
-        "wsgi.input": _Input(r),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    for i in range(r.header_count):
-        name, value = text(r.headers[i].name), text(r.headers[i].value)
-        key = name.upper().replace("-", "_")
-        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            environ[key] = value
-            continue
-        key = "HTTP_" + key
-        environ[key] = environ[key] + "," + value if key in environ else value
-    return environ
+    headers = [(text(r.headers[i].name), text(r.headers[i].value)) for i in range(r.header_count)]
+    return environ_for(text(r.method), text(r.scheme), text(r.host), r.port, text(r.target), script_name,
+                       text(r.query), headers, _Input(r), multiprocess=False)
 
 
 def _make_handler(app_create_fn, script_name):

@@ -91,11 +91,7 @@ pub struct Response {
 
 impl Response {
     pub fn text(status: u16, body: impl Into<String>) -> Response {
-        Response {
-            status,
-            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
-            body: body.into().into_bytes(),
-        }
+        Response { status, headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())], body: body.into().into_bytes() }
     }
 
     /// Sends this response through the dispatcher's callbacks.
@@ -134,21 +130,34 @@ pub unsafe fn run_handler(
     let outcome = std::panic::catch_unwind(|| {
         // SAFETY: valid for the call, as the dispatcher promises.
         let (req, resp) = unsafe { (&*req, &*resp) };
+        // SAFETY: as above.
         let mut request = unsafe { Request::from_raw(req) };
         let response = handler(&mut request);
+        // SAFETY: as above.
         unsafe { response.send(resp) }
     });
     outcome.unwrap_or(1)
 }
 
+/// Fills the `intercept_app` a create function was given (used by
+/// [`intercept_app!`]).
+///
+/// # Safety
+/// `app` must be null or point to a writable `intercept_app`, as the
+/// dispatcher's call of the create function promises.
 #[doc(hidden)]
-pub fn fill(app: *mut abi::intercept_app, handle: abi::HandleFn) -> c_int {
+pub unsafe fn fill(app: *mut abi::intercept_app, handle: abi::HandleFn) -> c_int {
     if app.is_null() {
         return 1;
     }
-    // SAFETY: the dispatcher passes a writable intercept_app.
+    // SAFETY: not null, and writable by the caller's promise.
     unsafe {
-        *app = abi::intercept_app { abi_version: abi::ABI_VERSION, state: std::ptr::null_mut::<c_void>(), handle: Some(handle), destroy: None };
+        *app = abi::intercept_app {
+            abi_version: abi::ABI_VERSION,
+            state: std::ptr::null_mut::<c_void>(),
+            handle: Some(handle),
+            destroy: None,
+        };
     }
     0
 }
@@ -157,16 +166,20 @@ pub fn fill(app: *mut abi::intercept_app, handle: abi::HandleFn) -> c_int {
 #[macro_export]
 macro_rules! intercept_app {
     ($handler:path) => {
+        /// # Safety
+        /// `app` must point to a writable `intercept_app` (the dispatcher's call).
         #[unsafe(no_mangle)]
-        pub extern "C" fn intercept_app_create(app: *mut $crate::abi::intercept_app) -> ::std::ffi::c_int {
+        pub unsafe extern "C" fn intercept_app_create(app: *mut $crate::abi::intercept_app) -> ::std::ffi::c_int {
             unsafe extern "C" fn handle(
                 _state: *mut ::std::ffi::c_void,
                 req: *const $crate::abi::intercept_request,
                 resp: *const $crate::abi::intercept_response,
             ) -> ::std::ffi::c_int {
+                // SAFETY: the dispatcher's own pointers, valid for the call.
                 unsafe { $crate::run_handler($handler, req, resp) }
             }
-            $crate::fill(app, handle)
+            // SAFETY: the caller's promise, passed on.
+            unsafe { $crate::fill(app, handle) }
         }
     };
 }

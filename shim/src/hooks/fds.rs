@@ -2,67 +2,105 @@
 
 use libc::{c_int, c_uint, c_ulong};
 
-use super::guarded;
+use super::{guarded, quietly};
 use crate::{fdtable, real};
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    if fdtable::contains(fd) {
-        // Forget it before the number can be reused by another thread.
-        guarded("close", || None, || fdtable::remove(fd));
-    }
-    unsafe { real::close(fd) }
+    // SAFETY: the caller's fd, passed on.
+    guarded("close", || unsafe { real::close(fd) }, || unsafe { close_impl(fd) })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
-    let new = unsafe { real::dup(fd) };
-    if new >= 0 && fdtable::contains(fd) {
-        guarded("dup", || (), || copy_entry(fd, new));
-    }
-    new
+    // SAFETY: as for close.
+    guarded("dup", || real::fail(libc::EMFILE), || unsafe { dup_impl(fd) })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup2(fd: c_int, to: c_int) -> c_int {
-    let rc = unsafe { real::dup2(fd, to) };
-    if rc >= 0 && fd != to && (fdtable::contains(fd) || fdtable::contains(to)) {
-        guarded("dup2", || (), || copy_entry(fd, to));
-    }
-    rc
+    // SAFETY: as for close.
+    guarded("dup2", || real::fail(libc::EBADF), || unsafe { dup2_impl(fd, to) })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup3(fd: c_int, to: c_int, flags: c_int) -> c_int {
+    // SAFETY: as for close.
+    guarded("dup3", || real::fail(libc::EBADF), || unsafe { dup3_impl(fd, to, flags) })
+}
+
+/// glibc also exports `fcntl` as `fcntl64`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    // SAFETY: as for close.
+    guarded("fcntl", || real::fail(libc::EBADF), || unsafe { fcntl_impl(fd, cmd, arg) })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    // SAFETY: as for close.
+    guarded("fcntl64", || real::fail(libc::EBADF), || unsafe { fcntl_impl(fd, cmd, arg) })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    // SAFETY: as for close.
+    guarded("close_range", || unsafe { real::close_range(first, last, flags) }, || unsafe { close_range_impl(first, last, flags) })
+}
+
+unsafe fn close_impl(fd: c_int) -> c_int {
+    if fdtable::contains(fd) {
+        // Forget it before the number can be reused by another thread.
+        fdtable::remove(fd);
+    }
+    // SAFETY: the caller's fd, passed on.
+    unsafe { real::close(fd) }
+}
+
+unsafe fn dup_impl(fd: c_int) -> c_int {
+    // SAFETY: the caller's fd, passed on.
+    let new = unsafe { real::dup(fd) };
+    if new >= 0 && fdtable::contains(fd) {
+        quietly("dup", || copy_entry(fd, new));
+    }
+    new
+}
+
+unsafe fn dup2_impl(fd: c_int, to: c_int) -> c_int {
+    // SAFETY: the caller's fds, passed on.
+    let rc = unsafe { real::dup2(fd, to) };
+    if rc >= 0 && fd != to && (fdtable::contains(fd) || fdtable::contains(to)) {
+        quietly("dup2", || copy_entry(fd, to));
+    }
+    rc
+}
+
+unsafe fn dup3_impl(fd: c_int, to: c_int, flags: c_int) -> c_int {
+    // SAFETY: the caller's fds, passed on.
     let rc = unsafe { real::dup3(fd, to, flags) };
     if rc >= 0 && (fdtable::contains(fd) || fdtable::contains(to)) {
-        guarded("dup3", || (), || copy_entry(fd, to));
+        quietly("dup3", || copy_entry(fd, to));
     }
     rc
 }
 
 /// `F_DUPFD` and `F_DUPFD_CLOEXEC` make copies like `dup`; every other
-/// command passes straight through. glibc also exports it as `fcntl64`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+/// command passes straight through.
+unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    // SAFETY: the caller's arguments, passed on.
     let rc = unsafe { real::fcntl(fd, cmd, arg) };
     if rc >= 0 && (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) && fdtable::contains(fd) {
-        guarded("fcntl", || (), || copy_entry(fd, rc));
+        quietly("fcntl", || copy_entry(fd, rc));
     }
     rc
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    unsafe { fcntl(fd, cmd, arg) }
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+unsafe fn close_range_impl(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     if flags as c_uint & libc::CLOSE_RANGE_CLOEXEC == 0 {
         let clamp = |v: c_uint| c_int::try_from(v).unwrap_or(c_int::MAX);
-        guarded("close_range", || (), || fdtable::remove_range(clamp(first), clamp(last)));
+        fdtable::remove_range(clamp(first), clamp(last));
     }
+    // SAFETY: the caller's arguments, passed on.
     unsafe { real::close_range(first, last, flags) }
 }
 
@@ -70,8 +108,7 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
 fn copy_entry(from: c_int, to: c_int) {
     let entry = fdtable::get(from);
     fdtable::remove(to);
-    if let Some(conn) = entry {
-        fdtable::insert(to, conn);
+    if let Some(face) = entry {
+        fdtable::insert(to, face);
     }
 }
-

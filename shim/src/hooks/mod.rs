@@ -1,9 +1,13 @@
 //! The exported libc hooks. Each one is a translation: read the C
 //! arguments, ask the core (or the fd table), act with the real functions.
 //!
-//! No panic crosses the C boundary: the body of every slow path runs inside
-//! `catch_unwind`, and a panic there fails the call the way libc would fail
-//! it. The path for a call that is not ours is one atomic load.
+//! Every export has one shape: a one-line call of
+//! `guarded(name, fallback, || implementation)`. No panic crosses the C
+//! boundary: a panic in the implementation becomes `fallback()`, which
+//! fails the call the way libc would fail it (or, where nothing was done
+//! yet, makes the real call). An implementation that must not lose a real
+//! call's result guards its own bookkeeping with [`quietly`]. The path for
+//! a call that is not ours is one atomic load.
 
 pub(crate) mod connect;
 mod fds;
@@ -13,11 +17,9 @@ mod sockets;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use core_lib::log_error;
-use libc::c_int;
 
-use crate::set_errno;
-
-/// Runs a hook's slow path; a panic becomes `fallback()`.
+/// Runs a hook's implementation; a panic becomes `fallback()`.
+#[inline(always)]
 fn guarded<T>(hook: &str, fallback: impl FnOnce() -> T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
         log_error!("internal error in {hook}; the call fails as libc would fail it");
@@ -25,7 +27,8 @@ fn guarded<T>(hook: &str, fallback: impl FnOnce() -> T, body: impl FnOnce() -> T
     })
 }
 
-fn fail(code: c_int) -> c_int {
-    set_errno(code);
-    -1
+/// Runs bookkeeping after a real call that already happened: a panic is
+/// logged and the call's result stands.
+fn quietly(hook: &str, body: impl FnOnce()) {
+    guarded(hook, || (), body)
 }

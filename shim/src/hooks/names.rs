@@ -4,12 +4,12 @@ use std::ffi::{CStr, CString};
 use std::mem::size_of;
 use std::net::IpAddr;
 
-use core_lib::router::Lookup;
+use core_lib::routing::Lookup;
 use core_lib::{log_debug, log_error};
 use libc::{addrinfo, c_char, c_int};
 
 use super::guarded;
-use crate::{real, state};
+use crate::{real, sockaddr, state};
 
 /// Routed names resolve to their synthetic addresses. The answer is built by
 /// the real `getaddrinfo` from the numeric address, so every node comes from
@@ -22,17 +22,27 @@ pub unsafe extern "C" fn getaddrinfo(
     hints: *const addrinfo,
     res: *mut *mut addrinfo,
 ) -> c_int {
+    // SAFETY: the caller's arguments, passed on.
+    guarded("getaddrinfo", || libc::EAI_FAIL, || unsafe { getaddrinfo_impl(node, service, hints, res) })
+}
+
+unsafe fn getaddrinfo_impl(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int {
     if !state::active() || node.is_null() || res.is_null() {
+        // SAFETY: the caller's arguments, passed on.
         return unsafe { real::getaddrinfo(node, service, hints, res) };
     }
-    guarded("getaddrinfo", || libc::EAI_FAIL, || unsafe { lookup(node, service, hints, res) })
+    // SAFETY: as above.
+    unsafe { lookup(node, service, hints, res) }
 }
 
 unsafe fn lookup(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int {
+    // SAFETY: a non-null C string from the caller.
     let (Some(router), Ok(name)) = (state::router(), unsafe { CStr::from_ptr(node) }.to_str()) else {
+        // SAFETY: the caller's arguments, passed on.
         return unsafe { real::getaddrinfo(node, service, hints, res) };
     };
     match router.lookup(name) {
+        // SAFETY: the caller's arguments, passed on.
         Lookup::Pass => unsafe { real::getaddrinfo(node, service, hints, res) },
         Lookup::Refuse => {
             log_error!("refused lookup of {name}: INTERCEPT_PASSTHROUGH=deny");
@@ -62,7 +72,9 @@ unsafe fn lookup(node: *const c_char, service: *const c_char, hints: *const addr
                 h.ai_family = if ip.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
                 let text = CString::new(ip.to_string()).expect("addresses have no NUL");
                 let mut list: *mut addrinfo = std::ptr::null_mut();
+                // SAFETY: a numeric host, the caller's service and our hints.
                 match unsafe { real::getaddrinfo(text.as_ptr(), service, &h, &mut list) } {
+                    // SAFETY: walking to the end of the list just returned.
                     0 => unsafe {
                         *tail = list;
                         while !(*tail).is_null() {
@@ -83,12 +95,12 @@ unsafe fn lookup(node: *const c_char, service: *const c_char, hints: *const addr
                 unsafe { (*head).ai_canonname = libc::strdup(canonical.as_ptr()) };
             }
             log_debug!("resolved {name} to {v4} and {v6}");
+            // SAFETY: res is the caller's non-null out-pointer.
             unsafe { *res = head };
             0
         }
     }
 }
-
 
 // ---- gethostbyname and friends ----------------------------------------------
 
@@ -141,13 +153,7 @@ fn host_lookup(name: *const c_char, family: c_int) -> HostLookup {
 /// Lays a one-address `hostent` out in the caller's buffer, as glibc does:
 /// address bytes, the address list, the (empty) alias list, then the name.
 /// Returns ERANGE when the buffer is too small.
-unsafe fn fill_hostent(
-    name: *const c_char,
-    ip: IpAddr,
-    ret: *mut libc::hostent,
-    buf: *mut c_char,
-    buflen: libc::size_t,
-) -> c_int {
+unsafe fn fill_hostent(name: *const c_char, ip: IpAddr, ret: *mut libc::hostent, buf: *mut c_char, buflen: libc::size_t) -> c_int {
     let octets: Vec<u8> = match ip {
         IpAddr::V4(v4) => v4.octets().to_vec(),
         IpAddr::V6(v6) => v6.octets().to_vec(),
@@ -183,17 +189,11 @@ unsafe fn fill_hostent(
     0
 }
 
-type HostentR = unsafe extern "C" fn(
-    *const c_char,
-    c_int,
-    *mut libc::hostent,
-    *mut c_char,
-    libc::size_t,
-    *mut *mut libc::hostent,
-    *mut c_int,
-) -> c_int;
+type HostentR =
+    unsafe extern "C" fn(*const c_char, c_int, *mut libc::hostent, *mut c_char, libc::size_t, *mut *mut libc::hostent, *mut c_int) -> c_int;
 
 /// The reentrant forms: fill the caller's hostent and buffer.
+#[allow(clippy::too_many_arguments)] // glibc's signature
 unsafe fn hostent_r(
     name: *const c_char,
     family: c_int,
@@ -204,7 +204,8 @@ unsafe fn hostent_r(
     h_errnop: *mut c_int,
     real: HostentR,
 ) -> c_int {
-    let lookup = guarded("gethostbyname_r", || HostLookup::Real, || host_lookup(name, family));
+    let lookup = host_lookup(name, family);
+    // SAFETY: result and h_errnop are the caller's out-pointers, checked for null.
     let set = |found: *mut libc::hostent, h: c_int| unsafe {
         if !result.is_null() {
             *result = found;
@@ -214,11 +215,13 @@ unsafe fn hostent_r(
         }
     };
     match lookup {
+        // SAFETY: the caller's arguments, passed on.
         HostLookup::Real => unsafe { real(name, family, ret, buf, buflen, result, h_errnop) },
         HostLookup::Refused => {
             set(std::ptr::null_mut(), HOST_NOT_FOUND);
             0
         }
+        // SAFETY: the caller's hostent and buffer of buflen bytes.
         HostLookup::Address(ip) => match unsafe { fill_hostent(name, ip, ret, buf, buflen) } {
             0 => {
                 set(ret, 0);
@@ -243,6 +246,7 @@ unsafe extern "C" fn real_gethostbyname2_r(
     result: *mut *mut libc::hostent,
     h_errnop: *mut c_int,
 ) -> c_int {
+    // SAFETY: the caller's arguments, passed on.
     unsafe { real::gethostbyname2_r(name, family, ret, buf, buflen, result, h_errnop) }
 }
 
@@ -256,7 +260,12 @@ pub unsafe extern "C" fn gethostbyname2_r(
     result: *mut *mut libc::hostent,
     h_errnop: *mut c_int,
 ) -> c_int {
-    unsafe { hostent_r(name, family, ret, buf, buflen, result, h_errnop, real_gethostbyname2_r) }
+    // SAFETY: the caller's arguments, passed on.
+    guarded(
+        "gethostbyname2_r",
+        || libc::ENOMEM,
+        || unsafe { hostent_r(name, family, ret, buf, buflen, result, h_errnop, real_gethostbyname2_r) },
+    )
 }
 
 #[unsafe(no_mangle)]
@@ -277,9 +286,11 @@ pub unsafe extern "C" fn gethostbyname_r(
         result: *mut *mut libc::hostent,
         h_errnop: *mut c_int,
     ) -> c_int {
+        // SAFETY: the caller's arguments, passed on.
         unsafe { real::gethostbyname_r(name, ret, buf, buflen, result, h_errnop) }
     }
-    unsafe { hostent_r(name, libc::AF_INET, ret, buf, buflen, result, h_errnop, real_v4) }
+    // SAFETY: the caller's arguments, passed on.
+    guarded("gethostbyname_r", || libc::ENOMEM, || unsafe { hostent_r(name, libc::AF_INET, ret, buf, buflen, result, h_errnop, real_v4) })
 }
 
 /// Per-thread storage for the non-reentrant forms (glibc uses one static
@@ -305,7 +316,7 @@ thread_local! {
 }
 
 unsafe fn hostent_static(name: *const c_char, family: c_int) -> Option<*mut libc::hostent> {
-    match guarded("gethostbyname", || HostLookup::Real, || host_lookup(name, family)) {
+    match host_lookup(name, family) {
         HostLookup::Real => None,
         HostLookup::Refused => {
             set_h_errno(HOST_NOT_FOUND);
@@ -329,18 +340,20 @@ unsafe fn hostent_static(name: *const c_char, family: c_int) -> Option<*mut libc
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut libc::hostent {
-    match unsafe { hostent_static(name, libc::AF_INET) } {
-        Some(answer) => answer,
-        None => unsafe { real::gethostbyname(name) },
-    }
+    // SAFETY: the caller's argument, passed on.
+    guarded("gethostbyname", no_host, || unsafe { hostent_static(name, libc::AF_INET).unwrap_or_else(|| real::gethostbyname(name)) })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn gethostbyname2(name: *const c_char, family: c_int) -> *mut libc::hostent {
-    match unsafe { hostent_static(name, family) } {
-        Some(answer) => answer,
-        None => unsafe { real::gethostbyname2(name, family) },
-    }
+    // SAFETY: the caller's arguments, passed on.
+    guarded("gethostbyname2", no_host, || unsafe { hostent_static(name, family).unwrap_or_else(|| real::gethostbyname2(name, family)) })
+}
+
+/// What a failing non-reentrant lookup returns.
+fn no_host() -> *mut libc::hostent {
+    set_h_errno(NETDB_INTERNAL);
+    std::ptr::null_mut()
 }
 
 /// The reverse: a synthetic address names its host.
@@ -354,18 +367,31 @@ pub unsafe extern "C" fn getnameinfo(
     servlen: libc::socklen_t,
     flags: c_int,
 ) -> c_int {
+    // SAFETY: the caller's arguments, passed on.
+    guarded("getnameinfo", || libc::EAI_FAIL, || unsafe { getnameinfo_impl(addr, alen, host, hostlen, serv, servlen, flags) })
+}
+
+unsafe fn getnameinfo_impl(
+    addr: *const libc::sockaddr,
+    alen: libc::socklen_t,
+    host: *mut c_char,
+    hostlen: libc::socklen_t,
+    serv: *mut c_char,
+    servlen: libc::socklen_t,
+    flags: c_int,
+) -> c_int {
     let name = if state::active() && !host.is_null() && flags & libc::NI_NUMERICHOST == 0 {
-        guarded("getnameinfo", || None, || {
-            let ip = unsafe { crate::sockaddr::read(addr, alen) }?.ip();
-            state::router()?.names().name_of(ip)
-        })
+        // SAFETY: the caller vouches for `alen` bytes at `addr`.
+        unsafe { sockaddr::read(addr, alen) }.and_then(|to| state::router()?.names().name_of(to.ip()))
     } else {
         None
     };
     let Some(name) = name else {
+        // SAFETY: the caller's arguments, passed on.
         return unsafe { real::getnameinfo(addr, alen, host, hostlen, serv, servlen, flags) };
     };
     // The service part (and validation of the address) from libc itself.
+    // SAFETY: the caller's arguments, passed on with a numeric host.
     let rc = unsafe { real::getnameinfo(addr, alen, host, hostlen, serv, servlen, flags | libc::NI_NUMERICHOST) };
     if rc != 0 {
         return rc;

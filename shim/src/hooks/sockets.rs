@@ -5,34 +5,61 @@ use std::net::SocketAddr;
 
 use libc::{c_int, sockaddr, socklen_t};
 
-use super::{fail, guarded};
-use crate::{fdtable, real, sockaddr as sa};
+use super::guarded;
+use crate::real::{self, fail};
+use crate::{fdtable, sockaddr as sa};
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: the caller's arguments, passed on.
+    guarded("getpeername", || fail(libc::ENOTSOCK), || unsafe { getpeername_impl(fd, addr, len) })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: as above.
+    guarded("getsockname", || fail(libc::ENOTSOCK), || unsafe { getsockname_impl(fd, addr, len) })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const libc::c_void, len: socklen_t) -> c_int {
+    // SAFETY: as above.
+    guarded("setsockopt", || fail(libc::ENOPROTOOPT), || unsafe { setsockopt_impl(fd, level, name, value, len) })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut libc::c_void, len: *mut socklen_t) -> c_int {
+    // SAFETY: as above.
+    guarded("getsockopt", || fail(libc::ENOPROTOOPT), || unsafe { getsockopt_impl(fd, level, name, value, len) })
+}
 
 /// The address the caller connected to, as TCP would report it (an
 /// IPv4-mapped address stays mapped).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+unsafe fn getpeername_impl(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     match fdtable::get(fd) {
+        // SAFETY: the caller's arguments, passed on.
         None => unsafe { real::getpeername(fd, addr, len) },
-        Some(conn) => unsafe { write_name(conn.peer, addr, len) },
+        // SAFETY: the caller's buffer, as for the real call.
+        Some(face) => unsafe { write_name(face.peer, addr, len) },
     }
 }
 
 /// A plausible local end: loopback in the peer's family, with a port from
 /// the ephemeral range that stays the same for the fd.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+unsafe fn getsockname_impl(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     match fdtable::get(fd) {
+        // SAFETY: the caller's arguments, passed on.
         None => unsafe { real::getsockname(fd, addr, len) },
-        Some(conn) => {
+        Some(face) => {
             let port = 32768 + (fd as u16 % 28000);
-            let local = match conn.peer {
+            let local = match face.peer {
                 SocketAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], port)),
                 SocketAddr::V6(p) if p.ip().to_ipv4_mapped().is_some() => {
                     SocketAddr::from((std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(), port))
                 }
                 SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
             };
+            // SAFETY: the caller's buffer, as for the real call.
             unsafe { write_name(local, addr, len) }
         }
     }
@@ -54,7 +81,6 @@ unsafe fn write_name(name: SocketAddr, addr: *mut sockaddr, len: *mut socklen_t)
     0
 }
 
-
 /// Whether a socket option level belongs to TCP/IP, which a socketpair
 /// would reject and a TCP socket accepts.
 fn ip_level(level: c_int) -> bool {
@@ -63,9 +89,9 @@ fn ip_level(level: c_int) -> bool {
 
 /// Options at the TCP/IP levels are accepted and remembered (TCP_NODELAY
 /// and friends have no meaning on a socketpair); the rest go to the kernel.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const libc::c_void, len: socklen_t) -> c_int {
+unsafe fn setsockopt_impl(fd: c_int, level: c_int, name: c_int, value: *const libc::c_void, len: socklen_t) -> c_int {
     if !ip_level(level) || !fdtable::contains(fd) {
+        // SAFETY: the caller's arguments, passed on.
         return unsafe { real::setsockopt(fd, level, name, value, len) };
     }
     if value.is_null() && len > 0 {
@@ -77,24 +103,25 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, value:
     } else {
         0
     };
-    guarded("setsockopt", || (), || fdtable::update(fd, |c| c.set_option(level, name, int)));
+    fdtable::update(fd, |face| face.set_option(level, name, int));
     0
 }
 
 /// Reads back remembered TCP/IP options (zero when never set), and answers
 /// SO_DOMAIN and SO_PROTOCOL as a TCP socket would.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut libc::c_void, len: *mut socklen_t) -> c_int {
-    let Some(conn) = fdtable::get(fd) else {
+unsafe fn getsockopt_impl(fd: c_int, level: c_int, name: c_int, value: *mut libc::c_void, len: *mut socklen_t) -> c_int {
+    let Some(face) = fdtable::get(fd) else {
+        // SAFETY: the caller's arguments, passed on.
         return unsafe { real::getsockopt(fd, level, name, value, len) };
     };
     let answer = match (level, name) {
-        (libc::SOL_SOCKET, libc::SO_DOMAIN) => Some(if conn.peer.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 }),
+        (libc::SOL_SOCKET, libc::SO_DOMAIN) => Some(if face.peer.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 }),
         (libc::SOL_SOCKET, libc::SO_PROTOCOL) => Some(libc::IPPROTO_TCP),
-        (l, n) if ip_level(l) => Some(conn.option(l, n).unwrap_or(0)),
+        (l, n) if ip_level(l) => Some(face.option(l, n).unwrap_or(0)),
         _ => None,
     };
     let Some(answer) = answer else {
+        // SAFETY: the caller's arguments, passed on.
         return unsafe { real::getsockopt(fd, level, name, value, len) };
     };
     if value.is_null() || len.is_null() {

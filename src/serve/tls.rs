@@ -124,7 +124,7 @@ impl std::fmt::Debug for BySni {
 
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let name = hello.server_name().map(crate::route::normalize_name).unwrap_or_else(|| self.fallback.clone());
+        let name = hello.server_name().map(crate::config::route::normalize_name).unwrap_or_else(|| self.fallback.clone());
         match self.authority.leaf(&name) {
             Ok(leaf) => Some(leaf),
             Err(e) => {
@@ -148,9 +148,8 @@ pub fn authority(dir: &Path) -> io::Result<Arc<Authority>> {
 /// Reads the CA's PEM files, creating them under an exclusive lock if they
 /// are missing. Returns (certificate, key).
 pub fn load_or_create(dir: &Path) -> io::Result<(String, String)> {
-    let read = || -> io::Result<(String, String)> {
-        Ok((fs::read_to_string(dir.join(CA_FILE))?, fs::read_to_string(dir.join(CA_KEY_FILE))?))
-    };
+    let read =
+        || -> io::Result<(String, String)> { Ok((fs::read_to_string(dir.join(CA_FILE))?, fs::read_to_string(dir.join(CA_KEY_FILE))?)) };
     if let Ok(found) = read() {
         return Ok(found);
     }
@@ -192,15 +191,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> 
 
 /// Where the system's trusted CAs are, on the common distributions.
 pub fn system_bundle() -> Option<PathBuf> {
-    [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-        "/etc/ssl/ca-bundle.pem",
-        "/etc/ssl/cert.pem",
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file())
+    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 /// The variables common clients read for their trusted CAs.
@@ -258,25 +252,25 @@ mod tests {
     use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("intercept-tls-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
+    /// A CA directory that does not exist yet, inside a guarded one.
+    fn temp(name: &str) -> (crate::testing::TempDir, PathBuf) {
+        let guard = crate::testing::temp_dir(name);
+        let dir = guard.join("ca");
+        (guard, dir)
     }
 
     #[test]
     fn the_ca_is_made_once_with_a_private_key_file() {
-        let dir = temp("once");
+        let (_guard, dir) = temp("once");
         let first = load_or_create(&dir).unwrap();
         assert_eq!(load_or_create(&dir).unwrap(), first);
         assert_eq!(fs::metadata(dir.join(CA_KEY_FILE)).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(first.0.starts_with("-----BEGIN CERTIFICATE-----"));
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn racing_threads_agree_on_one_ca() {
-        let dir = temp("race");
+        let (_guard, dir) = temp("race");
         let made: Vec<_> = (0..8)
             .map(|_| {
                 let d = dir.clone();
@@ -285,14 +279,13 @@ mod tests {
             .collect();
         let made: Vec<_> = made.into_iter().map(|t| t.join().unwrap()).collect();
         assert!(made.iter().all(|m| *m == made[0]));
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A full handshake in memory: a rustls client that trusts only our CA
     /// talks to the server config, with SNI and ALPN.
     #[test]
     fn a_client_trusting_the_ca_verifies_the_leaf() {
-        let dir = temp("handshake");
+        let (_guard, dir) = temp("handshake");
         let authority = Arc::new(Authority::open(&dir).unwrap());
         let server_config = authority.server_config("fallback.test").unwrap();
         let mut roots = rustls::RootCertStore::empty();
@@ -327,13 +320,12 @@ mod tests {
         let mut got = [0u8; 4];
         server.reader().read_exact(&mut got).unwrap();
         assert_eq!(&got, b"ping");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn the_bundle_holds_system_user_and_our_cas() {
-        let dir = temp("bundle");
-        let user = std::env::temp_dir().join(format!("intercept-user-ca-{}.pem", std::process::id()));
+        let (_guard, dir) = temp("bundle");
+        let user = _guard.join("user-ca.pem");
         fs::write(&user, "# the user's own CA\n").unwrap();
         let plain = write_bundle(&dir, &[]).unwrap();
         assert_eq!(plain.file_name().unwrap(), "bundle.pem");
@@ -341,7 +333,5 @@ mod tests {
         let text = fs::read_to_string(&with_user).unwrap();
         assert!(text.contains("# the user's own CA") && text.ends_with(&load_or_create(&dir).unwrap().0));
         assert_eq!(text.matches(CA_NAME).count(), 1, "our own bundle is never nested");
-        fs::remove_dir_all(&dir).unwrap();
-        fs::remove_file(&user).unwrap();
     }
 }

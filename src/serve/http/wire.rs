@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 
 use super::MAX_HEAD;
 
-pub(super) struct Conn<S> {
+pub(super) struct Wire<S> {
     pub stream: S,
     buf: Vec<u8>,
     start: usize,
@@ -14,12 +14,12 @@ pub(super) struct Conn<S> {
     pub consumed: u64,
 }
 
-impl<S: Read + Write> Conn<S> {
+impl<S: Read + Write> Wire<S> {
     /// A connection whose first bytes (perhaps none) were already read by
     /// someone else.
-    pub fn with_buffered(stream: S, bytes: Vec<u8>) -> Conn<S> {
+    pub fn with_buffered(stream: S, bytes: Vec<u8>) -> Wire<S> {
         let end = bytes.len();
-        Conn { stream, buf: bytes, start: 0, end, consumed: 0 }
+        Wire { stream, buf: bytes, start: 0, end, consumed: 0 }
     }
 
     pub fn buffered(&self) -> &[u8] {

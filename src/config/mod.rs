@@ -8,12 +8,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+pub mod dotenv;
+pub mod route;
+
 use std::time::Duration;
 
 use crate::apps::{self, AppSpec};
-use crate::dotenv;
 use crate::log::Level;
-use crate::route::{self, RouteUrl};
+use route::RouteUrl;
 
 pub const ENV_FILE: &str = "INTERCEPT_ENV_FILE";
 pub const ROUTE_PREFIX: &str = "INTERCEPT_ROUTE_";
@@ -108,7 +110,7 @@ impl Default for Config {
             log: Level::default(),
             journal: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            ca_dir: crate::tls::default_ca_dir(),
+            ca_dir: crate::serve::tls::default_ca_dir(),
         }
     }
 }
@@ -122,7 +124,7 @@ impl Config {
 
     /// Whether any route is `https://` (and so the CA is needed).
     pub fn has_https(&self) -> bool {
-        self.routes.iter().any(|r| r.url.scheme == crate::route::Scheme::Https)
+        self.routes.iter().any(|r| r.url.scheme == crate::config::route::Scheme::Https)
     }
 }
 
@@ -145,14 +147,10 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
     let mut env_file = None;
     if let Some((_, file)) = vars.iter().rev().find(|(k, _)| k == ENV_FILE) {
         let path = absolute(&cwd, Path::new(file));
-        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
-            origin: env_origin(ENV_FILE),
-            message: format!("cannot read env file {}: {e}", path.display()),
-        })?;
-        let entries = dotenv::parse(&text).map_err(|e| ConfigError {
-            origin: Origin::File { path: path.clone(), line: e.line },
-            message: e.message,
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError { origin: env_origin(ENV_FILE), message: format!("cannot read env file {}: {e}", path.display()) })?;
+        let entries = dotenv::parse(&text)
+            .map_err(|e| ConfigError { origin: Origin::File { path: path.clone(), line: e.line }, message: e.message })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.clone());
         for e in entries.into_iter().filter(|e| e.key.starts_with("INTERCEPT_")) {
             let origin = Origin::File { path: path.clone(), line: e.line };
@@ -190,8 +188,8 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
                 }
             }
             "INTERCEPT_LOG" => {
-                config.log = Level::parse(value.trim())
-                    .ok_or_else(|| fail(format!("{key}=`{value}`: expected off, error, info or debug")))?
+                config.log =
+                    Level::parse(value.trim()).ok_or_else(|| fail(format!("{key}=`{value}`: expected off, error, info or debug")))?
             }
             "INTERCEPT_IDLE_TIMEOUT" => {
                 config.idle_timeout = match value.trim().parse::<f64>() {
@@ -218,7 +216,7 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
         }
     }
     // Keep the order the user wrote: file routes by line, then environment ones.
-    routes.sort_by(|(a, _), (b, _)| origin_order(a).cmp(&origin_order(b)));
+    routes.sort_by_key(|(a, _)| origin_order(a));
     for (i, (_, route)) in routes.iter().enumerate() {
         if let Some((_, earlier)) = routes[..i]
             .iter()
@@ -235,7 +233,13 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
         {
             return Err(ConfigError {
                 origin: route.origin.clone(),
-                message: format!("{} is {} but {} serves the same host and port as {}", route.url, route.url.scheme.as_str(), other.origin, other.url.scheme.as_str()),
+                message: format!(
+                    "{} is {} but {} serves the same host and port as {}",
+                    route.url,
+                    route.url.scheme.as_str(),
+                    other.origin,
+                    other.url.scheme.as_str()
+                ),
             });
         }
     }
@@ -245,10 +249,18 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
         }
         let fail = |message: String| Err(ConfigError { origin: route.origin.clone(), message });
         if !route.url.prefix.is_empty() {
-            return fail(format!("{}: a forward route relays whole connections, so its URL takes no path (found `{}`)", route.name, route.url.prefix));
+            return fail(format!(
+                "{}: a forward route relays whole connections, so its URL takes no path (found `{}`)",
+                route.name, route.url.prefix
+            ));
         }
-        if let Some((_, other)) = routes.iter().find(|(_, r)| r.name != route.name && r.url.host == route.url.host && r.url.port == route.url.port) {
-            return fail(format!("{}: a forward route relays whole connections and cannot share {} with {} ({})", route.name, route.url, other.name, other.origin));
+        if let Some((_, other)) =
+            routes.iter().find(|(_, r)| r.name != route.name && r.url.host == route.url.host && r.url.port == route.url.port)
+        {
+            return fail(format!(
+                "{}: a forward route relays whole connections and cannot share {} with {} ({})",
+                route.name, route.url, other.name, other.origin
+            ));
         }
     }
     config.routes = routes.into_iter().map(|(_, r)| r).collect();
@@ -279,14 +291,14 @@ fn absolute(base: &Path, path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::HostPattern;
+    use crate::config::route::HostPattern;
 
-    fn temp_env(name: &str, text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("intercept-config-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+    /// An env file in a directory of its own, removed with the guard.
+    fn temp_env(name: &str, text: &str) -> (crate::testing::TempDir, PathBuf) {
+        let dir = crate::testing::temp_dir(name);
         let path = dir.join("test.env");
         std::fs::write(&path, text).unwrap();
-        path
+        (dir, path)
     }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -294,7 +306,7 @@ mod tests {
     }
 
     fn load_file(name: &str, text: &str) -> Result<Config, ConfigError> {
-        let path = temp_env(name, text);
+        let (_dir, path) = temp_env(name, text);
         load(&vars(&[(ENV_FILE, path.to_str().unwrap())]))
     }
 
@@ -314,7 +326,7 @@ mod tests {
 
     #[test]
     fn environment_wins_over_the_file() {
-        let path = temp_env("override", "INTERCEPT_PASSTHROUGH=deny\nINTERCEPT_ROUTE_A=http://a.test -> echo\n");
+        let (_dir, path) = temp_env("override", "INTERCEPT_PASSTHROUGH=deny\nINTERCEPT_ROUTE_A=http://a.test -> echo\n");
         let c = load(&vars(&[
             (ENV_FILE, path.to_str().unwrap()),
             ("INTERCEPT_PASSTHROUGH", "loopback"),

@@ -8,7 +8,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::conn::Conn;
+use super::wire::Wire;
 
 /// Longest chunk-size line accepted (size plus extensions).
 const MAX_CHUNK_LINE: usize = 4096;
@@ -32,7 +32,7 @@ enum State {
 }
 
 pub(super) struct BodyReader<'c, S> {
-    conn: &'c mut Conn<S>,
+    wire: &'c mut Wire<S>,
     state: State,
     /// `Expect: 100-continue` not answered yet.
     continue_pending: bool,
@@ -45,13 +45,13 @@ fn invalid(what: &str) -> io::Error {
 }
 
 impl<'c, S: Read + Write> BodyReader<'c, S> {
-    pub fn new(conn: &'c mut Conn<S>, framing: Framing, expect_continue: bool) -> Self {
+    pub fn new(wire: &'c mut Wire<S>, framing: Framing, expect_continue: bool) -> Self {
         let state = match framing {
             Framing::Length(0) => State::Done,
             Framing::Length(n) => State::Length(n),
             Framing::Chunked => State::ChunkSize,
         };
-        BodyReader { conn, state, continue_pending: expect_continue && state != State::Done, broken: false }
+        BodyReader { wire, state, continue_pending: expect_continue && state != State::Done, broken: false }
     }
 
     pub fn done(&self) -> bool {
@@ -84,18 +84,18 @@ impl<'c, S: Read + Write> BodyReader<'c, S> {
 
     /// Buffered bytes, filling (and sending 100 Continue) when there are none.
     fn available(&mut self) -> io::Result<usize> {
-        if self.conn.buffered().is_empty() {
+        if self.wire.buffered().is_empty() {
             if self.continue_pending {
                 self.continue_pending = false;
-                self.conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-                self.conn.stream.flush()?;
+                self.wire.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                self.wire.stream.flush()?;
             }
-            if self.conn.fill()? == 0 {
+            if self.wire.fill()? == 0 {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed inside the request body"));
             }
         }
         self.continue_pending = false;
-        Ok(self.conn.buffered().len())
+        Ok(self.wire.buffered().len())
     }
 
     fn step(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
@@ -103,8 +103,8 @@ impl<'c, S: Read + Write> BodyReader<'c, S> {
             State::Done => Ok(Some(0)),
             State::Length(left) | State::ChunkData(left) => {
                 let n = self.available()?.min(out.len()).min(usize::try_from(left).unwrap_or(usize::MAX));
-                out[..n].copy_from_slice(&self.conn.buffered()[..n]);
-                self.conn.consume(n);
+                out[..n].copy_from_slice(&self.wire.buffered()[..n]);
+                self.wire.consume(n);
                 let left = left - n as u64;
                 self.state = match self.state {
                     State::Length(_) if left == 0 => State::Done,
@@ -116,34 +116,34 @@ impl<'c, S: Read + Write> BodyReader<'c, S> {
             }
             State::ChunkSize => {
                 self.available()?;
-                let len = self.conn.line(MAX_CHUNK_LINE).map_err(|_| invalid("chunk size line too long"))?;
+                let len = self.wire.line(MAX_CHUNK_LINE).map_err(|_| invalid("chunk size line too long"))?;
                 let Some(len) = len else { return Err(invalid("client closed inside a chunk size")) };
-                let size = match httparse::parse_chunk_size(&self.conn.buffered()[..len]) {
+                let size = match httparse::parse_chunk_size(&self.wire.buffered()[..len]) {
                     Ok(httparse::Status::Complete((_, size))) => size,
                     _ => return Err(invalid("invalid chunk size")),
                 };
-                self.conn.consume(len);
+                self.wire.consume(len);
                 self.state = if size == 0 { State::Trailers(0) } else { State::ChunkData(size) };
                 Ok(None)
             }
             State::ChunkEnd => {
-                while self.conn.buffered().len() < 2 {
-                    if self.conn.fill()? == 0 {
+                while self.wire.buffered().len() < 2 {
+                    if self.wire.fill()? == 0 {
                         return Err(invalid("client closed after chunk data"));
                     }
                 }
-                if &self.conn.buffered()[..2] != b"\r\n" {
+                if &self.wire.buffered()[..2] != b"\r\n" {
                     return Err(invalid("chunk data longer than its size"));
                 }
-                self.conn.consume(2);
+                self.wire.consume(2);
                 self.state = State::ChunkSize;
                 Ok(None)
             }
             State::Trailers(seen) => {
-                let Some(len) = self.conn.line(MAX_TRAILERS)? else {
+                let Some(len) = self.wire.line(MAX_TRAILERS)? else {
                     return Err(invalid("client closed inside the trailers"));
                 };
-                self.conn.consume(len);
+                self.wire.consume(len);
                 self.state = match (len, seen + len) {
                     (2, _) => State::Done,
                     (_, total) if total > MAX_TRAILERS => return Err(invalid("trailers over 64 KiB")),

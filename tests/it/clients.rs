@@ -1,8 +1,7 @@
 //! Real HTTP clients, unmodified, get the apps' bytes through the shim for
 //! hosts that exist nowhere.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const ENV: &str = "\
 INTERCEPT_ROUTE_HOME=http://shop.example.test/ -> static:200 @home.txt
@@ -13,7 +12,7 @@ INTERCEPT_PASSTHROUGH=deny
 
 const HOME: &str = "home page from the static app\n";
 
-fn setup(name: &str) -> std::path::PathBuf {
+fn setup(name: &str) -> Env {
     let dir = temp_dir(name);
     std::fs::write(dir.join("home.txt"), HOME).unwrap();
     env_file(&dir, ENV)
@@ -104,10 +103,7 @@ v = requests.post("http://shop.example.test/api/r", json={"a": 1}).json()
 print(v["method"], v["body"])
 "#;
     let out = ok(run_with(&env, &["python3", "-c", script]));
-    assert_eq!(
-        out,
-        format!("{HOME}200 /hc z=9 [['X-Test', 'yes']]\n{HOME}201 alt port\nPOST {{\"a\": 1}}\n")
-    );
+    assert_eq!(out, format!("{HOME}200 /hc z=9 [['X-Test', 'yes']]\n{HOME}201 alt port\nPOST {{\"a\": 1}}\n"));
 }
 
 #[test]

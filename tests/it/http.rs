@@ -2,13 +2,17 @@
 //! HTTP/1.0, 100-continue, chunked uploads, keep-alive with HEAD, pipelining,
 //! oversized heads, idle clients, large streamed responses and the journal.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
-fn setup(name: &str, extra: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+fn setup(name: &str, extra: &str) -> (TempDir, Env) {
     let dir = temp_dir(name);
-    let env = env_file(&dir, &format!("INTERCEPT_ROUTE_ECHO=http://h.example.test/echo -> echo\nINTERCEPT_ROUTE_ROOT=http://h.example.test -> static:200 root\n{extra}"));
+    let env = env_file(
+        &dir,
+        &format!(
+            "INTERCEPT_ROUTE_ECHO=http://h.example.test/echo -> echo\nINTERCEPT_ROUTE_ROOT=http://h.example.test -> static:200 root\n{extra}"
+        ),
+    );
     (dir, env)
 }
 
@@ -29,7 +33,23 @@ fn expect_100_continue_upload_is_not_delayed() {
     let data: String = (0..2 * 1024 * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect();
     std::fs::write(&upload, &data).unwrap();
     let at = format!("@{}", upload.display());
-    let out = run_with(&env, &["curl", "-sS", "-v", "-H", "Expect: 100-continue", "--data-binary", &at, "-o", "-", "-w", "\n%{time_total}", "http://h.example.test/echo/up"]);
+    let out = run_with(
+        &env,
+        &[
+            "curl",
+            "-sS",
+            "-v",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            &at,
+            "-o",
+            "-",
+            "-w",
+            "\n%{time_total}",
+            "http://h.example.test/echo/up",
+        ],
+    );
     let text = ok(out.clone());
     assert!(stderr(&out).contains("< HTTP/1.1 100 Continue"), "{}", stderr(&out));
     let (json_text, seconds) = text.rsplit_once('\n').unwrap();
@@ -177,8 +197,7 @@ fn a_256_mib_response_streams_byte_identical_in_little_memory() {
     let got = dir.join("got.bin");
     // Peak RSS of the one child (intercept execs curl): ru_maxrss in KiB.
     let measure = "import resource, subprocess, sys\nr = subprocess.run(sys.argv[1:])\nprint(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
-    let mut cmd = Command::new("python3");
-    clean(&mut cmd);
+    let mut cmd = command("python3", &dir);
     let out = ok(cmd
         .args(["-c", measure, intercept_bin().to_str().unwrap(), "run", "--env-file", env.to_str().unwrap(), "--"])
         .args(["curl", "-sS", "-o", got.to_str().unwrap(), "http://big.example.test/"])
@@ -223,7 +242,10 @@ threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
     let pids: std::collections::HashSet<u64> = lines.iter().map(|l| l["pid"].as_u64().unwrap()).collect();
     assert_eq!(pids.len(), 8);
     for l in &lines {
-        assert_eq!((l["event"].as_str(), l["status"].as_u64(), l["method"].as_str(), l["route"].as_str()), (Some("request"), Some(200), Some("POST"), Some("ECHO")));
+        assert_eq!(
+            (l["event"].as_str(), l["status"].as_u64(), l["method"].as_str(), l["route"].as_str()),
+            (Some("request"), Some(200), Some("POST"), Some("ECHO"))
+        );
         assert!(l["request_bytes"].as_u64().unwrap() > 0 && l["response_bytes"].as_u64().unwrap() > 0);
         assert!(l["time"].as_str().unwrap().ends_with('Z') && l["duration_ms"].is_number());
     }
@@ -234,9 +256,22 @@ fn the_journal_records_blocked_connections() {
     need("curl", "curl");
     let (dir, env) = setup("journal-blocked", "INTERCEPT_PASSTHROUGH=deny\n");
     let journal = dir.join("journal.jsonl");
-    let out = intercept(&["run", "--env-file", env.to_str().unwrap(), "--journal", journal.to_str().unwrap(), "--", "curl", "-sS", "http://127.0.0.1:9/"]);
+    let out = intercept(&[
+        "run",
+        "--env-file",
+        env.to_str().unwrap(),
+        "--journal",
+        journal.to_str().unwrap(),
+        "--",
+        "curl",
+        "-sS",
+        "http://127.0.0.1:9/",
+    ]);
     assert_eq!(out.status.code(), Some(7));
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&journal).unwrap().lines().map(json).collect();
     assert_eq!(lines.len(), 1);
-    assert_eq!((lines[0]["event"].as_str(), lines[0]["target"].as_str(), lines[0]["passthrough"].as_str()), (Some("blocked"), Some("127.0.0.1:9"), Some("deny")));
+    assert_eq!(
+        (lines[0]["event"].as_str(), lines[0]["target"].as_str(), lines[0]["passthrough"].as_str()),
+        (Some("blocked"), Some("127.0.0.1:9"), Some("deny"))
+    );
 }

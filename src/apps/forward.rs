@@ -16,29 +16,29 @@ use std::path::{Path, PathBuf};
 use crate::log_error;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ForwardTarget {
+pub enum Upstream {
     Tcp { host: String, port: u16 },
     Unix(PathBuf),
 }
 
-impl fmt::Display for ForwardTarget {
+impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ForwardTarget::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
-            ForwardTarget::Tcp { host, port } => write!(f, "{host}:{port}"),
-            ForwardTarget::Unix(path) => write!(f, "unix:{}", path.display()),
+            Upstream::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Upstream::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Upstream::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }
 }
 
 /// Parses what follows `forward:`.
-pub fn parse(arg: &str, base: &Path) -> Result<ForwardTarget, String> {
+pub fn parse(arg: &str, base: &Path) -> Result<Upstream, String> {
     let arg = arg.trim();
     if let Some(path) = arg.strip_prefix("unix:") {
         if path.is_empty() {
             return Err("expected forward:unix:PATH".into());
         }
-        return Ok(ForwardTarget::Unix(base.join(path)));
+        return Ok(Upstream::Unix(base.join(path)));
     }
     let (host, port) = match arg.strip_prefix('[') {
         Some(v6) => {
@@ -48,7 +48,7 @@ pub fn parse(arg: &str, base: &Path) -> Result<ForwardTarget, String> {
         None => arg.rsplit_once(':').unwrap_or((arg, "")),
     };
     match port.parse::<u16>() {
-        Ok(port) if port != 0 && !host.is_empty() => Ok(ForwardTarget::Tcp { host: host.to_string(), port }),
+        Ok(port) if port != 0 && !host.is_empty() => Ok(Upstream::Tcp { host: host.to_string(), port }),
         _ => Err(format!("expected forward:HOST:PORT or forward:unix:PATH, found `forward:{arg}`")),
     }
 }
@@ -56,7 +56,7 @@ pub fn parse(arg: &str, base: &Path) -> Result<ForwardTarget, String> {
 const BAD_GATEWAY: &str = "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n";
 
 /// Relays `client` to the target `connect` reaches.
-pub fn serve(client: &UnixStream, target: &ForwardTarget, connect: &dyn Fn(&ForwardTarget) -> io::Result<OwnedFd>) {
+pub fn serve(client: &UnixStream, target: &Upstream, connect: &dyn Fn(&Upstream) -> io::Result<OwnedFd>) {
     let mut client = client;
     let upstream = match connect(target) {
         Ok(fd) => UnixStream::from(fd),
@@ -101,10 +101,10 @@ fn pump(mut from: &UnixStream, mut to: &UnixStream) {
 }
 
 /// Connects with the standard library (for use outside the shim).
-pub fn connect_std(target: &ForwardTarget) -> io::Result<OwnedFd> {
+pub fn connect_std(target: &Upstream) -> io::Result<OwnedFd> {
     match target {
-        ForwardTarget::Tcp { host, port } => Ok(std::net::TcpStream::connect((host.as_str(), *port))?.into()),
-        ForwardTarget::Unix(path) => Ok(UnixStream::connect(path)?.into()),
+        Upstream::Tcp { host, port } => Ok(std::net::TcpStream::connect((host.as_str(), *port))?.into()),
+        Upstream::Unix(path) => Ok(UnixStream::connect(path)?.into()),
     }
 }
 
@@ -116,9 +116,9 @@ mod tests {
     #[test]
     fn specs() {
         let base = Path::new("/srv");
-        assert_eq!(parse("api.test:8080", base).unwrap(), ForwardTarget::Tcp { host: "api.test".into(), port: 8080 });
-        assert_eq!(parse("[::1]:81", base).unwrap(), ForwardTarget::Tcp { host: "::1".into(), port: 81 });
-        assert_eq!(parse("unix:run/app.sock", base).unwrap(), ForwardTarget::Unix("/srv/run/app.sock".into()));
+        assert_eq!(parse("api.test:8080", base).unwrap(), Upstream::Tcp { host: "api.test".into(), port: 8080 });
+        assert_eq!(parse("[::1]:81", base).unwrap(), Upstream::Tcp { host: "::1".into(), port: 81 });
+        assert_eq!(parse("unix:run/app.sock", base).unwrap(), Upstream::Unix("/srv/run/app.sock".into()));
         assert!(parse("api.test", base).is_err());
         assert!(parse("api.test:0", base).is_err());
         assert!(parse(":80", base).is_err());
@@ -135,7 +135,7 @@ mod tests {
             s.write_all(&got.repeat(2)).unwrap();
         });
         let (mut ours, theirs) = UnixStream::pair().unwrap();
-        let relay = std::thread::spawn(move || serve(&theirs, &ForwardTarget::Tcp { host: "127.0.0.1".into(), port }, &connect_std));
+        let relay = std::thread::spawn(move || serve(&theirs, &Upstream::Tcp { host: "127.0.0.1".into(), port }, &connect_std));
         ours.write_all(b"ping").unwrap();
         ours.shutdown(Shutdown::Write).unwrap();
         let mut back = Vec::new();
@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn unreachable_targets_get_502() {
         let (mut ours, theirs) = UnixStream::pair().unwrap();
-        serve(&theirs, &ForwardTarget::Unix("/nonexistent/socket".into()), &connect_std);
+        serve(&theirs, &Upstream::Unix("/nonexistent/socket".into()), &connect_std);
         drop(theirs);
         let mut back = String::new();
         ours.read_to_string(&mut back).unwrap();

@@ -7,12 +7,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::apps::forward::Upstream;
 use crate::apps::{self, App, AppSpec};
-use crate::forward::ForwardTarget;
 use crate::config::{Config, Passthrough};
 use crate::journal::Journal;
-use crate::names::{self, Names};
-use crate::route::{self, HostPattern, RouteUrl, Scheme};
+pub mod names;
+
+use crate::config::route::{self, HostPattern, RouteUrl, Scheme};
+use names::Names;
 use parking_lot::RwLock;
 
 /// An app mounted at a path prefix of a site.
@@ -32,7 +34,7 @@ pub struct Site {
     /// Longest prefix first, so the first match is the one that wins.
     pub mounts: Vec<Mount>,
     /// A `forward:` route takes the whole connection: (route name, target).
-    pub forward: Option<(String, ForwardTarget)>,
+    pub forward: Option<(String, Upstream)>,
 }
 
 impl Site {
@@ -45,7 +47,7 @@ impl Site {
 /// A routed connection: the site, the name and port the client used, and
 /// the journal its requests go to.
 #[derive(Clone)]
-pub struct Target {
+pub struct Destination {
     pub site: Arc<Site>,
     pub host: String,
     pub port: u16,
@@ -54,14 +56,17 @@ pub struct Target {
 
 /// What a `connect` to an address becomes.
 pub enum Connect {
-    Intercept(Target),
+    Intercept(Destination),
     /// Not ours: the real `connect`, untouched.
     Pass,
     /// Refused by the pass-through setting.
     Refuse,
     /// A synthetic address on a port no route serves, in `allow` mode:
     /// resolve the name for real and connect there.
-    Resolve { name: String, port: u16 },
+    Resolve {
+        name: String,
+        port: u16,
+    },
 }
 
 /// What a name lookup becomes.
@@ -153,7 +158,7 @@ impl Router {
         };
         if let Some(app) = app {
             site.mounts.push(Mount { prefix: url.prefix.clone(), route: name.to_string(), app });
-            site.mounts.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+            site.mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
         }
         match old {
             Some(i) => sites[i] = Arc::new(site),
@@ -194,8 +199,8 @@ impl Router {
             .cloned()
     }
 
-    fn target(&self, site: &Arc<Site>, host: String, port: u16) -> Target {
-        Target { site: site.clone(), host, port, journal: self.journal.clone() }
+    fn target(&self, site: &Arc<Site>, host: String, port: u16) -> Destination {
+        Destination { site: site.clone(), host, port, journal: self.journal.clone() }
     }
 
     /// The name table (the reverse lookups of getnameinfo).
@@ -237,14 +242,14 @@ impl Router {
     pub fn connect(&self, addr: SocketAddr) -> Connect {
         let ip = addr.ip().to_canonical();
         let port = addr.port();
-        if names::is_synthetic(ip) {
-            if let Some(name) = self.names.name_of(ip) {
-                return match self.site_for_name(&name, port) {
-                    Some(site) => Connect::Intercept(self.target(&site, name, port)),
-                    None if self.passthrough == Passthrough::Allow => Connect::Resolve { name, port },
-                    None => Connect::Refuse,
-                };
-            }
+        if names::is_synthetic(ip)
+            && let Some(name) = self.names.name_of(ip)
+        {
+            return match self.site_for_name(&name, port) {
+                Some(site) => Connect::Intercept(self.target(&site, name, port)),
+                None if self.passthrough == Passthrough::Allow => Connect::Resolve { name, port },
+                None => Connect::Refuse,
+            };
         }
         let sites = self.sites.read();
         let by_address = sites.iter().find(|s| {
@@ -286,7 +291,7 @@ mod tests {
         SocketAddr::new(ip, port)
     }
 
-    fn intercepted(c: Connect) -> Target {
+    fn intercepted(c: Connect) -> Destination {
         match c {
             Connect::Intercept(t) => t,
             _ => panic!("not intercepted"),

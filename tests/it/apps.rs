@@ -1,15 +1,13 @@
 //! The apps beyond echo and static, through real clients: CGI (including
 //! git's smart HTTP over http and https).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn git(dir: &Path, args: &[&str]) -> String {
     need("git", "git");
-    let mut cmd = Command::new("git");
-    clean(&mut cmd);
+    let mut cmd = command("git", &dir);
     ok(cmd.current_dir(dir).args(["-c", "user.name=Test", "-c", "user.email=test@example.test"]).args(args).output().unwrap())
 }
 
@@ -42,9 +40,12 @@ fn clone_commit_push(scheme: &str) {
         ),
     );
     let url = format!("{scheme}://git.example.test/git/repo.git");
-    let mut cmd = Command::new(intercept_bin());
-    clean(&mut cmd);
-    let out = cmd.current_dir(&dir).args(["run", "--env-file", env.to_str().unwrap(), "--", "git", "clone", "-q", &url, "work"]).output().unwrap();
+    let mut cmd = command(intercept_bin(), &dir);
+    let out = cmd
+        .current_dir(&dir)
+        .args(["run", "--env-file", env.to_str().unwrap(), "--", "git", "clone", "-q", &url, "work"])
+        .output()
+        .unwrap();
     ok(out);
     let work = dir.join("work");
     assert_eq!(std::fs::read_to_string(work.join("README")).unwrap(), "first version\n");
@@ -54,16 +55,22 @@ fn clone_commit_push(scheme: &str) {
     std::fs::write(work.join("big.txt"), &big).unwrap();
     git(&work, &["add", "README", "big.txt"]);
     git(&work, &["commit", "-q", "-m", "second"]);
-    let mut cmd = Command::new(intercept_bin());
-    clean(&mut cmd);
-    ok(cmd.current_dir(&work).args(["run", "--env-file", env.to_str().unwrap(), "--", "git", "push", "-q", "origin", "main"]).output().unwrap());
+    let mut cmd = command(intercept_bin(), &dir);
+    ok(cmd
+        .current_dir(&work)
+        .args(["run", "--env-file", env.to_str().unwrap(), "--", "git", "push", "-q", "origin", "main"])
+        .output()
+        .unwrap());
     let log = git(&srv.join("repo.git"), &["log", "--format=%s", "main"]);
     assert_eq!(log, "second\nfirst\n");
     assert_eq!(git(&srv.join("repo.git"), &["show", "main:big.txt"]), big);
     // And a fetch from a second clone sees it.
-    let mut cmd = Command::new(intercept_bin());
-    clean(&mut cmd);
-    ok(cmd.current_dir(&dir).args(["run", "--env-file", env.to_str().unwrap(), "--", "git", "clone", "-q", &url, "again"]).output().unwrap());
+    let mut cmd = command(intercept_bin(), &dir);
+    ok(cmd
+        .current_dir(&dir)
+        .args(["run", "--env-file", env.to_str().unwrap(), "--", "git", "clone", "-q", &url, "again"])
+        .output()
+        .unwrap());
     assert_eq!(std::fs::read_to_string(dir.join("again/README")).unwrap(), "second version\n");
 }
 
@@ -95,7 +102,7 @@ case "$PATH_INFO" in
 esac
 "#;
 
-fn cgi_env(name: &str) -> PathBuf {
+fn cgi_env(name: &str) -> Env {
     let dir = temp_dir(name);
     let script = dir.join("script.cgi");
     std::fs::write(&script, SCRIPT).unwrap();
@@ -108,7 +115,21 @@ fn cgi_env(name: &str) -> PathBuf {
 fn cgi_meta_variables_and_body() {
     need("curl", "curl");
     let env = cgi_env("cgi-vars");
-    let out = ok(run_with(&env, &["curl", "-sS", "-i", "-H", "X-Custom: hello", "-H", "Content-Type: text/x-test", "--data-binary", "the body", "http://cgi.example.test/cgi/show?a=1&b=2"]));
+    let out = ok(run_with(
+        &env,
+        &[
+            "curl",
+            "-sS",
+            "-i",
+            "-H",
+            "X-Custom: hello",
+            "-H",
+            "Content-Type: text/x-test",
+            "--data-binary",
+            "the body",
+            "http://cgi.example.test/cgi/show?a=1&b=2",
+        ],
+    ));
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("X-Script: yes\r\n"), "{out}");
     let body = out.split_once("\r\n\r\n").unwrap().1;
     assert_eq!(
@@ -121,13 +142,21 @@ fn cgi_meta_variables_and_body() {
 fn cgi_status_location_and_failures() {
     need("curl", "curl");
     let env = cgi_env("cgi-status");
-    let code = |path: &str| ok(run_with(&env, &["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", &format!("http://cgi.example.test/cgi{path}")]));
+    let code = |path: &str| {
+        ok(run_with(
+            &env,
+            &["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", &format!("http://cgi.example.test/cgi{path}")],
+        ))
+    };
     assert_eq!(code("/created"), "201 ");
     assert_eq!(code("/away"), "302 https://elsewhere.example.test/");
     assert_eq!(code("/garbage"), "502 ");
     assert_eq!(code("/fail"), "502 ");
     let out = ok(run_with(&env, &["curl", "-sS", "http://cgi.example.test/cgi/inside"]));
-    assert!(out.contains("REQUEST_METHOD=GET\n") && out.contains("PATH_INFO=/show\n") && out.contains("QUERY_STRING=from=redirect\n"), "{out}");
+    assert!(
+        out.contains("REQUEST_METHOD=GET\n") && out.contains("PATH_INFO=/show\n") && out.contains("QUERY_STRING=from=redirect\n"),
+        "{out}"
+    );
     // The program's stderr is the host's stderr.
     let out = run_with(&env, &["curl", "-sS", "http://cgi.example.test/cgi/fail"]);
     assert!(stderr(&out).contains("failing on purpose"), "{}", stderr(&out));
@@ -139,11 +168,15 @@ fn bad_cgi_specs_are_rejected_with_file_and_line() {
     let env = env_file(&dir, "# x\nINTERCEPT_ROUTE_CGI=http://cgi.example.test -> cgi:./missing.cgi\n");
     let out = intercept(&["check", "--env-file", env.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).starts_with(&format!("{}:2: ", env.display())) && stderr(&out).contains("cgi program `./missing.cgi` not found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!("{}:2: ", env.display())) && stderr(&out).contains("cgi program `./missing.cgi` not found"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A site tree with a secret beside it, and a symlink pointing at it.
-fn files_env(name: &str) -> (PathBuf, PathBuf) {
+fn files_env(name: &str) -> (TempDir, Env) {
     let dir = temp_dir(name);
     let site = dir.join("site");
     std::fs::create_dir_all(site.join("docs")).unwrap();
@@ -170,7 +203,10 @@ fn files_serve_a_tree_with_types_index_and_redirects() {
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("Content-Type: text/html; charset=utf-8\r\n"), "{out}");
     assert!(out.ends_with("\r\n\r\n<h1>home</h1>\n"), "{out}");
     let out = ok(run_with(&env, &["curl", "-sS", "-i", "http://files.example.test/static/data.json"]));
-    assert!(out.contains("Content-Type: application/json\r\n") && out.contains("Content-Length: 9\r\n") && out.ends_with("{\"n\": 1}\n"), "{out}");
+    assert!(
+        out.contains("Content-Type: application/json\r\n") && out.contains("Content-Length: 9\r\n") && out.ends_with("{\"n\": 1}\n"),
+        "{out}"
+    );
     let out = ok(run_with(&env, &["curl", "-sS", "-L", "http://files.example.test/static"]));
     assert_eq!(out, "<h1>home</h1>\n");
     let head = ok(run_with(&env, &["curl", "-sS", "-I", "http://files.example.test/static/docs/guide.txt"]));
@@ -202,7 +238,14 @@ fn files_ranges_and_conditional_requests() {
 fn files_never_serve_outside_the_directory() {
     need("curl", "curl");
     let (_, env) = files_env("files-escape");
-    for path in ["/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/docs/%2E%2E/%2e%2e/secret.txt", "/static/escape.txt", "/static/data.json%00.txt", "/static/..%2fsecret.txt"] {
+    for path in [
+        "/static/../secret.txt",
+        "/static/%2e%2e/secret.txt",
+        "/static/docs/%2E%2E/%2e%2e/secret.txt",
+        "/static/escape.txt",
+        "/static/data.json%00.txt",
+        "/static/..%2fsecret.txt",
+    ] {
         let url = format!("http://files.example.test{path}");
         let out = run_with(&env, &["curl", "-sS", "--path-as-is", "-w", "\n%{http_code}", &url]);
         let text = stdout(&out);
@@ -217,7 +260,11 @@ fn bad_files_specs_are_rejected() {
     let env = env_file(&dir, "INTERCEPT_ROUTE_F=http://files.example.test -> files:no-such-dir\n");
     let out = intercept(&["check", "--env-file", env.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).starts_with(&format!("{}:1: ", env.display())) && stderr(&out).contains("files:no-such-dir: cannot open"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!("{}:1: ", env.display())) && stderr(&out).contains("files:no-such-dir: cannot open"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// A real HTTP server on a loopback port, answering `real:<path>`.
@@ -256,7 +303,9 @@ fn forward_relays_to_a_real_server_without_looping_back() {
     // shim's connect would get "would loop" instead of the real server.
     let env = env_file(
         &dir,
-        &format!("INTERCEPT_ROUTE_FRONT=http://front.example.test -> forward:127.0.0.1:{port}\nINTERCEPT_ROUTE_LOOP=http://127.0.0.1:{port} -> static:200 would loop\n"),
+        &format!(
+            "INTERCEPT_ROUTE_FRONT=http://front.example.test -> forward:127.0.0.1:{port}\nINTERCEPT_ROUTE_LOOP=http://127.0.0.1:{port} -> static:200 would loop\n"
+        ),
     );
     assert_eq!(ok(run_with(&env, &["curl", "-sS", "http://front.example.test/some/path"])), "real:/some/path");
     assert_eq!(ok(run_with(&env, &["curl", "-sS", &format!("http://127.0.0.1:{port}/")])), "would loop");
@@ -290,7 +339,10 @@ fn bad_forward_routes_are_rejected() {
     for (text, what) in [
         ("INTERCEPT_ROUTE_F=http://f.example.test -> forward:nohost\n", "expected forward:HOST:PORT"),
         ("INTERCEPT_ROUTE_F=http://f.example.test/api -> forward:127.0.0.1:9\n", "takes no path"),
-        ("INTERCEPT_ROUTE_E=http://f.example.test/x -> echo\nINTERCEPT_ROUTE_F=http://f.example.test -> forward:127.0.0.1:9\n", "cannot share"),
+        (
+            "INTERCEPT_ROUTE_E=http://f.example.test/x -> echo\nINTERCEPT_ROUTE_F=http://f.example.test -> forward:127.0.0.1:9\n",
+            "cannot share",
+        ),
     ] {
         let env = env_file(&dir, text);
         let out = intercept(&["check", "--env-file", env.to_str().unwrap()]);
@@ -320,10 +372,19 @@ fn a_c_dylib_app() {
     need("curl", "curl");
     let dir = temp_dir("dylib-c");
     build_c_app(&dir);
-    let env = env_file(&dir, "INTERCEPT_ROUTE_HELLO=http://hello.example.test/c -> dylib:./libhello.so\nINTERCEPT_ROUTE_TEA=http://tea.example.test -> dylib:./libhello.so#teapot_create\n");
-    let out = ok(run_with(&env, &["curl", "-sS", "-i", "-H", "X-Greeting: hi there", "--data-binary", "body bytes", "http://hello.example.test/c/x/y?q=1"]));
+    let env = env_file(
+        &dir,
+        "INTERCEPT_ROUTE_HELLO=http://hello.example.test/c -> dylib:./libhello.so\nINTERCEPT_ROUTE_TEA=http://tea.example.test -> dylib:./libhello.so#teapot_create\n",
+    );
+    let out = ok(run_with(
+        &env,
+        &["curl", "-sS", "-i", "-H", "X-Greeting: hi there", "--data-binary", "body bytes", "http://hello.example.test/c/x/y?q=1"],
+    ));
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n") && out.contains("X-App: hello.c\r\n"), "{out}");
-    assert!(out.ends_with("\r\n\r\nhello from C: POST /c/x/y?q=1 (mounted at \"/c\", path_info \"/x/y\", query \"q=1\")\nhi there\nbody bytes"), "{out}");
+    assert!(
+        out.ends_with("\r\n\r\nhello from C: POST /c/x/y?q=1 (mounted at \"/c\", path_info \"/x/y\", query \"q=1\")\nhi there\nbody bytes"),
+        "{out}"
+    );
     let out = ok(run_with(&env, &["curl", "-sS", "-w", "%{http_code}", "http://tea.example.test/"]));
     assert_eq!(out, "short and stout\n418");
 }
@@ -338,7 +399,21 @@ fn a_rust_dylib_app_and_its_panics() {
     let out = ok(run_with(&env, &["curl", "-sS", "-i", "--data-binary", "abc", "http://rust.example.test/r"]));
     assert!(out.contains("X-App: rust-hello\r\n") && out.ends_with("\r\n\r\nhello from Rust: POST /r body=abc\n"), "{out}");
     // A panic inside the app is a 500, and the process goes on serving.
-    let out = ok(run_with(&env, &["curl", "-sS", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code} ", "http://rust.example.test/panic", "http://rust.example.test/after"]));
+    let out = ok(run_with(
+        &env,
+        &[
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} ",
+            "http://rust.example.test/panic",
+            "http://rust.example.test/after",
+        ],
+    ));
     assert_eq!(out, "500 200 ");
 }
 

@@ -2,8 +2,7 @@
 //! `allow` and `loopback` modes and are refused, with errno ECONNREFUSED and
 //! one stderr line, in `deny` mode.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -27,7 +26,7 @@ fn real_server() -> (u16, Arc<AtomicUsize>) {
     (port, count)
 }
 
-fn env_with(name: &str, mode: &str) -> std::path::PathBuf {
+fn env_with(name: &str, mode: &str) -> Env {
     let dir = temp_dir(name);
     env_file(&dir, &format!("INTERCEPT_ROUTE_A=http://routed.example.test -> static:200 routed\nINTERCEPT_PASSTHROUGH={mode}\n"))
 }
@@ -80,8 +79,6 @@ fn errno_is_econnrefused_for_a_c_level_caller() {
     need_python_module("socket", "python3");
     let (port, _) = real_server();
     let env = env_with("errno", "deny");
-    let script = format!(
-        "import socket, errno\ns = socket.socket()\nprint(errno.errorcode[s.connect_ex(('127.0.0.1', {port}))])\n"
-    );
+    let script = format!("import socket, errno\ns = socket.socket()\nprint(errno.errorcode[s.connect_ex(('127.0.0.1', {port}))])\n");
     assert_eq!(ok(run_with(&env, &["python3", "-c", &script])), "ECONNREFUSED\n");
 }

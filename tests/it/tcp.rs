@@ -3,9 +3,8 @@
 //! calls, fork, threads, many connections, and pass-through that nobody
 //! can tell from no shim at all.
 
-mod common;
-use common::*;
-use std::path::{Path, PathBuf};
+use crate::common::*;
+use std::path::Path;
 use std::process::Command;
 
 const ENV: &str = "\
@@ -14,7 +13,7 @@ INTERCEPT_ROUTE_ROOT=http://tcp.example.test -> static:200 tcp root
 INTERCEPT_ROUTE_ALT=http://alt.example.test:8080 -> static:200 alt
 ";
 
-fn setup(name: &str) -> PathBuf {
+fn setup(name: &str) -> Env {
     env_file(&temp_dir(name), ENV)
 }
 
@@ -146,10 +145,7 @@ tfo = socket.socket()
 tfo.sendto(b"GET / HTTP/1.0\r\n\r\n", socket.MSG_FASTOPEN, ("tcp.example.test", 80))
 print(tfo.recv(4096).split(b"\r\n\r\n")[1], tfo.getpeername()[1])
 "#;
-    assert_eq!(
-        python(&env, script),
-        "True 80 127.0.0.1\n1 30\nTrue True True\n0\nTrue ::ffff:127.0.0.1 True\nb'tcp root' 80\n"
-    );
+    assert_eq!(python(&env, script), "True 80 127.0.0.1\n1 30\nTrue True True\n0\nTrue ::ffff:127.0.0.1 True\nb'tcp root' 80\n");
 }
 
 #[test]
@@ -349,7 +345,10 @@ fn run_warns_about_a_statically_linked_program() {
     let env = env_file(&dir, ENV);
     let out = run_with(&env, &[program.to_str().unwrap()]);
     assert_eq!(stdout(&out), "static hello\n");
-    let warning = format!("intercept: warning: {} is statically linked, so it does not load libintercept.so; its connections are not intercepted\n", program.display());
+    let warning = format!(
+        "intercept: warning: {} is statically linked, so it does not load libintercept.so; its connections are not intercepted\n",
+        program.display()
+    );
     assert_eq!(stderr(&out), warning);
     assert_eq!(stderr(&run_with(&env, &["true"])), "");
 }
@@ -362,10 +361,10 @@ fn cpython_socket_test_suites_pass_the_same_under_the_shim() {
         let text = stdout(out);
         text.lines().filter(|l| l.starts_with("Total tests:") || l.starts_with("Result:")).map(str::to_string).collect()
     };
-    let mut plain = Command::new("python3");
-    clean(&mut plain);
+    let dir = temp_dir("cpython");
+    let mut plain = command("python3", &dir);
     let without = plain.args(["-m", "test"]).args(modules).output().unwrap();
-    let env = env_file(&temp_dir("cpython"), "INTERCEPT_ROUTE_OTHER=http://unrelated.example.test -> echo\n");
+    let env = env_file(&dir, "INTERCEPT_ROUTE_OTHER=http://unrelated.example.test -> echo\n");
     let mut args = vec!["python3", "-m", "test"];
     args.extend(modules);
     let with = run_with(&env, &args);

@@ -2,9 +2,8 @@
 //! the local CA and get the app's bytes, with no `-k` or `verify=False`
 //! anywhere; an untrusted bundle fails; real HTTPS hosts keep verifying.
 
-mod common;
-use common::*;
-use std::path::{Path, PathBuf};
+use crate::common::*;
+use std::path::Path;
 use std::process::Command;
 
 const ENV: &str = "\
@@ -14,7 +13,7 @@ INTERCEPT_ROUTE_ALT=https://alt.example.test:8443/api -> static:200 alt secure
 ";
 
 /// An env file and a fresh CA directory named in it.
-fn setup(name: &str) -> (PathBuf, PathBuf) {
+fn setup(name: &str) -> (TempDir, Env) {
     let dir = temp_dir(name);
     let env = env_file(&dir, &format!("{ENV}INTERCEPT_CA_DIR={}\n", dir.join("ca").display()));
     (dir, env)
@@ -98,12 +97,8 @@ fn env_and_ca_commands_point_clients_at_the_bundle() {
         assert!(printed.lines().any(|l| l == format!("{key}={bundle}")), "{key} in:\n{printed}");
     }
     let ca = ok(intercept(&["ca", "--env-file", env.to_str().unwrap()]));
-    assert_eq!(
-        ca,
-        format!("ca:     {0}/ca.pem\nkey:    {0}/ca-key.pem\nbundle: {bundle}\n", dir.join("ca").display())
-    );
-    let mut curl = Command::new("curl");
-    clean(&mut curl);
+    assert_eq!(ca, format!("ca:     {0}/ca.pem\nkey:    {0}/ca-key.pem\nbundle: {bundle}\n", dir.join("ca").display()));
+    let mut curl = command("curl", &dir);
     for line in printed.lines() {
         let (k, v) = line.split_once('=').unwrap();
         curl.env(k, v);
@@ -141,24 +136,18 @@ s.socket = ctx.wrap_socket(s.socket, server_side=True)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", server])
-        .arg(&cert)
-        .arg(&key)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new("python3").args(["-c", server]).arg(&cert).arg(&key).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut port = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut port).unwrap();
     let url = format!("https://localhost:{}/", port.trim());
-    let mut cmd = Command::new(intercept_bin());
-    clean(&mut cmd);
+    let mut cmd = command(intercept_bin(), &dir);
     let out = cmd
         .env("CURL_CA_BUNDLE", &cert)
         .args(["run", "--env-file", env.to_str().unwrap(), "--", "curl", "-sS", &url, "https://secure.example.test/"])
         .output()
         .unwrap();
     child.kill().unwrap();
+    child.wait().unwrap();
     let text = ok(out);
     assert!(text.starts_with("real server"), "{text}");
     assert_eq!(json(&text["real server".len()..])["scheme"], "https");
@@ -169,7 +158,19 @@ fn the_journal_and_log_say_https() {
     need("curl", "curl");
     let (dir, env) = setup("journal");
     let journal = dir.join("journal.jsonl");
-    let out = intercept(&["run", "--env-file", env.to_str().unwrap(), "--journal", journal.to_str().unwrap(), "--log", "info", "--", "curl", "-sS", "https://secure.example.test/j"]);
+    let out = intercept(&[
+        "run",
+        "--env-file",
+        env.to_str().unwrap(),
+        "--journal",
+        journal.to_str().unwrap(),
+        "--log",
+        "info",
+        "--",
+        "curl",
+        "-sS",
+        "https://secure.example.test/j",
+    ]);
     ok(out.clone());
     assert!(stderr(&out).contains("intercept: GET https://secure.example.test:443/j -> 200 (route SECURE"), "{}", stderr(&out));
     let line = json(std::fs::read_to_string(&journal).unwrap().trim());

@@ -1,9 +1,7 @@
 //! The `intercept` command as a user drives it: check, run, env, exit
 //! statuses, children and grandchildren, and bad configuration.
 
-mod common;
-use common::*;
-use std::process::Command;
+use crate::common::*;
 
 #[test]
 fn check_prints_the_route_table() {
@@ -34,14 +32,25 @@ fn a_grandchild_is_intercepted() {
     let dir = temp_dir("grandchild");
     let env = env_file(&dir, "INTERCEPT_ROUTE_A=http://deep.example.test -> static:200 deep\n");
     // sh forks curl (it is not the last command, so sh cannot exec it).
-    let out = ok(run_with(&env, &["sh", "-c", "curl -sS http://deep.example.test/; echo; sh -c 'curl -sS http://deep.example.test/'; echo"]));
+    let out =
+        ok(run_with(&env, &["sh", "-c", "curl -sS http://deep.example.test/; echo; sh -c 'curl -sS http://deep.example.test/'; echo"]));
     assert_eq!(out, "deep\ndeep\n");
 }
 
 #[test]
 fn route_and_passthrough_flags() {
     need("curl", "curl");
-    let out = ok(intercept(&["run", "--route", "http://flag.example.test -> static:200 from a flag", "--passthrough", "deny", "--", "curl", "-sS", "http://flag.example.test/"]));
+    let out = ok(intercept(&[
+        "run",
+        "--route",
+        "http://flag.example.test -> static:200 from a flag",
+        "--passthrough",
+        "deny",
+        "--",
+        "curl",
+        "-sS",
+        "http://flag.example.test/",
+    ]));
     assert_eq!(out, "from a flag");
     let out = intercept(&["run", "--route", "http://flag.example.test -> static:2000", "--", "true"]);
     assert_eq!(out.status.code(), Some(2));
@@ -58,8 +67,7 @@ fn env_output_works_as_the_environment() {
     assert!(printed.lines().any(|l| l == format!("INTERCEPT_ENV_FILE={}", env.display())), "{printed}");
     // What a CI step does with `intercept env >> "$GITHUB_ENV"`: later steps
     // start with these variables and no intercept command in sight.
-    let mut curl = Command::new("curl");
-    clean(&mut curl);
+    let mut curl = command("curl", &dir);
     for line in printed.lines() {
         let (k, v) = line.split_once('=').unwrap();
         curl.env(k, v);
@@ -73,8 +81,7 @@ fn the_default_env_file_is_read_from_the_current_directory() {
     need("curl", "curl");
     let dir = temp_dir("default-env");
     env_file(&dir, "INTERCEPT_ROUTE_A=http://cwd.example.test -> static:200 found ./intercept.env\n");
-    let mut cmd = Command::new(intercept_bin());
-    clean(&mut cmd);
+    let mut cmd = command(intercept_bin(), &dir);
     let out = ok(cmd.current_dir(&dir).args(["run", "--", "curl", "-sS", "http://cwd.example.test/"]).output().unwrap());
     assert_eq!(out, "found ./intercept.env");
 }
@@ -115,9 +122,8 @@ fn bad_configuration_is_reported_with_file_and_line() {
         };
         check("check", intercept(&["check", "--env-file", env.to_str().unwrap()]));
         check("run", run_with(&env, &["echo", "ran anyway"]));
-        let mut bare = Command::new("echo");
-        clean(&mut bare);
-        bare.arg("ran anyway").env("LD_PRELOAD", shim()).env("INTERCEPT_ENV_FILE", &env);
+        let mut bare = command("echo", &dir);
+        bare.arg("ran anyway").env("LD_PRELOAD", shim()).env("INTERCEPT_ENV_FILE", &*env);
         check("the bare shim", bare.output().unwrap());
     }
 }

@@ -125,7 +125,7 @@ fn c(text: &str) -> CString {
 
 impl Loaded {
     fn handle(&self, req: &mut Request<'_>) -> Response {
-        let strings = [&req.method, req.scheme, &req.host, &req.target, &req.script_name, &req.path_info, &req.query].map(|s| c(s));
+        let strings = [&req.method, req.scheme, &req.host, &req.target, &req.script_name, &req.path_info, &req.query].map(c);
         let header_strings: Vec<(CString, CString)> = req.headers.iter().map(|(n, v)| (c(n), c(v))).collect();
         let headers: Vec<abi::intercept_header> =
             header_strings.iter().map(|(n, v)| abi::intercept_header { name: n.as_ptr(), value: v.as_ptr() }).collect();
@@ -287,7 +287,9 @@ mod tests {
     }
 
     unsafe extern "C" fn create(app: *mut abi::intercept_app) -> c_int {
-        unsafe { *app = abi::intercept_app { abi_version: abi::ABI_VERSION, state: std::ptr::null_mut(), handle: Some(handle), destroy: None } };
+        unsafe {
+            *app = abi::intercept_app { abi_version: abi::ABI_VERSION, state: std::ptr::null_mut(), handle: Some(handle), destroy: None }
+        };
         0
     }
 

@@ -4,17 +4,20 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use crate::route::Scheme;
-use crate::router::Target;
-use crate::{http, log_error, tls};
+use crate::config::route::Scheme;
+use crate::routing::Destination;
+pub mod http;
+pub mod tls;
+
+use crate::log_error;
 
 /// Serves `stream` for `target`; `ca_dir` holds the CA for https sites.
-pub fn serve<S: Read + Write + Send>(mut stream: S, target: &Target, ca_dir: &Path) {
-    if target.site.scheme == Scheme::Http {
-        return http::serve(stream, target);
+pub fn serve<S: Read + Write + Send>(mut stream: S, dest: &Destination, ca_dir: &Path) {
+    if dest.site.scheme == Scheme::Http {
+        return http::serve(stream, dest);
     }
-    let where_ = format!("https://{}:{}", target.host, target.port);
-    let config = match tls::authority(ca_dir).and_then(|a| a.server_config(&target.host).map_err(std::io::Error::other)) {
+    let where_ = format!("https://{}:{}", dest.host, dest.port);
+    let config = match tls::authority(ca_dir).and_then(|a| a.server_config(&dest.host).map_err(std::io::Error::other)) {
         Ok(config) => config,
         Err(e) => {
             log_error!("{where_}: cannot serve TLS: {e}");
@@ -37,7 +40,7 @@ pub fn serve<S: Read + Write + Send>(mut stream: S, target: &Target, ca_dir: &Pa
         }
     }
     let mut tls_stream = rustls::StreamOwned::new(session, stream);
-    http::serve(&mut tls_stream, target);
+    http::serve(&mut tls_stream, dest);
     tls_stream.conn.send_close_notify();
     let _ = tls_stream.conn.complete_io(&mut tls_stream.sock);
 }

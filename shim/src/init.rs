@@ -1,0 +1,74 @@
+//! Loading at start and keeping both sides of a fork working.
+//!
+//! Loading runs from `.init_array`, before `main`. A bad configuration
+//! prints `FILE:LINE: message` and ends the process with status 2, as
+//! `intercept check` would; hooks called before loading finishes (by other
+//! libraries' constructors) see the shim as inactive and go to libc.
+
+use core_lib::config;
+use core_lib::log;
+use core_lib::routing::Router;
+
+use crate::{fdtable, peer, reactor, real, state};
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static LOAD_AT_START: extern "C" fn() = load_at_start;
+
+extern "C" fn load_at_start() {
+    if std::panic::catch_unwind(load).is_err() {
+        // Never take the host down for our own bug: stay inactive.
+        state::deactivate();
+    }
+}
+
+fn load() {
+    let config = match config::from_process_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            // SAFETY: ends the process without running the host's atexit
+            // handlers, which have not been set up for a run that never started.
+            unsafe { libc::_exit(2) }
+        }
+    };
+    log::set_level(config.log);
+    // Cheap (no thread, no file): kept even with no route, so the runtime
+    // API can add routes later.
+    state::set_router(Router::new(&config));
+    // SAFETY: registers plain extern "C" functions.
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
+    if config.is_active() {
+        state::activate();
+    }
+}
+
+extern "C" fn before_fork() {
+    // A child must not be the first to call dlsym: it takes a lock.
+    real::resolve_all();
+    fdtable::hold_for_fork();
+    if let Some(r) = state::router() {
+        r.hold_for_fork();
+    }
+}
+
+extern "C" fn after_fork_in_parent() {
+    release_after_fork();
+}
+
+/// The child has no dispatcher threads: connections opened before the fork
+/// stay served by the parent's, and the child's own connections get threads
+/// of its own when it makes them.
+extern "C" fn after_fork_in_child() {
+    release_after_fork();
+    peer::close_ends_in_child();
+    reactor::forget_in_child();
+}
+
+fn release_after_fork() {
+    fdtable::release_after_fork();
+    if let Some(r) = state::router() {
+        // SAFETY: paired with before_fork's hold, once per process.
+        unsafe { r.release_after_fork() };
+    }
+}

@@ -1,0 +1,189 @@
+//! Our end of an intercepted connection (the far end of its socketpair),
+//! and the threads that serve such ends.
+//!
+//! A [`Peer`] reads with a short poll before blocking, writes with
+//! `MSG_NOSIGNAL` (a client that hangs up never raises SIGPIPE in a host
+//! that did not ignore it) and closes with the real `close`. Our threads
+//! block every signal, so the host's handlers keep running on the host's
+//! own threads.
+//!
+//! Our ends are also marked in a lock-free bitmap: a forked child has no
+//! dispatcher threads, so it closes its copies of them at once. Otherwise a
+//! connection the parent's dispatcher closes would never reach end-of-file
+//! while the child lived.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use core_lib::log_error;
+use core_lib::routing::Destination;
+use core_lib::serve::http;
+
+use crate::real;
+
+/// Our end of the socketpair.
+pub struct Peer(std::mem::ManuallyDrop<UnixStream>);
+
+impl Peer {
+    /// Takes `fd`, our end of a fresh socketpair, and marks it as ours.
+    pub fn new(fd: OwnedFd) -> Peer {
+        mark(fd.as_raw_fd(), true);
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        Peer(std::mem::ManuallyDrop::new(UnixStream::from(fd)))
+    }
+
+    /// The socket, for the relay of a forward route.
+    pub fn stream(&self) -> &UnixStream {
+        &self.0
+    }
+}
+
+impl AsRawFd for Peer {
+    fn as_raw_fd(&self) -> libc::c_int {
+        self.0.as_raw_fd()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let fd = self.0.as_raw_fd();
+        // Unmarked before the close, so a forked child never closes a
+        // number the host has reused.
+        mark(fd, false);
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: our own socket, closed once (the stream is never dropped).
+        unsafe { real::close(fd) };
+    }
+}
+
+const TRACKED: usize = 1 << 16;
+static ENDS: [AtomicU64; TRACKED / 64] = [const { AtomicU64::new(0) }; TRACKED / 64];
+
+fn mark(fd: libc::c_int, on: bool) {
+    let Ok(i) = usize::try_from(fd) else { return };
+    if i < TRACKED {
+        let bit = 1u64 << (i % 64);
+        if on {
+            ENDS[i / 64].fetch_or(bit, Ordering::AcqRel);
+        } else {
+            ENDS[i / 64].fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
+}
+
+/// In a forked child: closes the inherited dispatcher ends. Async-signal
+/// safe: atomics and close(2) only.
+pub fn close_ends_in_child() {
+    for (word_index, word) in ENDS.iter().enumerate() {
+        let mut bits = word.swap(0, Ordering::AcqRel);
+        while bits != 0 {
+            let bit = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            // SAFETY: closes an fd that this process inherited as ours.
+            unsafe { real::close((word_index * 64 + bit) as libc::c_int) };
+        }
+    }
+}
+
+/// Peers alive now.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// How long an idle dispatcher polls for the next request before sleeping.
+pub const SPIN: Duration = Duration::from_micros(50);
+
+impl Read for Peer {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let fd = self.0.as_raw_fd();
+        // While there are fewer dispatchers than cores, poll briefly before
+        // blocking: a client on a keep-alive connection usually sends its
+        // next request within microseconds, and a sleep and wake-up of this
+        // thread costs more than the polling.
+        if LIVE.load(Ordering::Relaxed) <= spare_cores() {
+            let deadline = Instant::now() + SPIN;
+            loop {
+                // SAFETY: buf is valid for writes of its length.
+                let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+                if n >= 0 {
+                    return Ok(n as usize);
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    return Err(e);
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    }
+}
+
+impl Write for Peer {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: buf is valid for reads of its length.
+        let n = unsafe { libc::send(self.0.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Cores a polling dispatcher may keep busy: all but one.
+pub fn spare_cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1))
+}
+
+/// Continues on a thread of its own a plain-http connection the event
+/// thread gave up: `unsent` goes out first, then the connection closes if
+/// `close`, else it is served from the bytes already `read`.
+pub fn serve_on_thread(mut peer: Peer, dest: Destination, read: Vec<u8>, unsent: Vec<u8>, close: bool) {
+    let started = start_thread("intercept", move || {
+        if peer.write_all(&unsent).is_ok() && !close {
+            http::serve_after(peer, &dest, read);
+        }
+    });
+    if let Err(e) = started {
+        log_error!("cannot start a dispatcher thread: {e}; a connection is closed");
+    }
+}
+
+/// Starts one of our threads: every signal blocked, so the host's handlers
+/// keep running on the host's own threads. A panic that escapes `f` ends
+/// only this thread, with a log line.
+pub fn start_thread(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    let body = move || {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+            log_error!("internal error on a dispatcher thread; its connection is closed");
+        }
+    };
+    // SAFETY: plain signal-mask calls on local sets; the new thread
+    // inherits the full mask and this thread's mask is restored after.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let spawned = std::thread::Builder::new().name(name.into()).stack_size(256 * 1024).spawn(body);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        spawned.map(drop)
+    }
+}
+
+/// Wraps a raw fd we just created.
+///
+/// # Safety
+/// `fd` must be open and owned by nobody else.
+pub unsafe fn own(fd: libc::c_int) -> OwnedFd {
+    // SAFETY: the caller's promise.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

@@ -1,0 +1,87 @@
+//! The buffered path: answering whole requests from bytes already
+//! received, with no I/O, for the shim's event thread. The same exchange
+//! as the serve loop runs over an in-memory stream, so the bytes written
+//! and the journal line are the same.
+
+use std::io::{self, Read, Write};
+
+use super::body::Framing;
+use super::exchange;
+use super::head::{parse_head, split_target};
+use super::wire::Wire;
+use crate::config::route::Scheme;
+use crate::routing::Destination;
+
+/// What [`answer_buffered`] made of the bytes a client has sent so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Buffered {
+    /// The first request was answered into `out`: its `consumed` bytes are
+    /// done with, and the connection closes after the answer unless `keep`.
+    Answered { consumed: usize, keep: bool },
+    /// No whole request, or one this path does not take (a chunked or
+    /// partial body, an `Expect`, an app that may block, bad input, https):
+    /// serve the connection with [`serve_after`] instead.
+    NeedsThread,
+}
+
+/// Answers the first request in `input` without any I/O when it is whole
+/// (head and a Content-Length body, no `Expect`) and its app answers from
+/// memory; the bytes written to `out` (and the journal line) are exactly
+/// what [`serve`] would produce, because the same exchange runs over an
+/// in-memory stream.
+pub fn answer_buffered(input: &[u8], out: &mut Vec<u8>, dest: &Destination) -> Buffered {
+    if dest.site.scheme != Scheme::Http || dest.site.forward.is_some() {
+        return Buffered::NeedsThread;
+    }
+    let Ok(Some(head)) = parse_head(input) else { return Buffered::NeedsThread };
+    // The body, if any, must be whole in `input` and have a length.
+    let whole = match head.framing() {
+        Ok(Framing::Length(n)) => usize::try_from(n).ok().and_then(|n| head.len.checked_add(n)).filter(|&end| end <= input.len()),
+        _ => None,
+    };
+    let Some(end) = whole.filter(|_| head.values("Expect").next().is_none()) else { return Buffered::NeedsThread };
+    let (path, _) = split_target(&head.target);
+    if !dest.site.mount_for(path).is_none_or(|m| m.app.answers_from_memory()) {
+        return Buffered::NeedsThread;
+    }
+    let mut wire = Wire::with_buffered(Memory(out), input[head.len..end].to_vec());
+    wire.consumed = head.len as u64;
+    // Writing to memory cannot fail, so neither can the exchange.
+    let keep = exchange(&mut wire, &head, dest).unwrap_or(false);
+    Buffered::Answered { consumed: end, keep }
+}
+
+/// Answers every request at the start of `input` that [`answer_buffered`]
+/// takes, in order, stopping after one that closes the connection. Returns
+/// the bytes used and whether the connection stays open; what is left of
+/// `input` is for [`serve_after`].
+pub fn answer_all_buffered(input: &[u8], out: &mut Vec<u8>, dest: &Destination) -> (usize, bool) {
+    let (mut taken, mut keep) = (0, true);
+    while keep && taken < input.len() {
+        match answer_buffered(&input[taken..], out, dest) {
+            Buffered::Answered { consumed, keep: k } => (taken, keep) = (taken + consumed, k),
+            Buffered::NeedsThread => break,
+        }
+    }
+    (taken, keep)
+}
+
+/// A stream with nothing to read whose writes append to a vector.
+struct Memory<'a>(&'a mut Vec<u8>);
+
+impl Read for Memory<'_> {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Ok(0)
+    }
+}
+
+impl Write for Memory<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! Request heads: parsing one with httparse (owned, so the read buffer can
+//! move on), reading one from the wire, the body framing it declares (RFC
+//! 9112 section 6.3) and the rejections bad input gets.
+
+use std::io::{Read, Write};
+
+use super::body::Framing;
+use super::wire::{self, Wire};
+use crate::log_debug;
+
+/// Request heads larger than this get 431.
+pub const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 256;
+
+/// A parsed request head, owned so the read buffer can move on.
+#[derive(Debug)]
+pub(super) struct Head {
+    pub(super) method: String,
+    pub(super) target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub(super) minor: u8,
+    pub(super) headers: Vec<(String, String)>,
+    /// Bytes the head took on the wire.
+    pub(super) len: usize,
+}
+
+impl Head {
+    pub(super) fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub(super) fn has_token(&self, name: &str, token: &str) -> bool {
+        self.values(name).flat_map(|v| v.split(',')).any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// Whether the client wants the connection kept after this exchange.
+    pub(super) fn keep_alive(&self) -> bool {
+        if self.has_token("Connection", "close") {
+            return false;
+        }
+        self.minor >= 1 || self.has_token("Connection", "keep-alive")
+    }
+
+    /// How the body is framed (RFC 9112 section 6.3), refusing what could be
+    /// read two ways.
+    pub(super) fn framing(&self) -> Result<Framing, Reject> {
+        let codings: Vec<&str> = self.values("Transfer-Encoding").flat_map(|v| v.split(',')).map(str::trim).collect();
+        let lengths: Vec<&str> = self.values("Content-Length").flat_map(|v| v.split(',')).map(str::trim).collect();
+        if !codings.is_empty() {
+            if !lengths.is_empty() {
+                return Err(reject(400, "both Transfer-Encoding and Content-Length"));
+            }
+            if self.minor == 0 {
+                return Err(reject(400, "Transfer-Encoding in an HTTP/1.0 request"));
+            }
+            return match codings.as_slice() {
+                [only] if only.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
+                _ => Err(reject(501, format!("unsupported Transfer-Encoding `{}`", codings.join(", ")))),
+            };
+        }
+        let mut len = None;
+        for v in lengths {
+            let n: u64 = match v.parse() {
+                Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => return Err(reject(400, format!("bad Content-Length `{v}`"))),
+            };
+            if len.is_some_and(|l| l != n) {
+                return Err(reject(400, "differing Content-Length values"));
+            }
+            len = Some(n);
+        }
+        Ok(Framing::Length(len.unwrap_or(0)))
+    }
+}
+
+/// A failure that ends the connection after answering with `status`.
+pub(super) struct Reject {
+    pub(super) status: u16,
+    pub(super) why: String,
+}
+
+pub(super) fn reject(status: u16, why: impl Into<String>) -> Reject {
+    Reject { status, why: why.into() }
+}
+
+/// Parses a request head at the start of `buf`: Ok(None) while it is not
+/// whole yet.
+pub(super) fn parse_head(buf: &[u8]) -> Result<Option<Head>, Reject> {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut storage);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => Err(reject(431, "request head over 64 KiB")),
+        Ok(httparse::Status::Complete(len)) => Ok(Some(Head {
+            method: req.method.unwrap_or_default().to_string(),
+            target: req.path.unwrap_or_default().to_string(),
+            minor: req.version.unwrap_or(1),
+            headers: req.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect(),
+            len,
+        })),
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => Err(reject(431, "request head over 64 KiB")),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(reject(431, "too many header fields")),
+        Err(e) => Err(reject(400, format!("malformed request: {e}"))),
+    }
+}
+
+impl<S: Read + Write> Wire<S> {
+    /// Reads the next request head. Ok(None) when the client closed (or
+    /// went idle) cleanly between requests.
+    pub(super) fn read_head(&mut self) -> Result<Option<Head>, Reject> {
+        loop {
+            if !self.buffered().is_empty()
+                && let Some(head) = parse_head(self.buffered())?
+            {
+                self.consume(head.len);
+                return Ok(Some(head));
+            }
+            let inside = !self.buffered().is_empty();
+            match self.fill() {
+                Ok(0) if !inside => return Ok(None),
+                Ok(0) => return Err(reject(400, "connection closed inside a request head")),
+                Ok(_) => {}
+                Err(e) if wire::is_idle(&e) && inside => return Err(reject(408, "no complete request before the idle timeout")),
+                Err(e) => {
+                    log_debug!("connection ends: {e}");
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// Splits a request target into path and query; absolute-form targets
+/// (`http://host/path`) lose their scheme and authority.
+pub(super) fn split_target(target: &str) -> (&str, &str) {
+    let target = match target.split_once("://") {
+        Some((_, rest)) if !target.starts_with('/') => rest.find('/').map_or("/", |i| &rest[i..]),
+        _ => target,
+    };
+    target.split_once('?').unwrap_or((target, ""))
+}

@@ -1,0 +1,148 @@
+//! Helpers for the integration tests: build what they run (once per run),
+//! find the built binaries, require the real client programs, give each
+//! test a directory of its own (removed when the test is done), and run
+//! commands with `HOME`, `TMPDIR` and `INTERCEPT_CA_DIR` inside it, so no
+//! test writes to the user's home or leaves files behind.
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+#[path = "../../src/testing.rs"]
+mod testing;
+pub use testing::{TempDir, temp_dir};
+
+/// target/<profile>/intercept, with the shim, the example Rust app and the
+/// test helpers built beside it in the same profile.
+pub fn intercept_bin() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_intercept"));
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| build_beside(&bin));
+    bin
+}
+
+/// `cargo build` of the workspace members the tests run but cargo does not
+/// build for an integration test (a cdylib, an example, a helper), in this
+/// test binary's profile and target directory. A no-op when up to date, so
+/// a shim left over from an older build is never what runs.
+fn build_beside(bin: &Path) {
+    let profile_dir = bin.parent().expect("target/<profile>");
+    let target_dir = profile_dir.parent().expect("target");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(other) => other,
+        None => panic!("cannot tell the profile of {}", bin.display()),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "--profile", profile, "--target-dir"])
+        .arg(target_dir)
+        .args(["-p", "intercept-shim", "-p", "rust-hello-app", "-p", "tokio-client"])
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "building the shim failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+pub fn shim() -> PathBuf {
+    intercept_bin().with_file_name("libintercept.so")
+}
+
+/// Fails the test loudly when a program it runs is not installed.
+pub fn need(program: &str, debian_package: &str) {
+    let found = std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())).unwrap_or(false);
+    assert!(found, "`{program}` is not installed: install the Debian package `{debian_package}` (`make test` does)");
+}
+
+/// Fails loudly when a Python module is missing.
+pub fn need_python_module(module: &str, pip_package: &str) {
+    need("python3", "python3");
+    let ok = Command::new("python3").args(["-c", &format!("import {module}")]).output().unwrap().status.success();
+    assert!(ok, "python3 cannot import `{module}`: `pip install {pip_package}` (`make test` does)");
+}
+
+/// An env file, holding on to the directory it is in. Derefs to its path.
+pub struct Env {
+    path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Deref for Env {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for Env {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Writes `intercept.env` into `dir`.
+pub fn env_file(dir: &TempDir, text: &str) -> Env {
+    let path = dir.join("intercept.env");
+    std::fs::write(&path, text).unwrap();
+    Env { path, _dir: dir.clone() }
+}
+
+/// `intercept ARGS…` with a clean environment, in the directory of the
+/// `--env-file` given (else one of its own).
+pub fn intercept(args: &[&str]) -> Output {
+    let env_dir =
+        args.iter().position(|a| *a == "--env-file").and_then(|i| args.get(i + 1)).map(|f| Path::new(f).parent().unwrap().to_path_buf());
+    let own = env_dir.is_none().then(|| temp_dir("cmd"));
+    let dir = env_dir.unwrap_or_else(|| own.as_deref().unwrap().to_path_buf());
+    let mut cmd = command(intercept_bin(), &dir);
+    cmd.args(args).output().unwrap()
+}
+
+/// `intercept run --env-file FILE -- CMD…`.
+pub fn run_with(env: &Path, cmd: &[&str]) -> Output {
+    let mut args = vec!["run", "--env-file", env.to_str().unwrap(), "--"];
+    args.extend_from_slice(cmd);
+    intercept(&args)
+}
+
+/// A command with a clean environment (see [`clean`]) whose `HOME`,
+/// `TMPDIR` and CA directory are inside `dir`.
+pub fn command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    clean(&mut cmd);
+    for sub in ["home", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    cmd.env("HOME", dir.join("home")).env("TMPDIR", dir.join("tmp")).env("INTERCEPT_CA_DIR", dir.join("ca"));
+    cmd
+}
+
+/// Removes inherited shim settings so a test sees only its own, and the
+/// variables that would reach the user's own cache.
+pub fn clean(cmd: &mut Command) {
+    for (key, _) in std::env::vars() {
+        if key.starts_with("INTERCEPT_") || key == "LD_PRELOAD" || key == "XDG_CACHE_HOME" {
+            cmd.env_remove(key);
+        }
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(out: Output) -> String {
+    assert!(out.status.success(), "status {:?}\nstdout:\n{}\nstderr:\n{}", out.status, stdout(&out), stderr(&out));
+    stdout(&out)
+}
+
+/// Parses the echo app's JSON answer.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}

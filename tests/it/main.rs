@@ -1,0 +1,13 @@
+//! The integration tests: real programs run under `intercept`, and the
+//! bytes they print are checked. One binary, one module per topic.
+
+mod common;
+
+mod apps;
+mod cli;
+mod clients;
+mod http;
+mod https;
+mod layout;
+mod passthrough;
+mod tcp;
