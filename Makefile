@@ -1,9 +1,10 @@
-# intercept: `make run` for the demo, `make test` for every test.
+# intercept: `make run` for the demo, `make test` for every test (it
+# installs what is missing first), `make check` for the core's unit tests.
 CARGO ?= cargo
 RELEASE := target/release
 DEMO_ENV := examples/demo/intercept.env
 
-.PHONY: build run test bench clean
+.PHONY: build run deps test check lint bench clean
 
 ## build: target/release/intercept and target/release/libintercept.so
 build:
@@ -16,11 +17,24 @@ run: build
 	@echo '$$ intercept run --env-file $(DEMO_ENV) -- curl -sS "http://demo.example.test/api/orders?id=7"'
 	@$(RELEASE)/intercept run --env-file $(DEMO_ENV) -- curl -sS "http://demo.example.test/api/orders?id=7"
 
-## test: unit tests of the core, the integration tests that run real programs under the shim, then the Python package's tests
-test: build
+## deps: the Debian packages, PyPI modules and .venv the tests need (only what is missing)
+deps:
+	bash scripts/install-deps.sh
+	bash scripts/python-venv.sh
+
+## test: installs what is missing, then the core's unit tests, the integration tests that run real programs under the shim, and the Python package's tests
+test: deps build
 	$(CARGO) test --release --workspace
-	@test -x .venv/bin/python || { echo "make test: .venv is missing: run bash scripts/python-venv.sh (.ci/run does)"; exit 1; }
 	$(RELEASE)/intercept run -- .venv/bin/python -m pytest -q bindings/python/tests
+
+## check: the core's unit tests only, in seconds (the inner loop)
+check:
+	$(CARGO) test -p intercept --lib
+
+## lint: formatting and clippy, as CI checks them
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## bench: intercept against nginx on loopback (wrk, hyperfine, curl); writes BENCHMARKS.md and the README table
 bench: build

@@ -82,9 +82,9 @@ const PIPE_TOKEN: u64 = 0;
 const SPIN: Duration = peer::SPIN;
 /// Bytes taken from one connection per wake-up before answering.
 const READ_CHUNK: usize = 64 * 1024;
-/// `INTERCEPT_TEST_PANIC=event-thread` makes the loop panic on its first
+/// `_INTERCEPT_TEST_PANIC=event-thread` makes the loop panic on its first
 /// ready connection, so a test can show what a bug there costs.
-const TEST_PANIC: &str = "INTERCEPT_TEST_PANIC";
+const TEST_PANIC: &str = "_INTERCEPT_TEST_PANIC";
 
 /// Whether every request a connection to `dest` can make may be answered
 /// on the loop.

@@ -98,6 +98,17 @@ pub struct Config {
     pub ca_dir: PathBuf,
 }
 
+/// Where the CA lives unless `INTERCEPT_CA_DIR` says: the user's cache
+/// directory.
+pub fn default_ca_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| std::env::temp_dir().join("intercept-cache"));
+    cache.join("intercept").join("ca")
+}
+
 /// The idle timeout unless `INTERCEPT_IDLE_TIMEOUT` says otherwise.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -110,7 +121,7 @@ impl Default for Config {
             log: Level::default(),
             journal: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            ca_dir: crate::serve::tls::default_ca_dir(),
+            ca_dir: default_ca_dir(),
         }
     }
 }

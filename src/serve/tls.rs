@@ -28,16 +28,6 @@ pub const CA_FILE: &str = "ca.pem";
 pub const CA_KEY_FILE: &str = "ca-key.pem";
 const CA_NAME: &str = "intercept local CA";
 
-/// The CA directory: `INTERCEPT_CA_DIR`, else the user's cache directory.
-pub fn default_ca_dir() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| std::env::temp_dir().join("intercept-cache"));
-    cache.join("intercept").join("ca")
-}
-
 /// The local certificate authority.
 pub struct Authority {
     pub dir: PathBuf,

@@ -109,6 +109,24 @@ print(text.count("HTTP/1.1 200 OK"), text.index('"/first"') < text.rindex("HTTP/
     assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "2 True True\n");
 }
 
+/// A panic on the event thread (our bug, forced here by a test switch)
+/// costs no connection: the one it was serving moves to a thread of its
+/// own, and so does every later one.
+#[test]
+fn a_panic_on_the_event_thread_leaves_later_connections_served() {
+    need("curl", "curl");
+    let (dir, env) = setup("event-panic", "");
+    let mut cmd = command(intercept_bin(), &dir);
+    let url = "http://h.example.test/";
+    let out = cmd
+        .env("_INTERCEPT_TEST_PANIC", "event-thread")
+        .args(["run", "--env-file", env.to_str().unwrap(), "--", "curl", "-sS", "-H", "Connection: close", url, url, url])
+        .output()
+        .unwrap();
+    assert_eq!(ok(out.clone()), "rootrootroot");
+    assert!(stderr(&out).contains("internal error on the event thread; its connections move to threads"), "{}", stderr(&out));
+}
+
 /// Connections to in-memory apps start on the event thread and move to a
 /// thread of their own for a chunked body, a request cut by a read, or a
 /// client reading slower than it asks: the answers stay whole and in order.

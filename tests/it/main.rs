@@ -3,6 +3,7 @@
 
 mod common;
 
+mod abi;
 mod apps;
 mod cli;
 mod clients;
