@@ -25,7 +25,9 @@ deps:
 ## test: installs what is missing, then the core's unit tests, the integration tests that run real programs under the shim, and the Python package's tests
 test: deps build
 	$(CARGO) test --release --workspace
-	$(RELEASE)/intercept run -- .venv/bin/python -m pytest -q bindings/python/tests
+	@scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	  set -x && INTERCEPT_CA_DIR="$$scratch/ca" HOME="$$scratch" $(RELEASE)/intercept run -- \
+	  .venv/bin/python -m pytest -q -p no:cacheprovider --basetemp="$$scratch/pytest" bindings/python/tests
 
 ## check: the core's unit tests only, in seconds (the inner loop)
 check:

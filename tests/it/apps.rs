@@ -7,7 +7,7 @@ use std::process::Command;
 
 fn git(dir: &Path, args: &[&str]) -> String {
     need("git", "git");
-    let mut cmd = command("git", &dir);
+    let mut cmd = command("git", dir);
     ok(cmd.current_dir(dir).args(["-c", "user.name=Test", "-c", "user.email=test@example.test"]).args(args).output().unwrap())
 }
 
