@@ -3,7 +3,7 @@
 //! → [`routing`] (synthetic names, the router that says what a lookup or
 //! a connect becomes) → [`serve`] (one connection: TLS, HTTP/1.1) →
 //! [`apps`] (what answers a request). [`log`] and [`journal`] are what every
-//! stage writes to.
+//! stage writes to; [`fork_lock`] is the lock every stage may take.
 //!
 //! No libc hooks live here — the `shim` crate translates libc calls into
 //! calls of this library — so everything below is tested without preloading
@@ -13,6 +13,7 @@
 
 pub mod apps;
 pub mod config;
+pub mod fork_lock;
 pub mod journal;
 pub mod log;
 pub mod routing;

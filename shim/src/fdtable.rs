@@ -1,41 +1,86 @@
-//! Which file descriptors are intercepted connections, and what they were
-//! connected to.
+//! Which file descriptors are intercepted connections (the host's fds,
+//! connected to a socketpair), which are the shim's own (our ends of those
+//! socketpairs, the event thread's epoll and pipe), and what each
+//! intercepted one was connected to.
 //!
 //! The question "is this fd ours?" is asked on every close and dup of the
 //! host process, so for fds below 65,536 it is one atomic load from a flat
-//! table; details live in a locked map only reached for flagged fds. Flags
-//! are cleared before the fd is closed, so a number reused by an unrelated
-//! socket is never mistaken for ours.
+//! table of kinds; details live in a locked map only reached for
+//! intercepted fds. Kinds are cleared before the fd is closed, so a number
+//! reused by an unrelated socket is never mistaken for ours.
+//!
+//! An intercepted fd is never trusted on its kind alone: a program may close
+//! an fd with a raw `syscall(SYS_close)` (libuv does), which no hook sees.
+//! Each entry keeps the device and inode of the socket it was made for, and
+//! a flagged fd counts as intercepted only while `fstat` still finds that
+//! socket there; a stale entry is dropped when found.
+//!
+//! The shim's own fds live at high numbers (see [`own_high`]), where a host
+//! closing every fd it did not open (`closerange`) is unlikely to reach;
+//! the hooks refuse a close or dup onto one that it does reach, so no
+//! number we use can become one of the host's files.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
+use core_lib::fork_lock::ForkLock;
 use libc::c_int;
-use parking_lot::Mutex;
+
+use crate::real;
 
 const FLAT: usize = 1 << 16;
 
-static FLAGS: [AtomicBool; FLAT] = [const { AtomicBool::new(false) }; FLAT];
-/// How many flagged fds are at or above `FLAT` (kept only in the map).
+/// The kinds of fd in [`KINDS`].
+const FREE: u8 = 0;
+const INTERCEPTED: u8 = 1;
+const OWNED: u8 = 2;
+
+/// What an fd is to the shim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Nothing of ours: the real call, untouched.
+    Other,
+    /// The host's fd, connected to a socketpair of ours (maybe stale).
+    Intercepted,
+    /// One of the shim's own fds.
+    Owned,
+}
+
+static KINDS: [AtomicU8; FLAT] = [const { AtomicU8::new(FREE) }; FLAT];
+/// How many intercepted fds are at or above `FLAT` (kept only in the map).
 static HIGH: AtomicUsize = AtomicUsize::new(0);
-static INFO: Mutex<Option<HashMap<c_int, TcpFace>>> = Mutex::new(None);
-/// How many fds are in the table at all, so range operations on a process
-/// with no intercepted connection cost one load.
+static INFO: ForkLock<Option<HashMap<c_int, TcpFace>>> = ForkLock::new(None);
+/// How many intercepted fds are in the table at all, so range operations
+/// on a process with no intercepted connection cost one load.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
+/// How many of our own fds are marked.
+static OWNED_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// What an intercepted fd was connected to, and the IP-level socket
 /// options set on it (kept so `getsockopt` reads back what was set).
 #[derive(Debug, Clone, Copy)]
 pub struct TcpFace {
     pub peer: SocketAddr,
+    /// The socket the fd held when it was intercepted.
+    socket: (u64, u64),
     options: [(c_int, c_int, c_int); 8],
     option_count: usize,
 }
 
+/// The device and inode of what `fd` holds now.
+fn identity(fd: c_int) -> Option<(u64, u64)> {
+    // SAFETY: an all-zero stat is valid; fstat fills it or fails.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+}
+
 impl TcpFace {
-    pub fn new(peer: SocketAddr) -> TcpFace {
-        TcpFace { peer, options: [(0, 0, 0); 8], option_count: 0 }
+    /// The face of `fd`, just intercepted, connected to `peer`.
+    pub fn new(peer: SocketAddr, fd: c_int) -> TcpFace {
+        TcpFace { peer, socket: identity(fd).unwrap_or((0, 0)), options: [(0, 0, 0); 8], option_count: 0 }
     }
 
     pub fn option(&self, level: c_int, name: c_int) -> Option<c_int> {
@@ -56,34 +101,63 @@ impl TcpFace {
     }
 }
 
-/// Whether `fd` is an intercepted connection.
+/// The kind of `fd`: one load.
 #[inline]
-pub fn contains(fd: c_int) -> bool {
+fn kind(fd: c_int) -> u8 {
     match usize::try_from(fd) {
-        Ok(i) if i < FLAT => FLAGS[i].load(Ordering::Acquire),
-        Ok(_) => HIGH.load(Ordering::Acquire) > 0 && INFO.lock().as_ref().is_some_and(|m| m.contains_key(&fd)),
-        Err(_) => false,
+        Ok(i) if i < FLAT => KINDS[i].load(Ordering::Acquire),
+        Ok(_) if HIGH.load(Ordering::Acquire) > 0 && INFO.lock().as_ref().is_some_and(|m| m.contains_key(&fd)) => INTERCEPTED,
+        _ => FREE,
     }
 }
 
-pub fn insert(fd: c_int, conn: TcpFace) {
+/// What `fd` is to the shim; an intercepted fd is not checked against
+/// `fstat` here (a close forgets it anyway).
+#[inline]
+pub fn kind_of(fd: c_int) -> Kind {
+    match kind(fd) {
+        INTERCEPTED => Kind::Intercepted,
+        OWNED => Kind::Owned,
+        _ => Kind::Other,
+    }
+}
+
+/// Whether `fd` may be an intercepted connection.
+#[inline]
+pub fn flagged(fd: c_int) -> bool {
+    kind(fd) == INTERCEPTED
+}
+
+/// Whether `fd` is one of the shim's own.
+#[inline]
+pub fn owned(fd: c_int) -> bool {
+    kind(fd) == OWNED
+}
+
+/// Whether `fd` is an intercepted connection now.
+#[inline]
+pub fn contains(fd: c_int) -> bool {
+    flagged(fd) && get(fd).is_some()
+}
+
+pub fn insert(fd: c_int, face: TcpFace) {
     let Ok(i) = usize::try_from(fd) else { return };
-    let fresh = INFO.lock().get_or_insert_with(HashMap::new).insert(fd, conn).is_none();
+    let fresh = INFO.lock().get_or_insert_with(HashMap::new).insert(fd, face).is_none();
     if fresh {
         COUNT.fetch_add(1, Ordering::AcqRel);
     }
     if i < FLAT {
-        FLAGS[i].store(true, Ordering::Release);
+        KINDS[i].store(INTERCEPTED, Ordering::Release);
     } else if fresh {
         HIGH.fetch_add(1, Ordering::AcqRel);
     }
 }
 
-/// Forgets `fd`; returns what it was, if it was ours.
+/// Forgets the intercepted `fd`; returns what it was, if it was one.
 pub fn remove(fd: c_int) -> Option<TcpFace> {
     let Ok(i) = usize::try_from(fd) else { return None };
     if i < FLAT {
-        if !FLAGS[i].swap(false, Ordering::AcqRel) {
+        if KINDS[i].compare_exchange(INTERCEPTED, FREE, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return None;
         }
     } else if HIGH.load(Ordering::Acquire) == 0 {
@@ -99,7 +173,7 @@ pub fn remove(fd: c_int) -> Option<TcpFace> {
     removed
 }
 
-/// Forgets every fd from `first` to `last` (inclusive).
+/// Forgets every intercepted fd from `first` to `last` (inclusive).
 pub fn remove_range(first: c_int, last: c_int) {
     if COUNT.load(Ordering::Acquire) == 0 {
         return;
@@ -111,30 +185,116 @@ pub fn remove_range(first: c_int, last: c_int) {
     }
 }
 
+/// The entry of `fd` if it is still intercepted; a stale one is dropped.
 pub fn get(fd: c_int) -> Option<TcpFace> {
-    if !contains(fd) {
+    if !flagged(fd) {
         return None;
     }
-    INFO.lock().as_ref().and_then(|m| m.get(&fd).copied())
+    let face = INFO.lock().as_ref().and_then(|m| m.get(&fd).copied())?;
+    if identity(fd) == Some(face.socket) {
+        return Some(face);
+    }
+    // Closed behind our back (and perhaps reused): forget it, unless a new
+    // entry for the number came in meanwhile.
+    let same = INFO.lock().as_ref().is_some_and(|m| m.get(&fd).is_some_and(|now| now.socket == face.socket));
+    if same {
+        remove(fd);
+    }
+    None
 }
 
 /// Changes the entry of an intercepted fd in place.
 pub fn update(fd: c_int, change: impl FnOnce(&mut TcpFace)) {
     if contains(fd)
-        && let Some(conn) = INFO.lock().as_mut().and_then(|m| m.get_mut(&fd))
+        && let Some(face) = INFO.lock().as_mut().and_then(|m| m.get_mut(&fd))
     {
-        change(conn);
+        change(face);
     }
+}
+
+/// The lowest number our own fds are moved to: three quarters of the way
+/// to the fd limit (or to 65,536, which the kinds table covers).
+fn high_base() -> c_int {
+    static BASE: OnceLock<c_int> = OnceLock::new();
+    *BASE.get_or_init(|| {
+        // SAFETY: an all-zero rlimit is valid; getrlimit fills it or fails.
+        let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: limit is a valid out-pointer.
+        let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur } else { 1024 };
+        let top = soft.min(FLAT as libc::rlim_t) as c_int;
+        (top / 4 * 3).max(3)
+    })
+}
+
+/// Takes `fd`, a new fd of ours, to a high number (close-on-exec) and marks
+/// it as ours; returns its number now.
+pub fn own_high(fd: c_int) -> c_int {
+    // SAFETY: F_DUPFD_CLOEXEC on our own fd; the original is closed only
+    // once the copy exists.
+    let moved = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, high_base() as libc::c_ulong) };
+    let fd = if moved >= 0 && (moved as usize) < FLAT {
+        // SAFETY: our own fd, replaced by its copy.
+        unsafe { real::close(fd) };
+        moved
+    } else {
+        if moved >= 0 {
+            // SAFETY: a copy we do not keep (the kinds table ends below it).
+            unsafe { real::close(moved) };
+        }
+        fd
+    };
+    if let Ok(i) = usize::try_from(fd)
+        && i < FLAT
+        && KINDS[i].swap(OWNED, Ordering::AcqRel) != OWNED
+    {
+        OWNED_COUNT.fetch_add(1, Ordering::AcqRel);
+    }
+    fd
+}
+
+/// Unmarks one of our fds, before we close it.
+pub fn disown(fd: c_int) {
+    if let Ok(i) = usize::try_from(fd)
+        && i < FLAT
+        && KINDS[i].compare_exchange(OWNED, FREE, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    {
+        OWNED_COUNT.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Our own fds from `first` to `last` (inclusive), in order.
+pub fn owned_in(first: c_int, last: c_int) -> Vec<c_int> {
+    if OWNED_COUNT.load(Ordering::Acquire) == 0 {
+        return Vec::new();
+    }
+    let (first, last) = (first.max(0) as usize, (last.max(-1) + 1) as usize);
+    (first..last.min(FLAT)).filter(|&i| KINDS[i].load(Ordering::Acquire) == OWNED).map(|i| i as c_int).collect()
+}
+
+/// In a forked child, which has none of our threads: closes every fd of
+/// ours it inherited. Async-signal safe: atomics and close(2) only.
+pub fn close_owned_in_child() {
+    if OWNED_COUNT.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    for (i, kind) in KINDS.iter().enumerate() {
+        if kind.load(Ordering::Relaxed) == OWNED {
+            kind.store(FREE, Ordering::Relaxed);
+            // SAFETY: closes an fd this process inherited as ours.
+            unsafe { real::close(i as c_int) };
+        }
+    }
+    OWNED_COUNT.store(0, Ordering::Release);
 }
 
 /// Before fork: takes the table's lock so the child never inherits it held
 /// by a thread that does not exist there.
 pub fn hold_for_fork() {
-    std::mem::forget(INFO.lock());
+    INFO.hold_for_fork();
 }
 
 /// After fork, in parent and child: gives the lock back.
 pub fn release_after_fork() {
-    // SAFETY: paired with hold_for_fork, whose guard was forgotten.
-    unsafe { INFO.force_unlock() };
+    // SAFETY: paired with hold_for_fork.
+    unsafe { INFO.release_after_fork() };
 }

@@ -9,7 +9,7 @@ use core_lib::config;
 use core_lib::log;
 use core_lib::routing::Router;
 
-use crate::{fdtable, peer, reactor, real, state};
+use crate::{fdtable, reactor, real, state};
 
 #[used]
 #[unsafe(link_section = ".init_array")]
@@ -61,7 +61,7 @@ extern "C" fn after_fork_in_parent() {
 /// of its own when it makes them.
 extern "C" fn after_fork_in_child() {
     release_after_fork();
-    peer::close_ends_in_child();
+    fdtable::close_owned_in_child();
     reactor::forget_in_child();
 }
 

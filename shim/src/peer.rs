@@ -7,31 +7,31 @@
 //! block every signal, so the host's handlers keep running on the host's
 //! own threads.
 //!
-//! Our ends are also marked in a lock-free bitmap: a forked child has no
-//! dispatcher threads, so it closes its copies of them at once. Otherwise a
+//! Our ends are marked as ours in the fd table: a forked child has no
+//! dispatcher threads, so it closes its copies of them at once (otherwise a
 //! connection the parent's dispatcher closes would never reach end-of-file
-//! while the child lived.
+//! while the child lived), and the host cannot close them under us.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use core_lib::log_error;
 use core_lib::routing::Destination;
 use core_lib::serve::http;
 
-use crate::real;
+use crate::{fdtable, real};
 
 /// Our end of the socketpair.
 pub struct Peer(std::mem::ManuallyDrop<UnixStream>);
 
 impl Peer {
-    /// Takes `fd`, our end of a fresh socketpair, and marks it as ours.
+    /// Takes `fd`, our end of a fresh socketpair, already marked as ours
+    /// in the fd table (`fdtable::own_high`).
     pub fn new(fd: OwnedFd) -> Peer {
-        mark(fd.as_raw_fd(), true);
         LIVE.fetch_add(1, Ordering::Relaxed);
         Peer(std::mem::ManuallyDrop::new(UnixStream::from(fd)))
     }
@@ -53,39 +53,10 @@ impl Drop for Peer {
         let fd = self.0.as_raw_fd();
         // Unmarked before the close, so a forked child never closes a
         // number the host has reused.
-        mark(fd, false);
+        fdtable::disown(fd);
         LIVE.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: our own socket, closed once (the stream is never dropped).
         unsafe { real::close(fd) };
-    }
-}
-
-const TRACKED: usize = 1 << 16;
-static ENDS: [AtomicU64; TRACKED / 64] = [const { AtomicU64::new(0) }; TRACKED / 64];
-
-fn mark(fd: libc::c_int, on: bool) {
-    let Ok(i) = usize::try_from(fd) else { return };
-    if i < TRACKED {
-        let bit = 1u64 << (i % 64);
-        if on {
-            ENDS[i / 64].fetch_or(bit, Ordering::AcqRel);
-        } else {
-            ENDS[i / 64].fetch_and(!bit, Ordering::AcqRel);
-        }
-    }
-}
-
-/// In a forked child: closes the inherited dispatcher ends. Async-signal
-/// safe: atomics and close(2) only.
-pub fn close_ends_in_child() {
-    for (word_index, word) in ENDS.iter().enumerate() {
-        let mut bits = word.swap(0, Ordering::AcqRel);
-        while bits != 0 {
-            let bit = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            // SAFETY: closes an fd that this process inherited as ours.
-            unsafe { real::close((word_index * 64 + bit) as libc::c_int) };
-        }
     }
 }
 

@@ -36,7 +36,7 @@ use core_lib::routing::Destination;
 use core_lib::serve::http;
 
 use crate::peer::{self, Peer};
-use crate::real;
+use crate::{fdtable, real};
 
 /// One connection the loop serves.
 struct Entry {
@@ -158,8 +158,11 @@ fn start() -> io::Result<()> {
             real::close(ep);
             return Err(e);
         }
+        // Ours, at numbers the host is unlikely to close or reuse.
+        let (ep, fds) = (fdtable::own_high(ep), [fdtable::own_high(fds[0]), fdtable::own_high(fds[1])]);
         let close_all = || {
             for fd in [ep, fds[0], fds[1]] {
+                fdtable::disown(fd);
                 real::close(fd);
             }
         };
@@ -180,16 +183,15 @@ fn start() -> io::Result<()> {
     Ok(())
 }
 
-/// In a forked child, which has no event thread: closes the parent's loop
-/// fds so the child's first such connection starts a loop of its own. The
-/// parent's entries are left (their connection ends are closed by
-/// `peer`). Async-signal safe: atomics and close(2) only.
+/// In a forked child, which has no event thread: forgets the parent's loop
+/// (its fds, like every fd of ours, are closed by
+/// `fdtable::close_owned_in_child`), so the child's first such connection
+/// starts a loop of its own. The parent's entries are left. Async-signal
+/// safe: atomics only.
 pub fn forget_in_child() {
-    if matches!(STATE.swap(STOPPED, Ordering::AcqRel), RUNNING | DEAD) {
-        for fd in [&EPOLL, &PIPE_READ, &PIPE_WRITE] {
-            // SAFETY: closes this process's copy of a loop fd.
-            unsafe { real::close(fd.swap(-1, Ordering::Relaxed)) };
-        }
+    STATE.store(STOPPED, Ordering::Release);
+    for fd in [&EPOLL, &PIPE_READ, &PIPE_WRITE] {
+        fd.store(-1, Ordering::Relaxed);
     }
     for slot in &INBOX {
         slot.store(null_mut(), Ordering::Relaxed);

@@ -3,6 +3,7 @@
 //! shim asks — what a name resolves to, and what a connect to an address
 //! becomes — under the pass-through setting.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +11,12 @@ use std::time::Duration;
 use crate::apps::forward::Upstream;
 use crate::apps::{self, App, AppSpec};
 use crate::config::{Config, Passthrough};
+use crate::fork_lock::ForkLock;
 use crate::journal::Journal;
 pub mod names;
 
 use crate::config::route::{self, HostPattern, RouteUrl, Scheme};
 use names::Names;
-use parking_lot::RwLock;
 
 /// An app mounted at a path prefix of a site.
 #[derive(Clone)]
@@ -80,7 +81,7 @@ pub enum Lookup {
 pub struct Router {
     /// Replaced whole (copy on write) when routes are added or removed at
     /// run time; a connection keeps the site it started with.
-    sites: RwLock<Vec<Arc<Site>>>,
+    sites: ForkLock<Arc<Vec<Arc<Site>>>>,
     names: Names,
     pub passthrough: Passthrough,
     pub journal: Option<Arc<Journal>>,
@@ -97,7 +98,7 @@ pub enum RouteApp {
 impl Router {
     pub fn new(config: &Config) -> Router {
         let router = Router {
-            sites: RwLock::new(Vec::new()),
+            sites: ForkLock::new(Arc::new(Vec::new())),
             names: Names::default(),
             passthrough: config.passthrough,
             journal: config.journal.clone().map(|path| Arc::new(Journal::new(path))),
@@ -105,9 +106,12 @@ impl Router {
             ca_dir: config.ca_dir.clone(),
         };
         // The configuration was validated as a whole when it loaded.
+        let mut sites = Vec::new();
+        let mut index = HashMap::new();
         for r in &config.routes {
-            router.insert(&r.name, &r.url, RouteApp::Spec(r.app.clone()));
+            router.insert_into(&mut sites, &mut index, &r.name, &r.url, RouteApp::Spec(r.app.clone()));
         }
+        *router.sites.lock() = Arc::new(sites);
         router
     }
 
@@ -117,7 +121,7 @@ impl Router {
         if forward && !url.prefix.is_empty() {
             return Err("a forward route relays whole connections, so its URL takes no path".into());
         }
-        if let Some(site) = self.sites.read().iter().find(|s| s.host == url.host && s.port == url.port) {
+        if let Some(site) = self.snapshot().iter().find(|s| s.host == url.host && s.port == url.port) {
             if site.scheme != url.scheme {
                 return Err(format!("{url}: the same host and port are already served as {}", site.scheme.as_str()));
             }
@@ -132,12 +136,34 @@ impl Router {
         Ok(())
     }
 
+    /// The sites now: a connection keeps the ones it started with.
+    fn snapshot(&self) -> Arc<Vec<Arc<Site>>> {
+        self.sites.lock().clone()
+    }
+
+    /// Adds one route, copying the sites (run-time additions are few).
     fn insert(&self, name: &str, url: &RouteUrl, app: RouteApp) {
+        let mut guard = self.sites.lock();
+        let mut sites = (**guard).clone();
+        let mut index = sites.iter().enumerate().map(|(i, s)| ((s.host.clone(), s.port), i)).collect();
+        self.insert_into(&mut sites, &mut index, name, url, app);
+        *guard = Arc::new(sites);
+    }
+
+    /// Adds one route to `sites`, whose positions by host and port `index`
+    /// holds.
+    fn insert_into(
+        &self,
+        sites: &mut Vec<Arc<Site>>,
+        index: &mut HashMap<(HostPattern, u16), usize>,
+        name: &str,
+        url: &RouteUrl,
+        app: RouteApp,
+    ) {
         if let HostPattern::Name(host) = &url.host {
             self.names.slot(host);
         }
-        let mut sites = self.sites.write();
-        let old = sites.iter().position(|s| s.host == url.host && s.port == url.port);
+        let old = index.get(&(url.host.clone(), url.port)).copied();
         let mut site = match old {
             Some(i) => Site {
                 scheme: sites[i].scheme,
@@ -162,13 +188,17 @@ impl Router {
         }
         match old {
             Some(i) => sites[i] = Arc::new(site),
-            None => sites.push(Arc::new(site)),
+            None => {
+                index.insert((url.host.clone(), url.port), sites.len());
+                sites.push(Arc::new(site));
+            }
         }
     }
 
     /// Removes every route on a host pattern and port; returns how many.
     pub fn remove(&self, host: &HostPattern, port: u16) -> usize {
-        let mut sites = self.sites.write();
+        let mut guard = self.sites.lock();
+        let mut sites = (**guard).clone();
         let mut removed = 0;
         sites.retain(|s| {
             let hit = s.host == *host && s.port == port;
@@ -177,18 +207,19 @@ impl Router {
             }
             !hit
         });
+        *guard = Arc::new(sites);
         removed
     }
 
     /// Whether any route matches the name, on any port.
     fn routes_name(&self, name: &str) -> bool {
-        self.sites.read().iter().any(|s| s.host.matches_name(name))
+        self.snapshot().iter().any(|s| s.host.matches_name(name))
     }
 
     /// The site for a name and port: an exact name beats wildcards, and a
     /// longer wildcard suffix beats a shorter one.
     fn site_for_name(&self, name: &str, port: u16) -> Option<Arc<Site>> {
-        let sites = self.sites.read();
+        let sites = self.snapshot();
         let candidates = sites.iter().filter(|s| s.port == port && s.host.matches_name(name));
         candidates
             .max_by_key(|s| match &s.host {
@@ -211,7 +242,7 @@ impl Router {
     /// Before `fork`: takes the router's locks so a child never inherits
     /// one held by a thread that does not exist there.
     pub fn hold_for_fork(&self) {
-        std::mem::forget(self.sites.read());
+        self.sites.hold_for_fork();
         self.names.hold_for_fork();
     }
 
@@ -222,7 +253,7 @@ impl Router {
     pub unsafe fn release_after_fork(&self) {
         unsafe {
             self.names.release_after_fork();
-            self.sites.force_unlock_read();
+            self.sites.release_after_fork();
         }
     }
 
@@ -232,7 +263,7 @@ impl Router {
             let slot = self.names.slot(&name);
             return Lookup::Synthetic(names::v4(slot), names::v6(slot));
         }
-        let localhost_routed = name == "localhost" && self.sites.read().iter().any(|s| s.host == HostPattern::Localhost);
+        let localhost_routed = name == "localhost" && self.snapshot().iter().any(|s| s.host == HostPattern::Localhost);
         if self.passthrough == Passthrough::Deny && !localhost_routed && name.parse::<IpAddr>().is_err() {
             return Lookup::Refuse;
         }
@@ -251,7 +282,7 @@ impl Router {
                 None => Connect::Refuse,
             };
         }
-        let sites = self.sites.read();
+        let sites = self.snapshot();
         let by_address = sites.iter().find(|s| {
             s.port == port
                 && match &s.host {

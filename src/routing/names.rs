@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use parking_lot::Mutex;
+use crate::fork_lock::ForkLock;
 
 const V4_BASE: u32 = u32::from_be_bytes([198, 18, 0, 0]);
 const V4_BITS: u32 = 17;
@@ -48,7 +48,7 @@ pub fn v6(slot: u32) -> Ipv6Addr {
 /// The two-way table between names and their slots in the ranges.
 #[derive(Default)]
 pub struct Names {
-    inner: Mutex<Table>,
+    inner: ForkLock<Table>,
 }
 
 #[derive(Default)]
@@ -78,7 +78,7 @@ impl Names {
     /// Takes the table's lock until `release_after_fork`: the shim calls it
     /// before `fork` so a child never inherits the lock held.
     pub fn hold_for_fork(&self) {
-        std::mem::forget(self.inner.lock());
+        self.inner.hold_for_fork();
     }
 
     /// Gives back the lock taken by `hold_for_fork`.
@@ -86,7 +86,7 @@ impl Names {
     /// # Safety
     /// Only after `hold_for_fork`, once, in each process after the fork.
     pub unsafe fn release_after_fork(&self) {
-        unsafe { self.inner.force_unlock() };
+        unsafe { self.inner.release_after_fork() };
     }
 
     /// The name a synthetic address was given to, if any.

@@ -7,6 +7,7 @@ mod abi;
 mod apps;
 mod cli;
 mod clients;
+mod host;
 mod http;
 mod https;
 mod layout;

@@ -174,7 +174,7 @@ fn intercept(fd: c_int, to: SocketAddr, dest: Destination, router: &Router) -> c
     if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) } != 0 {
         return -1;
     }
-    let (ours, theirs) = (pair[1], pair[0]);
+    let (ours, theirs) = (fdtable::own_high(pair[1]), pair[0]);
     let host = format!("{}:{}", dest.host, dest.port);
     // SAFETY: `ours` was just created and is owned by nobody else.
     let ours = unsafe { peer::own(ours) };
@@ -197,7 +197,7 @@ fn intercept(fd: c_int, to: SocketAddr, dest: Destination, router: &Router) -> c
             real::fcntl(fd, libc::F_SETFL, (real::fcntl(fd, libc::F_GETFL, 0) | libc::O_NONBLOCK) as libc::c_ulong);
         }
     }
-    fdtable::insert(fd, fdtable::TcpFace::new(to));
+    fdtable::insert(fd, fdtable::TcpFace::new(to, fd));
     log_debug!("intercepted connection to {to} ({host}) on fd {fd}");
     0
 }

@@ -1,0 +1,123 @@
+//! The host is never broken by us, whatever it does: fds closed behind our
+//! back, every fd closed at once, forks while other threads make requests,
+//! a stderr nobody reads.
+
+use crate::common::*;
+
+const ENV: &str = "\
+INTERCEPT_ROUTE_ECHO=http://host.example.test/echo -> echo
+INTERCEPT_ROUTE_ROOT=http://host.example.test -> static:200 root
+";
+
+fn setup(name: &str) -> Env {
+    env_file(&temp_dir(name), ENV)
+}
+
+/// libuv closes sockets with a raw `syscall(SYS_close)`, which no hook
+/// sees: the next socket on the same number must not be taken for ours
+/// (it used to fail with EISCONN, intercepted or not).
+#[test]
+fn node_makes_sequential_connections_to_routes_and_loopback() {
+    need("node", "nodejs");
+    let env = setup("node-sequential");
+    let script = r#"
+const http = require('http');
+const server = http.createServer((req, res) => res.end('loopback')).listen(0, '127.0.0.1', async () => {
+  const port = server.address().port;
+  const get = (url) => new Promise((resolve, reject) => {
+    http.get(url, { agent: false }, (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => resolve(b)); }).on('error', reject);
+  });
+  const answers = [];
+  for (const url of ['http://host.example.test/', `http://127.0.0.1:${port}/`, 'http://host.example.test/',
+                     `http://127.0.0.1:${port}/`, 'http://host.example.test/']) {
+    answers.push(await get(url).catch((e) => e.code));
+  }
+  console.log(answers.join(' '));
+  server.close();
+});
+"#;
+    assert_eq!(ok(run_with(&env, &["node", "-e", script])), "root loopback root loopback root\n");
+}
+
+/// A program that closes every fd it did not open (here: all from 3 to
+/// 1024, with an fd limit that puts ours below it) keeps its files intact
+/// and every connection answered, old and new.
+#[test]
+fn closing_every_fd_leaves_the_shim_and_the_host_files_intact() {
+    need("python3", "python3");
+    let env = setup("closerange");
+    let script = r#"
+import http.client, os, resource, signal, sys
+signal.alarm(30)  # a hang fails the test instead of stalling it
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+c = http.client.HTTPConnection("host.example.test", 80, timeout=10)
+c.request("GET", "/")
+first = c.getresponse().read()
+keep = c.sock.fileno()
+os.closerange(3, keep)
+os.closerange(keep + 1, 1025)
+files = [open(os.path.join(sys.argv[1], "f%d" % i), "w+b", buffering=0) for i in range(40)]
+answers = []
+for i in range(20):
+    c.request("GET", "/echo/k%d" % i)
+    answers.append(b'"/k%d"' % i in c.getresponse().read())
+    n = http.client.HTTPConnection("host.example.test", 80, timeout=10)
+    n.request("GET", "/")
+    answers.append(n.getresponse().read() == b"root")
+    n.close()
+    for j, f in enumerate(files):
+        f.write(b"file %d line %d\n" % (j, i))
+intact = 0
+for j, f in enumerate(files):
+    f.seek(0)
+    intact += f.read() == b"".join(b"file %d line %d\n" % (j, i) for i in range(20))
+print(first.decode(), answers.count(True), "of", len(answers), "answered;", intact, "of", len(files), "files intact")
+"#;
+    let dir = env.parent().unwrap().to_str().unwrap().to_string();
+    assert_eq!(ok(run_with(&env, &["python3", "-c", script, &dir])), "root 40 of 40 answered; 40 of 40 files intact\n");
+}
+
+/// Forks while three other threads make requests: every child can make a
+/// request of its own and exit; none hangs on a lock a vanished thread held.
+#[test]
+fn a_hundred_forks_while_three_threads_make_requests() {
+    need("python3", "python3");
+    let env = setup("fork-under-load");
+    let script = r#"
+import os, signal, threading, time, urllib.request
+stop = False
+def load():
+    while not stop:
+        assert urllib.request.urlopen("http://host.example.test/", timeout=10).read() == b"root"
+threads = [threading.Thread(target=load) for _ in range(3)]
+for t in threads:
+    t.start()
+hung = failed = 0
+for i in range(100):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            body = urllib.request.urlopen("http://host.example.test/echo/child", timeout=5).read()
+            os._exit(0 if b'"/child"' in body else 3)
+        except BaseException:
+            os._exit(4)
+    deadline = time.monotonic() + 10
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            failed += status != 0
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            hung += 1
+            break
+        time.sleep(0.001)
+stop = True
+for t in threads:
+    t.join()
+print("hung", hung, "failed", failed)
+"#;
+    assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "hung 0 failed 0\n");
+}
