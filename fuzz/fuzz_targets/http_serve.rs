@@ -37,6 +37,8 @@ impl Read for Pieces<'_> {
     }
 }
 
+impl intercept::serve::http::Transport for Pieces<'_> {}
+
 impl Write for Pieces<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.out.extend_from_slice(buf);

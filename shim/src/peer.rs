@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use core_lib::log_error;
 use core_lib::routing::Destination;
-use core_lib::serve::http;
+use core_lib::serve::http::{self, Transport};
 
 use crate::{fdtable, real};
 
@@ -105,6 +105,21 @@ impl Write for Peer {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Transport for Peer {
+    fn close_write(&mut self) {
+        // SAFETY: shutdown of our own socket (not a hooked function).
+        unsafe { libc::shutdown(self.0.as_raw_fd(), libc::SHUT_WR) };
+    }
+
+    fn limit_reads(&mut self, limit: Duration) {
+        let limit = limit.max(Duration::from_millis(1));
+        let timeout = libc::timeval { tv_sec: limit.as_secs() as libc::time_t, tv_usec: limit.subsec_micros() as libc::suseconds_t };
+        let len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+        // SAFETY: a valid timeval on our own socket.
+        unsafe { real::setsockopt(self.0.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const timeout).cast(), len) };
     }
 }
 

@@ -204,7 +204,9 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
             }
             "INTERCEPT_IDLE_TIMEOUT" => {
                 config.idle_timeout = match value.trim().parse::<f64>() {
-                    Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Duration::from_secs_f64(secs),
+                    // Under a millisecond is a millisecond: a timeout that
+                    // rounds to zero would mean "wait forever" to the kernel.
+                    Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Duration::from_secs_f64(secs).max(Duration::from_millis(1)),
                     _ => return Err(fail(format!("{key}=`{value}`: expected seconds, more than 0 and at most 86400"))),
                 }
             }

@@ -45,14 +45,16 @@ impl Site {
     }
 }
 
-/// A routed connection: the site, the name and port the client used, and
-/// the journal its requests go to.
+/// A routed connection: the site, the name and port the client used, the
+/// journal its requests go to, and how long it may stay quiet (or take to
+/// send a request head).
 #[derive(Clone)]
 pub struct Destination {
     pub site: Arc<Site>,
     pub host: String,
     pub port: u16,
     pub journal: Option<Arc<Journal>>,
+    pub idle: Duration,
 }
 
 /// What a `connect` to an address becomes.
@@ -231,7 +233,7 @@ impl Router {
     }
 
     fn target(&self, site: &Arc<Site>, host: String, port: u16) -> Destination {
-        Destination { site: site.clone(), host, port, journal: self.journal.clone() }
+        Destination { site: site.clone(), host, port, journal: self.journal.clone(), idle: self.idle_timeout }
     }
 
     /// The name table (the reverse lookups of getnameinfo).

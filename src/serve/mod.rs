@@ -1,18 +1,33 @@
 //! One routed connection from its first byte to its close: a TLS session
 //! first when the site is `https://`, then the HTTP/1.1 loop.
 
-use std::io::{Read, Write};
-use std::path::Path;
-
-use crate::config::route::Scheme;
-use crate::routing::Destination;
 pub mod http;
 pub mod tls;
 
-use crate::log_error;
+use std::path::Path;
+use std::time::Duration;
 
-/// Serves `stream` for `target`; `ca_dir` holds the CA for https sites.
-pub fn serve<S: Read + Write + Send>(mut stream: S, dest: &Destination, ca_dir: &Path) {
+use crate::config::route::Scheme;
+use crate::log_error;
+use crate::routing::Destination;
+use http::Transport;
+
+/// A TLS session over a transport: closing our side sends close_notify
+/// first.
+impl<S: Transport> Transport for rustls::StreamOwned<rustls::ServerConnection, S> {
+    fn close_write(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.conn.complete_io(&mut self.sock);
+        self.sock.close_write();
+    }
+
+    fn limit_reads(&mut self, limit: Duration) {
+        self.sock.limit_reads(limit);
+    }
+}
+
+/// Serves `stream` for `dest`; `ca_dir` holds the CA for https sites.
+pub fn serve<S: Transport + Send>(mut stream: S, dest: &Destination, ca_dir: &Path) {
     if dest.site.scheme == Scheme::Http {
         return http::serve(stream, dest);
     }

@@ -293,3 +293,53 @@ fn the_journal_records_blocked_connections() {
         (Some("blocked"), Some("127.0.0.1:9"), Some("deny"))
     );
 }
+
+/// After a 400, 431 or 505 the client reads the answer and then
+/// end-of-file at once, not after the idle timeout.
+#[test]
+fn rejected_requests_end_at_once() {
+    need("python3", "python3");
+    let (_dir, env) = setup("reject-eof", "");
+    let script = r#"
+import socket, time
+def ask(data):
+    s = socket.create_connection(("h.example.test", 80), timeout=30)
+    s.sendall(data)
+    started, got = time.monotonic(), b""
+    while chunk := s.recv(65536):
+        got += chunk
+    return got.split(b"\r\n")[0].decode(), "in time" if time.monotonic() - started < 2.5 else "late"
+for data in [b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", b"GET / HTTP/3.0\r\n\r\n"]:
+    print(*ask(data))
+"#;
+    assert_eq!(
+        ok(run_with(&env, &["python3", "-c", script])),
+        "HTTP/1.1 400 Bad Request in time\nHTTP/1.1 431 Request Header Fields Too Large in time\nHTTP/1.1 505 HTTP Version Not Supported in time\n"
+    );
+}
+
+/// A head that trickles in a byte at a time is cut when the idle timeout
+/// has passed since its first byte, however often bytes come.
+#[test]
+fn a_trickling_head_is_cut_at_the_deadline() {
+    need("python3", "python3");
+    let (_dir, env) = setup("slow-head", "INTERCEPT_IDLE_TIMEOUT=1.5\n");
+    let script = r#"
+import socket, threading, time
+s = socket.create_connection(("h.example.test", 80), timeout=30)
+def trickle():
+    try:
+        for b in b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 40:
+            s.send(bytes([b]))
+            time.sleep(0.2)
+    except OSError:
+        pass
+threading.Thread(target=trickle, daemon=True).start()
+started, got = time.monotonic(), b""
+while chunk := s.recv(65536):
+    got += chunk
+took = time.monotonic() - started
+print(got.split(b"\r\n")[0].decode(), "cut in time" if 1.4 < took < 4 else "took %.1f s" % took)
+"#;
+    assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "HTTP/1.1 408 Request Timeout cut in time\n");
+}

@@ -6,9 +6,9 @@
 //! bytes the client has not sent yet: a client waiting for the go-ahead
 //! gets it exactly when the app wants the body.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
-use super::wire::Wire;
+use super::wire::{Transport, Wire};
 
 /// Longest chunk-size line accepted (size plus extensions).
 const MAX_CHUNK_LINE: usize = 4096;
@@ -44,7 +44,7 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
-impl<'c, S: Read + Write> BodyReader<'c, S> {
+impl<'c, S: Transport> BodyReader<'c, S> {
     pub fn new(wire: &'c mut Wire<S>, framing: Framing, expect_continue: bool) -> Self {
         let state = match framing {
             Framing::Length(0) => State::Done,
@@ -155,7 +155,7 @@ impl<'c, S: Read + Write> BodyReader<'c, S> {
     }
 }
 
-impl<S: Read + Write> Read for BodyReader<'_, S> {
+impl<S: Transport> Read for BodyReader<'_, S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);

@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use super::body::Framing;
 use super::exchange;
 use super::head::{parse_head, split_target};
-use super::wire::Wire;
+use super::wire::{Transport, Wire};
 use crate::config::route::Scheme;
 use crate::routing::Destination;
 
@@ -74,6 +74,8 @@ impl Read for Memory<'_> {
         Ok(0)
     }
 }
+
+impl Transport for Memory<'_> {}
 
 impl Write for Memory<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

@@ -2,10 +2,10 @@
 //! move on), reading one from the wire, the body framing it declares (RFC
 //! 9112 section 6.3) and the rejections bad input gets.
 
-use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 use super::body::Framing;
-use super::wire::{self, Wire};
+use super::wire::{self, Transport, Wire};
 use crate::log_debug;
 
 /// Request heads larger than this get 431.
@@ -100,14 +100,17 @@ pub(super) fn parse_head(buf: &[u8]) -> Result<Option<Head>, Reject> {
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => Err(reject(431, "request head over 64 KiB")),
         Ok(httparse::Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => Err(reject(431, "too many header fields")),
+        Err(httparse::Error::Version) if is_other_version(buf) => Err(reject(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")),
         Err(e) => Err(reject(400, format!("malformed request: {e}"))),
     }
 }
 
-impl<S: Read + Write> Wire<S> {
+impl<S: Transport> Wire<S> {
     /// Reads the next request head. Ok(None) when the client closed (or
-    /// went idle) cleanly between requests.
-    pub(super) fn read_head(&mut self) -> Result<Option<Head>, Reject> {
+    /// went idle) cleanly between requests. A head must be whole within
+    /// `limit` of its first byte, however the bytes trickle in.
+    pub(super) fn read_head(&mut self, limit: Duration) -> Result<Option<Head>, Reject> {
+        let mut started = (!self.buffered().is_empty()).then(Instant::now);
         loop {
             if !self.buffered().is_empty()
                 && let Some(head) = parse_head(self.buffered())?
@@ -116,10 +119,15 @@ impl<S: Read + Write> Wire<S> {
                 return Ok(Some(head));
             }
             let inside = !self.buffered().is_empty();
+            if started.is_some_and(|t| t.elapsed() >= limit) {
+                return Err(reject(408, "no complete request head before the idle timeout"));
+            }
             match self.fill() {
                 Ok(0) if !inside => return Ok(None),
                 Ok(0) => return Err(reject(400, "connection closed inside a request head")),
-                Ok(_) => {}
+                Ok(_) => {
+                    started.get_or_insert_with(Instant::now);
+                }
                 Err(e) if wire::is_idle(&e) && inside => return Err(reject(408, "no complete request before the idle timeout")),
                 Err(e) => {
                     log_debug!("connection ends: {e}");
@@ -128,6 +136,13 @@ impl<S: Read + Write> Wire<S> {
             }
         }
     }
+}
+
+/// Whether a request line that httparse refused names an HTTP version
+/// other than 1.x (`GET / HTTP/3.0`), rather than being garbage.
+fn is_other_version(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+    line.rsplit(|&b| b == b' ').next().is_some_and(|v| v.starts_with(b"HTTP/") && v.get(5).is_some_and(u8::is_ascii_digit))
 }
 
 /// Splits a request target into path and query; absolute-form targets

@@ -1,4 +1,4 @@
-//! The dispatcher's HTTP/1.1 server loop over any `Read + Write` stream:
+//! The dispatcher's HTTP/1.1 server loop over any [`Transport`]:
 //! reads each request head (httparse), frames its body, picks the mount,
 //! calls the app and writes the response, keeping the connection alive
 //! until either side closes it. Pipelined requests are answered in order,
@@ -26,7 +26,7 @@ mod response;
 mod tests;
 mod wire;
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
@@ -40,22 +40,23 @@ use wire::Wire;
 pub use buffered::{Buffered, answer_all_buffered, answer_buffered};
 pub use head::MAX_HEAD;
 use head::{Head, split_target};
+pub use wire::Transport;
 
 /// How much of a body the app left unread is skipped to keep the connection;
 /// past this the connection is closed instead.
 const MAX_DRAIN: u64 = 1 << 20;
 
 /// Serves HTTP/1.1 on `stream` for a routed connection until it closes.
-pub fn serve<S: Read + Write + Send>(stream: S, dest: &Destination) {
+pub fn serve<S: Transport + Send>(stream: S, dest: &Destination) {
     serve_after(stream, dest, Vec::new());
 }
 
 /// [`serve`] for a connection whose first bytes, `read`, were already taken
 /// from `stream` (by [`answer_buffered`]'s caller).
-pub fn serve_after<S: Read + Write + Send>(stream: S, dest: &Destination, read: Vec<u8>) {
+pub fn serve_after<S: Transport + Send>(stream: S, dest: &Destination, read: Vec<u8>) {
     let mut wire = Wire::with_buffered(stream, read);
     loop {
-        let head = match wire.read_head() {
+        let head = match wire.read_head(dest.idle) {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(r) => {
@@ -88,7 +89,7 @@ struct Asked<'a> {
 }
 
 /// Answers one request; Ok(true) if the connection stays open.
-fn exchange<S: Read + Write + Send>(wire: &mut Wire<S>, head: &Head, dest: &Destination) -> io::Result<bool> {
+fn exchange<S: Transport + Send>(wire: &mut Wire<S>, head: &Head, dest: &Destination) -> io::Result<bool> {
     let started = Instant::now();
     let consumed_before = wire.consumed - head.len as u64;
     let scheme = dest.site.scheme.as_str();
@@ -143,7 +144,7 @@ fn exchange<S: Read + Write + Send>(wire: &mut Wire<S>, head: &Head, dest: &Dest
 
 /// Writes the response (and its journal line); Ok(true) if the connection
 /// stays open. `keep` None means close.
-fn answer<S: Read + Write>(
+fn answer<S: Transport>(
     wire: &mut Wire<S>,
     dest: &Destination,
     asked: Option<&Asked<'_>>,

@@ -4,6 +4,7 @@ use super::*;
 use crate::apps::{self, Body};
 use crate::config::load;
 use crate::routing::{Connect, Router};
+use std::io::{Read, Write};
 
 /// An in-memory connection: each read returns at most one of `input`'s
 /// segments (then end of stream, or `WouldBlock` if `idle`); writes collect.
@@ -33,6 +34,8 @@ impl Read for Duplex {
         Ok(n)
     }
 }
+
+impl Transport for Duplex {}
 
 impl Write for Duplex {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -126,6 +129,7 @@ fn bad_input_gets_a_status_and_a_close() {
     assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
     assert_eq!(out.matches("HTTP/1.1").count(), 1);
     assert!(run(&r, b"GET / HTT").starts_with("HTTP/1.1 400 "));
+    assert!(run(&r, b"GET / HTTP/3.0\r\n\r\n").starts_with("HTTP/1.1 505 HTTP Version Not Supported\r\n"));
     assert_eq!(run(&r, b""), "");
 }
 

@@ -2,8 +2,44 @@
 //! demand, with a count of the bytes used so far (for the journal).
 
 use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use super::MAX_HEAD;
+
+/// What the serve loop needs of a connection beyond reading and writing.
+/// Both do nothing by default, as for an in-memory stream.
+pub trait Transport: Read + Write {
+    /// Shuts our sending side: the client reads to end-of-file at once,
+    /// while we may still read what it sends.
+    fn close_write(&mut self) {}
+
+    /// Bounds how long each later read waits.
+    fn limit_reads(&mut self, _limit: Duration) {}
+}
+
+impl<T: Transport + ?Sized> Transport for &mut T {
+    fn close_write(&mut self) {
+        (**self).close_write();
+    }
+
+    fn limit_reads(&mut self, limit: Duration) {
+        (**self).limit_reads(limit);
+    }
+}
+
+impl Transport for UnixStream {
+    fn close_write(&mut self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+
+    fn limit_reads(&mut self, limit: Duration) {
+        let _ = self.set_read_timeout(Some(limit.max(Duration::from_millis(1))));
+    }
+}
+
+/// How long a rejected client may go on sending before we close.
+const LINGER: Duration = Duration::from_secs(2);
 
 pub(super) struct Wire<S> {
     pub stream: S,
@@ -14,7 +50,7 @@ pub(super) struct Wire<S> {
     pub consumed: u64,
 }
 
-impl<S: Read + Write> Wire<S> {
+impl<S: Transport> Wire<S> {
     /// A connection whose first bytes (perhaps none) were already read by
     /// someone else.
     pub fn with_buffered(stream: S, bytes: Vec<u8>) -> Wire<S> {
@@ -60,15 +96,21 @@ impl<S: Read + Write> Wire<S> {
         }
     }
 
-    /// Reads and drops what the client is still sending (up to 1 MiB) after
-    /// a rejection, so a client busy writing an oversized request gets to
-    /// read the answer instead of a broken pipe.
+    /// After a rejection: ends our sending side, so the client reads the
+    /// answer and then end-of-file at once, and reads and drops what it is
+    /// still sending (up to 1 MiB, for at most two seconds), so a client
+    /// busy writing an oversized request gets to read the answer instead of
+    /// a broken pipe.
     pub fn linger(&mut self) {
+        self.stream.close_write();
+        let deadline = Instant::now() + LINGER;
         let mut total = 0;
         while total < (1 << 20) {
             let n = self.buffered().len();
             self.consume(n);
             total += n;
+            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else { return };
+            self.stream.limit_reads(left);
             match self.fill() {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
