@@ -2,9 +2,12 @@
 //!
 //! The level is one process-wide atomic so a disabled line costs one load.
 //! Each line goes out in a single `write` so lines from threads and child
-//! processes sharing stderr do not interleave.
+//! processes sharing stderr do not interleave, and only when stderr can
+//! take it without waiting.
 
 use std::sync::atomic::{AtomicU8, Ordering};
+#[cfg(not(test))]
+use std::sync::atomic::AtomicU64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Level {
@@ -47,11 +50,30 @@ pub fn line(level: Level, args: std::fmt::Arguments<'_>) {
     write_stderr(&text);
 }
 
+/// Lines dropped because stderr could not take them.
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
 /// One write(2), no lock: std's stderr lock could be held by a thread that
-/// does not exist in a forked child. A failing stderr is not the host's
-/// problem.
+/// does not exist in a forked child. And never a wait: a line goes out only
+/// when stderr can take it now (a pipe nobody reads must not stall the
+/// host's requests); otherwise it is dropped and counted, and the count is
+/// reported with the next line that goes out. A failing stderr is not the
+/// host's problem.
 #[cfg(not(test))]
 fn write_stderr(text: &str) {
+    let mut ready = libc::pollfd { fd: 2, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: polls one valid pollfd, without waiting.
+    let writable = unsafe { libc::poll(&mut ready, 1, 0) } == 1 && ready.revents & libc::POLLOUT != 0;
+    if !writable {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let dropped = DROPPED.swap(0, Ordering::Relaxed);
+    let text = if dropped == 0 {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(format!("intercept: {dropped} log line(s) dropped: stderr was not being read\n{text}"))
+    };
     // SAFETY: writes a valid buffer to fd 2.
     let _ = unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
 }

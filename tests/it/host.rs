@@ -121,3 +121,36 @@ print("hung", hung, "failed", failed)
 "#;
     assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "hung 0 failed 0\n");
 }
+
+/// With `INTERCEPT_LOG=info` and a stderr pipe nobody reads, 5,000 requests
+/// still finish: log lines that cannot go out are dropped, never waited on.
+#[test]
+fn a_stderr_nobody_reads_never_stalls_requests() {
+    need("python3", "python3");
+    let env = setup("stderr-full");
+    let script = r#"
+import http.client, signal
+signal.alarm(120)
+c = http.client.HTTPConnection("host.example.test", 80, timeout=30)
+answered = 0
+for i in range(5000):
+    c.request("GET", "/echo/%d" % i)
+    answered += c.getresponse().read().count(b'"/%d"' % i)
+print("answered", answered)
+"#;
+    let mut child = command(intercept_bin(), env.parent().unwrap())
+        .args(["run", "--env-file", env.to_str().unwrap(), "--log", "info", "--", "python3", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(out, "answered 5000\n");
+    assert!(status.success(), "{status:?}");
+    // What did go out says what was dropped.
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.starts_with("intercept: GET http://host.example.test:80/echo/0 -> 200"), "{}", &err[..err.len().min(300)]);
+}
