@@ -5,9 +5,9 @@
 //! processes sharing stderr do not interleave, and only when stderr can
 //! take it without waiting.
 
-use std::sync::atomic::{AtomicU8, Ordering};
 #[cfg(not(test))]
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Level {
@@ -51,6 +51,7 @@ pub fn line(level: Level, args: std::fmt::Arguments<'_>) {
 }
 
 /// Lines dropped because stderr could not take them.
+#[cfg(not(test))]
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// One write(2), no lock: std's stderr lock could be held by a thread that

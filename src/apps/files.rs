@@ -6,14 +6,18 @@
 //! Never a byte from outside DIR: the path is taken apart into segments
 //! after percent-decoding, so `..` in any spelling is refused, NUL bytes are
 //! refused, and the final file is canonicalised and must still lie under
-//! the canonical DIR, so symlinks leading out are refused too.
+//! the canonical DIR, so symlinks leading out are refused too. Only regular
+//! files are served: a FIFO, socket or device in DIR is a 404, never a
+//! thread blocked on it. Out of file descriptors is a 503 and a log line.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{App, Body, Request, Response, content_type};
+use crate::log_error;
 
 pub struct Files {
     /// Canonical root directory.
@@ -46,7 +50,9 @@ impl App for Files {
                 // Relative links in the index must resolve inside the directory.
                 let mut r = Response::text(301, "moved");
                 let query = if req.query.is_empty() { String::new() } else { format!("?{}", req.query) };
-                r.headers.push(("Location".into(), format!("{}{}/{query}", req.script_name, req.path_info)));
+                // One leading slash: `//docs/` would name another host.
+                let path = format!("{}{}", req.script_name, req.path_info);
+                r.headers.push(("Location".into(), format!("/{}/{query}", path.trim_start_matches('/'))));
                 return r;
             }
             return match self.resolve(&format!("{}/index.html", req.path_info)) {
@@ -78,11 +84,20 @@ impl Files {
 }
 
 fn serve_file(path: &Path, req: &Request<'_>) -> Response {
-    let Ok(mut file) = File::open(path) else {
-        return Response::text(404, "not found");
+    // Non-blocking, so a FIFO put in the file's place never holds the
+    // thread (reads of a regular file ignore the flag); the kind is checked
+    // on what was opened.
+    let mut file = match File::options().read(true).custom_flags(libc::O_NONBLOCK).open(path) {
+        Ok(file) => file,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+            log_error!("files: cannot open {}: {e}", path.display());
+            return Response::text(503, "out of file descriptors");
+        }
+        Err(_) => return Response::text(404, "not found"),
     };
-    let Ok(meta) = file.metadata() else {
-        return Response::text(404, "not found");
+    let meta = match file.metadata() {
+        Ok(meta) if meta.is_file() => meta,
+        _ => return Response::text(404, "not found"),
     };
     let len = meta.len();
     let modified = meta.modified().unwrap_or(UNIX_EPOCH);
@@ -208,5 +223,47 @@ mod tests {
         assert!(files.resolve("/../secret.txt").is_none());
         assert!(files.resolve("/link.txt").is_none());
         assert!(files.resolve("/sub/ok.txt\0.png").is_none());
+    }
+
+    fn get<'a>(path_info: &str, body: &'a mut &'static [u8]) -> Request<'a> {
+        Request {
+            method: "GET".into(),
+            scheme: "http",
+            host: "h.test".into(),
+            port: 80,
+            target: path_info.into(),
+            script_name: String::new(),
+            path_info: path_info.into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    #[test]
+    fn only_regular_files_are_served() {
+        let base = crate::testing::temp_dir("files-fifo");
+        std::fs::write(base.join("plain.txt"), "plain").unwrap();
+        let fifo = std::ffi::CString::new(base.join("pipe").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let files = Files { root: parse(".", &base).unwrap() };
+        let mut body: &[u8] = b"";
+        assert_eq!(files.call(&mut get("/plain.txt", &mut body)).status, 200);
+        // Nobody writes to the FIFO: a blocking open would never return.
+        assert_eq!(files.call(&mut get("/pipe", &mut body)).status, 404);
+    }
+
+    #[test]
+    fn a_directory_redirect_stays_on_this_host() {
+        let base = crate::testing::temp_dir("files-redirect");
+        std::fs::create_dir(base.join("docs")).unwrap();
+        let files = Files { root: parse(".", &base).unwrap() };
+        let mut body: &[u8] = b"";
+        for path in ["/docs", "//docs", "///docs"] {
+            let r = files.call(&mut get(path, &mut body));
+            assert_eq!(r.status, 301);
+            assert_eq!(r.headers.iter().find(|(n, _)| n == "Location").unwrap().1, "/docs/", "{path}");
+        }
     }
 }

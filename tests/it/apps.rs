@@ -176,6 +176,35 @@ fn bad_cgi_specs_are_rejected_with_file_and_line() {
 }
 
 /// A site tree with a secret beside it, and a symlink pointing at it.
+/// A process out of file descriptors gets 503 from a files route (and a
+/// log line), not a 404 that would read as "no such file".
+#[test]
+fn files_out_of_descriptors_is_503() {
+    need("python3", "python3");
+    let (_dir, env) = files_env("files-emfile");
+    let script = r#"
+import http.client, os
+c = http.client.HTTPConnection("files.example.test", 80, timeout=10)
+c.connect()
+held = []
+try:
+    while True:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+c.request("GET", "/static/data.json")
+r = c.getresponse()
+print(r.status, r.read().decode().strip())
+for fd in held:
+    os.close(fd)
+c.request("GET", "/static/data.json")
+print(c.getresponse().status)
+"#;
+    let out = run_with(&env, &["python3", "-c", script]);
+    assert_eq!(ok(out.clone()), "503 out of file descriptors\n200\n");
+    assert!(stderr(&out).contains("files: cannot open"), "{}", stderr(&out));
+}
+
 fn files_env(name: &str) -> (TempDir, Env) {
     let dir = temp_dir(name);
     let site = dir.join("site");
