@@ -1,5 +1,6 @@
-//! The dotenv file syntax: `KEY=VALUE` lines, `#` comments, single or double
-//! quotes (which may span lines), an optional `export ` prefix.
+//! The dotenv file syntax: `KEY=VALUE` lines (LF or CRLF, a UTF-8 BOM
+//! allowed), `#` comments, single or double quotes (which may span lines),
+//! an optional `export ` prefix.
 //!
 //! Every entry keeps the line it started on, so that configuration errors can
 //! point at `FILE:LINE`. No `$VAR` expansion: the same file must mean the same
@@ -23,6 +24,8 @@ pub struct SyntaxError {
 /// Parses a whole file. Later assignments of a key do not replace earlier
 /// ones here; the caller decides (the configuration keeps the last).
 pub fn parse(text: &str) -> Result<Vec<Entry>, SyntaxError> {
+    // A byte-order mark, as Windows editors write, is not part of a key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.lines().collect();
     let mut entries = Vec::new();
     let mut i = 0;

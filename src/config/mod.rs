@@ -5,7 +5,7 @@
 //! Every error says where the bad value came from (`FILE:LINE` or
 //! `environment:KEY`) so the CLI and the shim can print it and exit 2.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 pub mod dotenv;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::apps::{self, AppSpec};
 use crate::log::Level;
-use route::RouteUrl;
+use route::{HostPattern, RouteUrl};
 
 pub const ENV_FILE: &str = "INTERCEPT_ENV_FILE";
 pub const ROUTE_PREFIX: &str = "INTERCEPT_ROUTE_";
@@ -158,14 +158,21 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
     let mut env_file = None;
     if let Some((_, file)) = vars.iter().rev().find(|(k, _)| k == ENV_FILE) {
         let path = absolute(&cwd, Path::new(file));
-        let text = std::fs::read_to_string(&path)
+        let bytes = std::fs::read(&path)
             .map_err(|e| ConfigError { origin: env_origin(ENV_FILE), message: format!("cannot read env file {}: {e}", path.display()) })?;
-        let entries = dotenv::parse(&text)
-            .map_err(|e| ConfigError { origin: Origin::File { path: path.clone(), line: e.line }, message: e.message })?;
+        let at = |line: usize| Origin::File { path: path.clone(), line };
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+            ConfigError { origin: at(line), message: "the env file is not UTF-8 text".into() }
+        })?;
+        let entries = dotenv::parse(text).map_err(|e| ConfigError { origin: at(e.line), message: e.message })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.clone());
         for e in entries.into_iter().filter(|e| e.key.starts_with("INTERCEPT_")) {
-            let origin = Origin::File { path: path.clone(), line: e.line };
-            values.insert(e.key, (e.value, origin, base.clone()));
+            if let Some((_, Origin::File { line: first, .. }, _)) = values.get(&e.key).filter(|_| e.key.starts_with(ROUTE_PREFIX)) {
+                let message = format!("{} is defined twice, on lines {first} and {}: give each route a name of its own", e.key, e.line);
+                return Err(ConfigError { origin: at(e.line), message });
+            }
+            values.insert(e.key, (e.value, at(e.line), base.clone()));
         }
         env_file = Some(path);
     }
@@ -215,7 +222,11 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
             "INTERCEPT_CA_DIR" if !value.trim().is_empty() => config.ca_dir = absolute(&base, Path::new(value.trim())),
             "INTERCEPT_CA_DIR" => {}
             "INTERCEPT_JOURNAL" if value.trim().is_empty() => config.journal = None,
-            "INTERCEPT_JOURNAL" => config.journal = Some(absolute(&base, Path::new(value.trim()))),
+            "INTERCEPT_JOURNAL" => {
+                let path = absolute(&base, Path::new(value.trim()));
+                check_journal(&path).map_err(|m| fail(format!("{key}={}: {m}", path.display())))?;
+                config.journal = Some(path);
+            }
             k if OTHER_KEYS.contains(&k) => {}
             _ => return Err(fail(format!("unknown key {key}"))),
         }
@@ -230,33 +241,54 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
     }
     // Keep the order the user wrote: file routes by line, then environment ones.
     routes.sort_by_key(|(a, _)| origin_order(a));
-    for (i, (_, route)) in routes.iter().enumerate() {
-        if let Some((_, earlier)) = routes[..i]
-            .iter()
-            .find(|(_, r)| r.url.host == route.url.host && r.url.port == route.url.port && r.url.prefix == route.url.prefix)
-        {
-            return Err(ConfigError {
-                origin: route.origin.clone(),
-                message: format!("{} mounts {} again (already at {})", route.name, route.url, earlier.origin),
-            });
+    check_routes(&routes)?;
+    config.routes = routes.into_iter().map(|(_, r)| r).collect();
+    Ok(config)
+}
+
+/// A journal must be a file we can append to: an existing regular file (or
+/// a device such as /dev/null), or a new file in an existing directory.
+/// Never a FIFO, whose writes would wait for a reader.
+fn check_journal(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err("a directory, not a file".into()),
+        Ok(meta) if meta.file_type().is_fifo() || meta.file_type().is_socket() => {
+            Err("a FIFO or socket: journal writes would wait for a reader".into())
         }
-        if let Some((_, other)) = routes[..i]
-            .iter()
-            .find(|(_, r)| r.url.host == route.url.host && r.url.port == route.url.port && r.url.scheme != route.url.scheme)
-        {
-            return Err(ConfigError {
-                origin: route.origin.clone(),
-                message: format!(
-                    "{} is {} but {} serves the same host and port as {}",
-                    route.url,
-                    route.url.scheme.as_str(),
-                    other.origin,
-                    other.url.scheme.as_str()
-                ),
-            });
-        }
+        Ok(_) => std::fs::OpenOptions::new().append(true).open(path).map(drop).map_err(|e| format!("cannot append to it: {e}")),
+        Err(_) => match path.parent().map(std::fs::metadata) {
+            Some(Ok(dir)) if dir.is_dir() => Ok(()),
+            _ => Err("its directory does not exist".into()),
+        },
     }
-    for (_, route) in &routes {
+}
+
+/// The rules between routes, each in one pass (20,000 routes validate in
+/// milliseconds): a mount once per host, port and prefix; one scheme per
+/// host and port; a forward route alone on its host and port.
+fn check_routes(routes: &[(Origin, RouteSpec)]) -> Result<(), ConfigError> {
+    let mut mounts: HashMap<(&HostPattern, u16, &str), &RouteSpec> = HashMap::new();
+    let mut sites: HashMap<(&HostPattern, u16), Vec<&RouteSpec>> = HashMap::new();
+    for (_, route) in routes {
+        let fail = |message: String| Err(ConfigError { origin: route.origin.clone(), message });
+        let url = &route.url;
+        if let Some(earlier) = mounts.insert((&url.host, url.port, &url.prefix), route) {
+            return fail(format!("{} mounts {} again (already at {})", route.name, url, earlier.origin));
+        }
+        let site = sites.entry((&url.host, url.port)).or_default();
+        if let Some(other) = site.iter().find(|r| r.url.scheme != url.scheme) {
+            return fail(format!(
+                "{} is {} but {} serves the same host and port as {}",
+                url,
+                url.scheme.as_str(),
+                other.origin,
+                other.url.scheme.as_str()
+            ));
+        }
+        site.push(route);
+    }
+    for (_, route) in routes {
         if !matches!(route.app, AppSpec::Forward(_)) {
             continue;
         }
@@ -267,17 +299,14 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
                 route.name, route.url.prefix
             ));
         }
-        if let Some((_, other)) =
-            routes.iter().find(|(_, r)| r.name != route.name && r.url.host == route.url.host && r.url.port == route.url.port)
-        {
+        if let Some(other) = sites[&(&route.url.host, route.url.port)].iter().find(|r| r.name != route.name) {
             return fail(format!(
                 "{}: a forward route relays whole connections and cannot share {} with {} ({})",
                 route.name, route.url, other.name, other.origin
             ));
         }
     }
-    config.routes = routes.into_iter().map(|(_, r)| r).collect();
-    Ok(config)
+    Ok(())
 }
 
 fn origin_order(o: &Origin) -> (u8, usize, String) {

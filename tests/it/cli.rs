@@ -109,10 +109,30 @@ fn bad_configuration_is_reported_with_file_and_line() {
         ("file", "INTERCEPT_LOG=info\nINTERCEPT_ROUTE_A=http://a.example.test -> static:200 @nope.json\n", 2, "@nope.json: cannot open"),
         ("pass", "INTERCEPT_PASSTHROUGH=sometimes\n", 1, "expected allow, loopback or deny"),
         ("quote", "INTERCEPT_LOG=info\n\nINTERCEPT_ROUTE_A=\"http://a.example.test -> echo\n", 3, "unterminated double quote"),
+        (
+            "twice",
+            "INTERCEPT_ROUTE_A=http://a.example.test -> echo\n#\nINTERCEPT_ROUTE_A=http://b.example.test -> echo\n",
+            3,
+            "INTERCEPT_ROUTE_A is defined twice, on lines 1 and 3",
+        ),
+        ("latin1", "INTERCEPT_LOG=info\n# caf\u{e9}\n", 2, "not UTF-8"),
+        ("fifo", "INTERCEPT_JOURNAL=journal.fifo\n", 1, "a FIFO or socket"),
+        ("dir", "\nINTERCEPT_JOURNAL=.\n", 2, "a directory, not a file"),
+        ("nodir", "INTERCEPT_JOURNAL=no/such/dir/journal.jsonl\n", 1, "its directory does not exist"),
     ];
     for (name, text, line, what) in cases {
         let dir = temp_dir(&format!("bad-{name}"));
         let env = env_file(&dir, text);
+        if name == "latin1" {
+            // The same text in ISO-8859-1: é is one byte, not UTF-8.
+            let latin1: Vec<u8> = text.replace('\u{e9}', "\u{1}").bytes().map(|b| if b == 1 { 0xe9 } else { b }).collect();
+            std::fs::write(&*env, latin1).unwrap();
+        }
+        if name == "fifo" {
+            let fifo = std::ffi::CString::new(dir.join("journal.fifo").into_os_string().into_encoded_bytes()).unwrap();
+            // SAFETY: a valid path.
+            assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        }
         let expected = format!("{}:{line}: ", env.display());
         let check = |how: &str, out: std::process::Output| {
             let err = stderr(&out);
@@ -126,6 +146,18 @@ fn bad_configuration_is_reported_with_file_and_line() {
         bare.arg("ran anyway").env("LD_PRELOAD", shim()).env("INTERCEPT_ENV_FILE", &*env);
         check("the bare shim", bare.output().unwrap());
     }
+}
+
+/// What a Windows editor writes: a byte-order mark and CRLF line ends.
+#[test]
+fn an_env_file_with_a_bom_and_crlf_works() {
+    need("curl", "curl");
+    let dir = temp_dir("bom-crlf");
+    let env = env_file(
+        &dir,
+        "\u{feff}# made on Windows\r\nINTERCEPT_ROUTE_A=http://bom.example.test -> static:200 crlf ok\r\nINTERCEPT_LOG=error\r\n",
+    );
+    assert_eq!(ok(run_with(&env, &["curl", "-sS", "http://bom.example.test/"])), "crlf ok");
 }
 
 #[test]
