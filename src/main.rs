@@ -216,6 +216,12 @@ fn environment(settings: &Settings) -> Result<Vec<(String, String)>, ExitCode> {
         Err(code) if config.has_https() => return Err(code),
         Err(_) => {}
     }
+    // Routed hosts bypass any proxy the environment names.
+    if !config.routes.is_empty() {
+        let user: Vec<String> = ["NO_PROXY", "no_proxy"].iter().filter_map(|k| std::env::var(k).ok()).collect();
+        let value = config::no_proxy(user.iter().map(String::as_str), config.routes.iter().map(|r| &r.url.host));
+        vars.extend(["NO_PROXY", "no_proxy"].map(|k| (k.to_string(), value.clone())));
+    }
     let preload = shim_path().and_then(|s| preload_value(&s)).map_err(|e| fail(&e))?;
     Ok(std::iter::once(("LD_PRELOAD".to_string(), preload)).chain(vars).collect())
 }

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use core_lib::apps::dylib::{Native, Source};
-use core_lib::config::route::{self, RouteUrl};
+use core_lib::config::{
+    self,
+    route::{self, HostPattern, RouteUrl},
+};
 use core_lib::routing::RouteApp;
 use core_lib::{apps, log_info};
 use intercept_app::abi;
@@ -58,8 +61,21 @@ fn add(url: &RouteUrl, app: RouteApp) -> Result<c_int, String> {
     let name = next_name();
     router.add(&name, url, app)?;
     state::activate();
+    bypass_proxies(&url.host);
     log_info!("route {name} added: {url}");
     Ok(0)
+}
+
+/// Adds the host to `NO_PROXY` and `no_proxy`, keeping what they hold, so
+/// a client told to use a proxy still reaches the new route.
+fn bypass_proxies(host: &HostPattern) {
+    let user: Vec<String> = ["NO_PROXY", "no_proxy"].iter().filter_map(|k| std::env::var(k).ok()).collect();
+    let Ok(value) = CString::new(config::no_proxy(user.iter().map(String::as_str), [host])) else { return };
+    for key in [c"NO_PROXY", c"no_proxy"] {
+        // SAFETY: valid C strings; called by the program itself, from the
+        // thread adding the route, as it would call setenv.
+        unsafe { libc::setenv(key.as_ptr(), value.as_ptr(), 1) };
+    }
 }
 
 #[unsafe(no_mangle)]

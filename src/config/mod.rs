@@ -246,6 +246,30 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// The value for `NO_PROXY` and `no_proxy`: every entry the user's two
+/// variables hold (clients read one or the other, so both get all),
+/// then each routed host not already there, so a client told to use a
+/// proxy still reaches the apps. A wildcard route `*.example.test` is the
+/// suffix entry `.example.test`, as curl and Python read it.
+pub fn no_proxy<'a>(user: impl IntoIterator<Item = &'a str>, hosts: impl IntoIterator<Item = &'a HostPattern>) -> String {
+    let mut entries: Vec<String> = Vec::new();
+    let mut add = |entry: String| {
+        if !entry.is_empty() && !entries.iter().any(|e| e.eq_ignore_ascii_case(&entry)) {
+            entries.push(entry);
+        }
+    };
+    user.into_iter().flat_map(|v| v.split(',')).for_each(|e| add(e.trim().to_string()));
+    for host in hosts {
+        add(match host {
+            HostPattern::Name(name) => name.clone(),
+            HostPattern::Wildcard(suffix) => suffix.clone(),
+            HostPattern::Ip(ip) => ip.to_string(),
+            HostPattern::Localhost => "localhost".into(),
+        });
+    }
+    entries.join(",")
+}
+
 /// A journal must be a file we can append to: an existing regular file (or
 /// a device such as /dev/null), or a new file in an existing directory.
 /// Never a FIFO, whose writes would wait for a reader.
@@ -350,6 +374,18 @@ mod tests {
     fn load_file(name: &str, text: &str) -> Result<Config, ConfigError> {
         let (_dir, path) = temp_env(name, text);
         load(&vars(&[(ENV_FILE, path.to_str().unwrap())]))
+    }
+
+    #[test]
+    fn no_proxy_keeps_the_users_entries_and_adds_the_routed_hosts() {
+        let hosts = [
+            HostPattern::Name("api.example.test".into()),
+            HostPattern::Wildcard(".svc.test".into()),
+            HostPattern::Ip("::1".parse().unwrap()),
+            HostPattern::Name("corp.internal".into()),
+        ];
+        assert_eq!(no_proxy(["corp.internal, .lan", "", "CORP.internal"], &hosts), "corp.internal,.lan,api.example.test,.svc.test,::1");
+        assert_eq!(no_proxy([], &hosts[..1]), "api.example.test");
     }
 
     #[test]

@@ -126,3 +126,40 @@ const http = require("http");
     let out = ok(run_with(&env, &["node", "-e", script]));
     assert_eq!(out, format!("200 POST /f from fetch\n200 {HOME}"));
 }
+
+/// With proxy variables pointing at a port where nothing listens, curl and
+/// requests still reach the routes (intercept run adds them to NO_PROXY and
+/// no_proxy, keeping the user's entries), and the runtime API does the same
+/// for a host it adds.
+#[test]
+fn proxy_variables_do_not_take_routed_requests_away() {
+    need("curl", "curl");
+    need_python_module("requests", "requests");
+    let env = setup("proxy");
+    let proxy = "http://127.0.0.1:9";
+    let with_proxy = |args: &[&str]| {
+        let mut cmd = command(intercept_bin(), env.parent().unwrap());
+        for key in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"] {
+            cmd.env(key, proxy);
+        }
+        cmd.env("NO_PROXY", "corp.internal").env_remove("no_proxy");
+        cmd.args(["run", "--env-file", env.to_str().unwrap(), "--"]).args(args).output().unwrap()
+    };
+    assert_eq!(ok(with_proxy(&["curl", "-sS", "http://shop.example.test/"])), HOME);
+    let script = format!(
+        r#"
+import ctypes, os, requests
+print(os.environ["no_proxy"])
+print(requests.get("http://shop.example.test/").text, end="")
+lib = ctypes.CDLL("{}")
+assert lib.intercept_add_route(b"http://late.example.test", b"static:200 added late") == 0
+libc = ctypes.CDLL(None)
+libc.getenv.restype = ctypes.c_char_p
+print(libc.getenv(b"NO_PROXY") == libc.getenv(b"no_proxy"), libc.getenv(b"no_proxy").decode())
+"#,
+        shim().display()
+    );
+    let out = ok(with_proxy(&["python3", "-c", &script]));
+    let hosts = "corp.internal,shop.example.test,alt.example.test";
+    assert_eq!(out, format!("{hosts}\n{HOME}True {hosts},late.example.test\n"));
+}

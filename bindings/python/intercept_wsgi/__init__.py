@@ -10,6 +10,7 @@ subprocesses are all intercepted alike. The process must run under the shim::
 """
 
 import ctypes
+import os
 import sys
 import threading
 import traceback
@@ -198,6 +199,20 @@ def add_wsgi_intercept(host, port, app_create_fn, script_name=""):
         if lib.intercept_add_app(url, create) != 0:
             raise ValueError(lib.intercept_last_error().decode())
         _registry.setdefault((host.lower(), port), []).append((create, handle))
+    _bypass_proxies(host)
+
+
+def _bypass_proxies(host):
+    """Adds host to NO_PROXY and no_proxy in os.environ (Python's own copy,
+    which requests and urllib read), keeping what is there; the shim does
+    the same in the C environment."""
+    entries = []
+    for value in (os.environ.get("NO_PROXY", ""), os.environ.get("no_proxy", ""), host):
+        for entry in value.split(","):
+            entry = entry.strip()
+            if entry and entry.lower() not in (e.lower() for e in entries):
+                entries.append(entry)
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = ",".join(entries)
 
 
 def remove_wsgi_intercept(host, port):
