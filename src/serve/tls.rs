@@ -138,6 +138,7 @@ pub fn authority(dir: &Path) -> io::Result<Arc<Authority>> {
 /// Reads the CA's PEM files, creating them under an exclusive lock if they
 /// are missing. Returns (certificate, key).
 pub fn load_or_create(dir: &Path) -> io::Result<(String, String)> {
+    guarded(dir)?;
     let read =
         || -> io::Result<(String, String)> { Ok((fs::read_to_string(dir.join(CA_FILE))?, fs::read_to_string(dir.join(CA_KEY_FILE))?)) };
     if let Ok(found) = read() {
@@ -160,7 +161,7 @@ pub fn load_or_create(dir: &Path) -> io::Result<(String, String)> {
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let now = SystemTime::now();
     params.not_before = (now - Duration::from_secs(86_400)).into();
-    params.not_after = (now + Duration::from_secs(10 * 365 * 86_400)).into();
+    params.not_after = (now + Duration::from_secs(365 * 86_400)).into();
     let key = KeyPair::generate().map_err(fail)?;
     let cert = params.self_signed(&key).map_err(fail)?;
     let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
@@ -168,6 +169,34 @@ pub fn load_or_create(dir: &Path) -> io::Result<(String, String)> {
     write_atomically(&dir.join(CA_KEY_FILE), key_pem.as_bytes(), 0o600)?;
     write_atomically(&dir.join(CA_FILE), cert_pem.as_bytes(), 0o644)?;
     Ok((cert_pem, key_pem))
+}
+
+/// Refuses a CA whose private key others could read or replace, as ssh
+/// refuses such a key: `ca-key.pem` readable by group or others, or a CA
+/// directory that group or others may write to.
+fn guarded(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let refuse = |what: &Path, mode: u32, why: &str| {
+        Err(other(format!(
+            "{} is {why} (mode {:o}): `chmod go-rwx` it, or remove the CA directory to make a new CA",
+            what.display(),
+            mode & 0o777
+        )))
+    };
+    if let Ok(meta) = fs::metadata(dir) {
+        let mode = meta.permissions().mode();
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return refuse(dir, mode, "writable by others");
+        }
+    }
+    let key = dir.join(CA_KEY_FILE);
+    if let Ok(meta) = fs::metadata(&key) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            return refuse(&key, mode, "readable by others");
+        }
+    }
+    Ok(())
 }
 
 /// Writes a file whole or not at all: a temporary file, then a rename.
@@ -256,6 +285,33 @@ mod tests {
         assert_eq!(load_or_create(&dir).unwrap(), first);
         assert_eq!(fs::metadata(dir.join(CA_KEY_FILE)).unwrap().permissions().mode() & 0o777, 0o600);
         assert!(first.0.starts_with("-----BEGIN CERTIFICATE-----"));
+    }
+
+    #[test]
+    fn a_key_others_can_read_or_replace_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_guard, dir) = temp("hygiene");
+        load_or_create(&dir).unwrap();
+        let key = dir.join(CA_KEY_FILE);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_or_create(&dir).unwrap_err().to_string();
+        assert!(e.contains("ca-key.pem is readable by others (mode 644)"), "{e}");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = load_or_create(&dir).unwrap_err().to_string();
+        assert!(e.contains("is writable by others (mode 777)"), "{e}");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(load_or_create(&dir).is_ok());
+    }
+
+    #[test]
+    fn the_ca_is_valid_for_a_year() {
+        let (_guard, dir) = temp("year");
+        let (cert, _) = load_or_create(&dir).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(cert.as_bytes()).unwrap();
+        let parsed = pem.parse_x509().unwrap();
+        let days = (parsed.validity().not_after.timestamp() - parsed.validity().not_before.timestamp()) / 86_400;
+        assert_eq!(days, 366, "a day back for clock skew, a year forward");
     }
 
     #[test]

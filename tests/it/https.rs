@@ -176,3 +176,18 @@ fn the_journal_and_log_say_https() {
     let line = json(std::fs::read_to_string(&journal).unwrap().trim());
     assert_eq!(line["url"], "https://secure.example.test:443/j");
 }
+
+/// A CA key others could read is refused, as ssh refuses such a key: the
+/// run stops before the program starts, saying which file and why.
+#[test]
+fn a_ca_key_readable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, env) = setup("ca-hygiene");
+    ok(intercept(&["ca", "--env-file", env.to_str().unwrap()]));
+    let key = dir.join("ca/ca-key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run_with(&env, &["echo", "ran anyway"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ca-key.pem is readable by others (mode 644)"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}
