@@ -121,6 +121,10 @@ impl Transport for Peer {
         // SAFETY: a valid timeval on our own socket.
         unsafe { real::setsockopt(self.0.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const timeout).cast(), len) };
     }
+
+    fn raw_fd(&self) -> Option<libc::c_int> {
+        Some(self.0.as_raw_fd())
+    }
 }
 
 /// Cores a polling dispatcher may keep busy: all but one.

@@ -7,10 +7,17 @@
 //! `Status:`, `Location:` (a local path is served again, internally, as a
 //! GET), `Content-Type:` and other fields, then the body, streamed.
 //! A program that cannot start, exits before a valid header block, or
-//! writes garbage gets 502; one that gives no header within the timeout is
-//! killed and gets 504.
+//! writes garbage gets 502; one that gives no header within the timeout
+//! (`INTERCEPT_CGI_TIMEOUT`, 60 s by default) is killed with every process
+//! it started (it runs in a process group of its own) and gets 504.
+//!
+//! The header block goes to the client as soon as it is whole, and the body
+//! as the program writes it: while the request body is still being fed to
+//! the program, its output is drained as it comes, never waited for.
 
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
@@ -20,7 +27,8 @@ use std::time::{Duration, Instant};
 use super::{App, Body, Request, Response};
 use crate::log_error;
 
-/// How long a CGI program may take to start answering (its header block).
+/// How long a CGI program may take to start answering (its header block),
+/// unless `INTERCEPT_CGI_TIMEOUT` says otherwise.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most output a program may write before its header block ends.
 const MAX_HEADER: usize = 64 * 1024;
@@ -34,6 +42,8 @@ pub struct CgiSpec {
     pub env: Vec<(String, String)>,
     /// The working directory: the env file's directory.
     pub dir: PathBuf,
+    /// How long the program may take to write its header block.
+    pub timeout: Duration,
 }
 
 /// Parses what follows `cgi:`.
@@ -51,7 +61,7 @@ pub fn parse(arg: &str, base: &Path) -> Result<CgiSpec, String> {
         return Err("expected cgi:PROGRAM [ARG...]".into());
     };
     let program = locate(program, base).ok_or_else(|| format!("cgi program `{program}` not found or not executable"))?;
-    Ok(CgiSpec { program, args: words.map(str::to_string).collect(), env, dir: base.to_path_buf() })
+    Ok(CgiSpec { program, args: words.map(str::to_string).collect(), env, dir: base.to_path_buf(), timeout: HEADER_TIMEOUT })
 }
 
 /// A program path as written, relative to `base`, or found on PATH.
@@ -107,12 +117,14 @@ impl Cgi {
             .envs(meta_variables(req, method, path_info, query, first))
             .stdin(if first { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            // Its own process group, so a timeout ends what it started too.
+            .process_group(0);
         let mut child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => return Outcome::Answer(bad_gateway(&format!("cannot start {}: {e}", self.spec.program.display()))),
         };
-        let watchdog = Watchdog::start(child.id(), HEADER_TIMEOUT);
+        let watchdog = Watchdog::start(child.id(), self.spec.timeout);
         let stdin = child.stdin.take();
         let mut stdout = child.stdout.take().expect("stdout was piped");
         // Feed the body while reading what the program writes, so neither
@@ -133,7 +145,7 @@ impl Cgi {
         if let Some(Ok(Err(e))) = &fed
             && e.kind() != io::ErrorKind::BrokenPipe
         {
-            let _ = child.kill();
+            kill_group(&child);
             let _ = child.wait();
             return Outcome::Answer(Response::text(400, &format!("could not read the request body: {e}")));
         }
@@ -156,7 +168,7 @@ impl Cgi {
             Err(why) => return Outcome::Answer(give_up(child, &format!("{}: {why}", self.spec.program.display()))),
         };
         if let Some(location) = parsed.local_redirect() {
-            let _ = child.kill();
+            kill_group(&child);
             let _ = child.wait();
             return Outcome::LocalRedirect(location);
         }
@@ -218,8 +230,10 @@ fn meta_variables(req: &Request<'_>, method: &str, path_info: &str, query: &str,
 }
 
 /// Reads the program's output until its header block ends (or it stops,
-/// or it is too large). While `feeding` is not done, keeps reading so the
-/// program never blocks on a full stdout pipe.
+/// or it is too large). Then, until the request body is all fed (`fed`),
+/// takes what the program writes only as it comes, so the program never
+/// blocks on a full stdout pipe and the head is never held back waiting
+/// for more output.
 fn read_head(stdout: &mut ChildStdout, fed: impl Fn() -> bool) -> io::Result<Vec<u8>> {
     const MAX_EARLY: usize = 8 << 20;
     let mut out = Vec::new();
@@ -227,8 +241,11 @@ fn read_head(stdout: &mut ChildStdout, fed: impl Fn() -> bool) -> io::Result<Vec
     loop {
         let complete = header_end(&out).is_some();
         let garbage = !complete && out.len() > MAX_HEADER;
-        if (complete && fed()) || garbage || out.len() > MAX_EARLY {
+        if garbage || out.len() > MAX_EARLY || (complete && fed()) {
             return Ok(out);
+        }
+        if complete && !readable(stdout, Duration::from_millis(10)) {
+            continue; // the body is still being fed: look again
         }
         match stdout.read(&mut chunk) {
             Ok(0) => return Ok(out),
@@ -237,6 +254,14 @@ fn read_head(stdout: &mut ChildStdout, fed: impl Fn() -> bool) -> io::Result<Vec
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Whether the program's output has bytes (or its end) within `wait`.
+fn readable(stdout: &ChildStdout, wait: Duration) -> bool {
+    let mut ready = libc::pollfd { fd: stdout.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: polls one valid pollfd.
+    let n = unsafe { libc::poll(&mut ready, 1, wait.as_millis() as libc::c_int) };
+    n != 0
 }
 
 /// Where the header block ends: (its length without the blank line, the
@@ -332,10 +357,17 @@ impl Read for Output {
 impl Drop for Output {
     fn drop(&mut self) {
         if !matches!(self.child.try_wait(), Ok(Some(_))) {
-            let _ = self.child.kill();
+            kill_group(&self.child);
         }
         let _ = self.child.wait();
     }
+}
+
+/// Kills the program and every process it started (its process group).
+fn kill_group(child: &Child) {
+    // SAFETY: signals the group our own child leads; the child is not yet
+    // reaped, so its id still names it.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
 }
 
 fn bad_gateway(why: &str) -> Response {
@@ -348,7 +380,7 @@ fn give_up(child: Child, why: &str) -> Response {
 }
 
 fn give_up_with(mut child: Child, status: u16, why: &str) -> Response {
-    let _ = child.kill();
+    kill_group(&child);
     let status_text = match child.wait() {
         Ok(s) if s.code().is_some_and(|c| c != 0) => format!(" (exit status {})", s.code().unwrap_or(0)),
         _ => String::new(),
@@ -374,9 +406,9 @@ impl Watchdog {
                 let now = Instant::now();
                 if now >= deadline {
                     f.store(true, Ordering::Release);
-                    // SAFETY: signals our own child, not yet reaped (the
-                    // caller waits for it only after stopping us).
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                    // SAFETY: signals the group our own child leads, not yet
+                    // reaped (the caller waits for it only after stopping us).
+                    unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
                     return;
                 }
                 std::thread::park_timeout(deadline - now);

@@ -307,6 +307,7 @@ mod tests {
             query: String::new(),
             headers: vec![],
             body: &mut reader,
+            client: None,
         };
         let r = native.call(&mut req);
         let bytes = match r.body {

@@ -237,6 +237,7 @@ mod tests {
             query: String::new(),
             headers: Vec::new(),
             body,
+            client: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod forward;
 pub mod wsgi;
 
 use std::io::{self, Read};
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
 /// A request as an app sees it.
@@ -34,12 +35,52 @@ pub struct Request<'a> {
     pub headers: Vec<(String, String)>,
     /// The request body: reads end where the body ends.
     pub body: &'a mut (dyn Read + Send),
+    /// The client's socket, so an app that waits can notice a client that
+    /// went away; None for a request not read from a socket.
+    pub client: Option<RawFd>,
 }
 
 impl Request<'_> {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
+}
+
+/// Waits up to `limit` for `fd` to have bytes to read, giving up early if
+/// the client's socket `client` hangs up (closed, not merely half-closed).
+pub fn wait_readable(fd: RawFd, client: Option<RawFd>, limit: std::time::Duration) -> Wait {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Wait::TimedOut;
+        }
+        let mut fds = [
+            libc::pollfd { fd, events: libc::POLLIN, revents: 0 },
+            // No events asked: only a hang-up (or an error) is reported.
+            libc::pollfd { fd: client.unwrap_or(-1), events: 0, revents: 0 },
+        ];
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+        // SAFETY: polls two valid pollfds (a negative fd is ignored).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return Wait::Ready; // let the read itself report the problem
+        }
+        if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            return Wait::ClientGone;
+        }
+        if fds[0].revents != 0 {
+            return Wait::Ready;
+        }
+    }
+}
+
+/// What [`wait_readable`] saw.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wait {
+    Ready,
+    TimedOut,
+    ClientGone,
 }
 
 /// A response body: fixed bytes, or a stream with or without a known length.
@@ -237,6 +278,7 @@ mod tests {
             query: "a=1".into(),
             headers: vec![("X-One".into(), "1".into()), ("x-two".into(), "2".into())],
             body,
+            client: None,
         }
     }
 

@@ -8,14 +8,16 @@
 //! at a time.
 
 use std::io::{self, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use parking_lot::lock_api::ArcMutexGuard;
 
-use super::{App, Body, Request, Response};
+use super::{App, Body, Request, Response, Wait, wait_readable};
 use crate::log_error;
 
 /// The worker: the shared WSGI runner, then the frame loop.
@@ -30,15 +32,26 @@ pub struct WsgiSpec {
     pub dir: PathBuf,
     /// The interpreter; set from INTERCEPT_PYTHON when the configuration loads.
     pub python: String,
+    /// How long the app may take to answer, and between two pieces of its
+    /// body (`INTERCEPT_WSGI_TIMEOUT`): past it the worker is killed and
+    /// started again, and the client gets 504.
+    pub timeout: Duration,
 }
+
+/// The answer timeout unless `INTERCEPT_WSGI_TIMEOUT` says otherwise.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Parses what follows `wsgi:`.
 pub fn parse(arg: &str, base: &Path) -> Result<WsgiSpec, String> {
     let ident = |s: &str| !s.is_empty() && s.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
     match arg.trim().split_once(':') {
-        Some((module, callable)) if ident(module) && ident(callable) && !callable.contains('.') => {
-            Ok(WsgiSpec { module: module.to_string(), callable: callable.to_string(), dir: base.to_path_buf(), python: "python3".into() })
-        }
+        Some((module, callable)) if ident(module) && ident(callable) && !callable.contains('.') => Ok(WsgiSpec {
+            module: module.to_string(),
+            callable: callable.to_string(),
+            dir: base.to_path_buf(),
+            python: "python3".into(),
+            timeout: ANSWER_TIMEOUT,
+        }),
         _ => Err(format!("expected wsgi:MODULE:CALLABLE, found `wsgi:{arg}`")),
     }
 }
@@ -52,6 +65,21 @@ struct Worker {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    /// Waits until the worker has written something to read, or the
+    /// answer timeout passes, or the client hangs up.
+    fn wait(&self, client: Option<RawFd>, limit: Duration) -> io::Result<()> {
+        if !self.stdout.buffer().is_empty() {
+            return Ok(());
+        }
+        match wait_readable(self.stdout.get_ref().as_raw_fd(), client, limit) {
+            Wait::Ready => Ok(()),
+            Wait::TimedOut => Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {} s", limit.as_secs_f64()))),
+            Wait::ClientGone => Err(io::Error::new(io::ErrorKind::ConnectionAborted, "the client went away")),
+        }
+    }
 }
 
 impl Drop for Worker {
@@ -105,19 +133,23 @@ impl App for Wsgi {
             }
         }
         let worker = guard.as_mut().expect("started above");
-        match send_request(worker, req).and_then(|()| read_head(worker)) {
+        let (client, limit) = (req.client, self.spec.timeout);
+        match send_request(worker, req).and_then(|()| worker.wait(client, limit)).and_then(|()| read_head(worker)) {
             Ok(Head::Error(text)) => {
                 let _ = skip_rest(worker);
                 Response::text(500, &format!("the WSGI app failed:\n{text}"))
             }
             Ok(Head::Answer(status, headers)) => {
                 let len = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("Content-Length")).and_then(|(_, v)| v.trim().parse().ok());
-                let reader = Box::new(Frames { guard, remaining: 0, done: false });
+                let reader = Box::new(Frames { guard, remaining: 0, done: false, client, limit });
                 Response { status, headers, body: Body::Stream { reader, len } }
             }
             Err(e) => {
-                *guard = None; // restarted on the next request
-                bad_gateway(&format!("the WSGI worker for {}:{} failed: {e}", self.spec.module, self.spec.callable))
+                *guard = None; // killed now, started again on the next request
+                let status = if e.kind() == io::ErrorKind::TimedOut { 504 } else { 502 };
+                let why = format!("the WSGI worker for {}:{} failed: {e}; it is started again", self.spec.module, self.spec.callable);
+                log_error!("wsgi: {why}");
+                Response::text(status, &why)
             }
         }
     }
@@ -184,12 +216,15 @@ struct Frames {
     /// Bytes left in the current frame.
     remaining: usize,
     done: bool,
+    client: Option<RawFd>,
+    limit: Duration,
 }
 
 impl Frames {
     fn next(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let worker = self.guard.as_mut().ok_or_else(|| io::Error::other("worker gone"))?;
         loop {
+            worker.wait(self.client, self.limit)?;
             if self.remaining > 0 {
                 let n = self.remaining.min(buf.len());
                 worker.stdout.read_exact(&mut buf[..n])?;

@@ -183,6 +183,7 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
     let mut config = Config { env_file, ..Config::default() };
     let mut routes: Vec<(Origin, RouteSpec)> = Vec::new();
     let mut python = None;
+    let (mut cgi_timeout, mut wsgi_timeout) = (None, None);
     for (key, (value, origin, base)) in values {
         let fail = |message: String| ConfigError { origin: origin.clone(), message };
         if let Some(name) = key.strip_prefix(ROUTE_PREFIX) {
@@ -209,14 +210,9 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
                 config.log =
                     Level::parse(value.trim()).ok_or_else(|| fail(format!("{key}=`{value}`: expected off, error, info or debug")))?
             }
-            "INTERCEPT_IDLE_TIMEOUT" => {
-                config.idle_timeout = match value.trim().parse::<f64>() {
-                    // Under a millisecond is a millisecond: a timeout that
-                    // rounds to zero would mean "wait forever" to the kernel.
-                    Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Duration::from_secs_f64(secs).max(Duration::from_millis(1)),
-                    _ => return Err(fail(format!("{key}=`{value}`: expected seconds, more than 0 and at most 86400"))),
-                }
-            }
+            "INTERCEPT_IDLE_TIMEOUT" => config.idle_timeout = seconds(&key, &value).map_err(fail)?,
+            "INTERCEPT_CGI_TIMEOUT" => cgi_timeout = Some(seconds(&key, &value).map_err(fail)?),
+            "INTERCEPT_WSGI_TIMEOUT" => wsgi_timeout = Some(seconds(&key, &value).map_err(fail)?),
             "INTERCEPT_PYTHON" if !value.trim().is_empty() => python = Some(value.trim().to_string()),
             "INTERCEPT_PYTHON" => {}
             "INTERCEPT_CA_DIR" if !value.trim().is_empty() => config.ca_dir = absolute(&base, Path::new(value.trim())),
@@ -231,12 +227,17 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
             _ => return Err(fail(format!("unknown key {key}"))),
         }
     }
-    // wsgi: workers run INTERCEPT_PYTHON, whichever line set it.
-    if let Some(python) = python {
-        for (_, r) in &mut routes {
-            if let AppSpec::Wsgi(w) = &mut r.app {
-                w.python = python.clone();
+    // Settings of every route of a kind, whichever line set them.
+    for (_, r) in &mut routes {
+        match &mut r.app {
+            AppSpec::Wsgi(w) => {
+                if let Some(python) = &python {
+                    w.python = python.clone();
+                }
+                w.timeout = wsgi_timeout.unwrap_or(w.timeout);
             }
+            AppSpec::Cgi(c) => c.timeout = cgi_timeout.unwrap_or(c.timeout),
+            _ => {}
         }
     }
     // Keep the order the user wrote: file routes by line, then environment ones.
@@ -244,6 +245,16 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
     check_routes(&routes)?;
     config.routes = routes.into_iter().map(|(_, r)| r).collect();
     Ok(config)
+}
+
+/// A duration in seconds, more than 0 and at most a day. Under a
+/// millisecond is a millisecond: a timeout that rounds to zero would mean
+/// "wait forever" to the kernel.
+fn seconds(key: &str, value: &str) -> Result<Duration, String> {
+    match value.trim().parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(Duration::from_secs_f64(secs).max(Duration::from_millis(1))),
+        _ => Err(format!("{key}=`{value}`: expected seconds, more than 0 and at most 86400")),
+    }
 }
 
 /// The value for `NO_PROXY` and `no_proxy`: every entry the user's two

@@ -24,6 +24,10 @@ impl<S: Transport> Transport for rustls::StreamOwned<rustls::ServerConnection, S
     fn limit_reads(&mut self, limit: Duration) {
         self.sock.limit_reads(limit);
     }
+
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.sock.raw_fd()
+    }
 }
 
 /// Serves `stream` for `dest`; `ca_dir` holds the CA for https sites.

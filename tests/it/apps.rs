@@ -99,16 +99,84 @@ case "$PATH_INFO" in
   /inside) printf 'Location: /cgi/show?from=redirect\n\n' ;;
   /garbage) echo 'this is not a header block' ;;
   /fail) echo 'failing on purpose' >&2; exit 3 ;;
+  /pause) printf 'Content-Type: text/plain\r\n\r\nfirst\n'; sleep 0.6; echo second ;;
+  /stuck) sleep 30 & exit 0 ;;
 esac
 "#;
 
 fn cgi_env(name: &str) -> Env {
+    cgi_env_with(name, "")
+}
+
+fn cgi_env_with(name: &str, extra: &str) -> Env {
     let dir = temp_dir(name);
     let script = dir.join("script.cgi");
     std::fs::write(&script, SCRIPT).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    env_file(&dir, "INTERCEPT_ROUTE_CGI=http://cgi.example.test/cgi -> cgi:./script.cgi\n")
+    env_file(&dir, &format!("INTERCEPT_ROUTE_CGI=http://cgi.example.test/cgi -> cgi:./script.cgi\n{extra}"))
+}
+
+/// The header block reaches the client as soon as the script has written
+/// it, and a body written in two parts with a pause between arrives whole,
+/// every time.
+#[test]
+fn cgi_heads_go_out_at_once_and_bodies_whole() {
+    need("curl", "curl");
+    let env = cgi_env("cgi-pause");
+    for _ in 0..8 {
+        let out = ok(run_with(&env, &["curl", "-sS", "-w", "|%{time_starttransfer}", "http://cgi.example.test/cgi/pause"]));
+        let (body, first_byte) = out.split_once('|').unwrap();
+        assert_eq!(body, "first\nsecond\n");
+        let first_byte: f64 = first_byte.parse().unwrap();
+        assert!(first_byte < 0.4, "the head waited for the body's second part: {first_byte} s");
+    }
+}
+
+/// A script that leaves a child holding its output gets 504 at the CGI
+/// timeout, not when the child ends: the whole process group is killed.
+#[test]
+fn cgi_timeout_kills_what_the_script_started() {
+    need("curl", "curl");
+    let env = cgi_env_with("cgi-stuck", "INTERCEPT_CGI_TIMEOUT=1\n");
+    let started = std::time::Instant::now();
+    let out = ok(run_with(&env, &["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://cgi.example.test/cgi/stuck"]));
+    assert_eq!(out, "504");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
+/// A WSGI app that hangs costs its client a 504 at the answer timeout, and
+/// a client that leaves frees the worker at once: the route goes on
+/// answering either way.
+#[test]
+fn a_hanging_wsgi_app_does_not_wedge_its_route() {
+    need("python3", "python3");
+    let dir = temp_dir("wsgi-hang");
+    std::fs::write(
+        dir.join("hangs.py"),
+        "import time\ndef app(environ, start_response):\n    if environ['PATH_INFO'] == '/hang':\n        time.sleep(60)\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'fast']\n",
+    )
+    .unwrap();
+    let env = env_file(&dir, "INTERCEPT_ROUTE_W=http://wsgi.example.test -> wsgi:hangs:app\nINTERCEPT_WSGI_TIMEOUT=2\n");
+    let script = r#"
+import socket, time, urllib.request, urllib.error
+def get(path):
+    try:
+        return urllib.request.urlopen("http://wsgi.example.test" + path, timeout=30).read().decode()
+    except urllib.error.HTTPError as e:
+        return str(e.code)
+t = time.monotonic()
+print(get("/hang"), "in time" if time.monotonic() - t < 6 else "late")
+print(get("/fast"))
+s = socket.create_connection(("wsgi.example.test", 80))
+s.sendall(b"GET /hang HTTP/1.1\r\nHost: wsgi.example.test\r\n\r\n")
+time.sleep(0.3)
+s.close()
+t = time.monotonic()
+print(get("/fast"), "at once" if time.monotonic() - t < 1.5 else "late")
+"#;
+    let out = run_with(&env, &["python3", "-c", script]);
+    assert_eq!(ok(out), "504 in time\nfast\nfast at once\n");
 }
 
 #[test]

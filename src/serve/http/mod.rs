@@ -106,6 +106,7 @@ fn exchange<S: Transport + Send>(wire: &mut Wire<S>, head: &Head, dest: &Destina
     let expect_continue = head.minor >= 1 && head.has_token("Expect", "100-continue");
     let (path, query) = split_target(&head.target);
     let mount = dest.site.mount_for(path);
+    let client = wire.stream.raw_fd();
     let mut body = BodyReader::new(wire, framing, expect_continue);
     let (mut response, route) = match mount {
         None => (Response::text(404, &format!("no route for {path} on {}:{}", dest.host, dest.port)), "-"),
@@ -122,6 +123,7 @@ fn exchange<S: Transport + Send>(wire: &mut Wire<S>, head: &Head, dest: &Destina
                 query: query.to_string(),
                 headers: head.headers.clone(),
                 body: &mut body,
+                client,
             };
             let answer = catch_unwind(AssertUnwindSafe(|| mount.app.call(&mut req))).unwrap_or_else(|_| {
                 log_error!("{} {url}: the app of route {} panicked", head.method, mount.route);

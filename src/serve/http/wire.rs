@@ -2,6 +2,7 @@
 //! demand, with a count of the bytes used so far (for the journal).
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,11 @@ pub trait Transport: Read + Write {
 
     /// Bounds how long each later read waits.
     fn limit_reads(&mut self, _limit: Duration) {}
+
+    /// The socket, for apps that watch for a client going away.
+    fn raw_fd(&self) -> Option<RawFd> {
+        None
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for &mut T {
@@ -26,6 +32,10 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     fn limit_reads(&mut self, limit: Duration) {
         (**self).limit_reads(limit);
     }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        (**self).raw_fd()
+    }
 }
 
 impl Transport for UnixStream {
@@ -35,6 +45,10 @@ impl Transport for UnixStream {
 
     fn limit_reads(&mut self, limit: Duration) {
         let _ = self.set_read_timeout(Some(limit.max(Duration::from_millis(1))));
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.as_raw_fd())
     }
 }
 
