@@ -17,6 +17,7 @@ declare -A PROGRAMS=(
   [sha256sum]=coreutils
   [openssl]=openssl
   [git]=git
+  [php]=php-cli
 )
 # python module -> pip package
 declare -A PY_MODULES=(
@@ -36,6 +37,8 @@ done
 
 # Static linking (the test of the static-binary warning) needs libc.a.
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+# PHP's curl extension (the RTLD_DEEPBIND test).
+command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -qx curl || missing+=(php-curl)
 # The system CAs that the trust bundle starts from.
 [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if ((${#missing[@]})); then

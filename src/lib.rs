@@ -3,11 +3,13 @@
 //! → [`routing`] (synthetic names, the router that says what a lookup or
 //! a connect becomes) → [`serve`] (one connection: TLS, HTTP/1.1) →
 //! [`apps`] (what answers a request). [`log`] and [`journal`] are what every
-//! stage writes to; [`fork_lock`] is the lock every stage may take.
+//! stage writes to; [`fork_lock`] is the lock every stage may take;
+//! [`program`] tells from a file whether the shim can reach it.
 //!
 //! No libc hooks live here — the `shim` crate translates libc calls into
 //! calls of this library — so everything below is tested without preloading
-//! anything. Imports flow one way: `apps` and `journal` import only `log`;
+//! anything. Imports flow one way: `fork_lock` and `program` import
+//! nothing, `apps` and `journal` only `log`;
 //! `config` imports `apps`; `routing` imports `config`, `apps` and
 //! `journal`; `serve` imports all of those. The integration tests check it.
 
@@ -16,6 +18,7 @@ pub mod config;
 pub mod fork_lock;
 pub mod journal;
 pub mod log;
+pub mod program;
 pub mod routing;
 pub mod serve;
 #[cfg(test)]

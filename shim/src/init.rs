@@ -9,7 +9,7 @@ use core_lib::config;
 use core_lib::log;
 use core_lib::routing::Router;
 
-use crate::{fdtable, reactor, real, state};
+use crate::{fdtable, hooks, reactor, real, state};
 
 #[used]
 #[unsafe(link_section = ".init_array")]
@@ -33,6 +33,7 @@ fn load() {
         }
     };
     log::set_level(config.log);
+    hooks::dl::resolve();
     // Cheap (no thread, no file): kept even with no route, so the runtime
     // API can add routes later.
     state::set_router(Router::new(&config));
@@ -46,6 +47,7 @@ fn load() {
 extern "C" fn before_fork() {
     // A child must not be the first to call dlsym: it takes a lock.
     real::resolve_all();
+    hooks::dl::resolve();
     fdtable::hold_for_fork();
     if let Some(r) = state::router() {
         r.hold_for_fork();

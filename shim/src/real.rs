@@ -107,6 +107,7 @@ real_fns! {
     fn sendto(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
     fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
     fn getnameinfo(addr: *const sockaddr, alen: socklen_t, host: *mut c_char, hostlen: socklen_t, serv: *mut c_char, servlen: socklen_t, flags: c_int) -> c_int, missing = libc::EAI_SYSTEM;
+    fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int, missing = fail(libc::ENOSYS);
     fn gethostbyname(name: *const c_char) -> *mut hostent, missing = null_mut();
     fn gethostbyname2(name: *const c_char, family: c_int) -> *mut hostent, missing = null_mut();
     fn gethostbyname_r(name: *const c_char, ret: *mut hostent, buf: *mut c_char, buflen: size_t, result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int, missing = libc::ENOSYS;

@@ -163,3 +163,38 @@ print(libc.getenv(b"NO_PROXY") == libc.getenv(b"no_proxy"), libc.getenv(b"no_pro
     let hosts = "corp.internal,shop.example.test,alt.example.test";
     assert_eq!(out, format!("{hosts}\n{HOME}True {hosts},late.example.test\n"));
 }
+
+/// PHP loads its curl extension with RTLD_DEEPBIND, which used to bind
+/// libcurl straight to libc: its requests are intercepted all the same, and
+/// refused under `deny` like anyone else's.
+#[test]
+fn php_curl_is_intercepted_and_refused_in_deny() {
+    need("php", "php-cli");
+    let env = setup("php");
+    let script = r#"
+$c = curl_init($argv[1]);
+curl_setopt($c, CURLOPT_RETURNTRANSFER, true);
+$r = curl_exec($c);
+echo $r === false ? "error: " . curl_error($c) : $r;
+"#;
+    let out = ok(run_with(&env, &["php", "-r", script, "http://shop.example.test/"]));
+    assert_eq!(out, HOME, "is php-curl installed? (`make test` installs it)");
+    let mut cmd = command(intercept_bin(), env.parent().unwrap());
+    let out = cmd
+        .args([
+            "run",
+            "--env-file",
+            env.to_str().unwrap(),
+            "--passthrough",
+            "deny",
+            "--",
+            "php",
+            "-r",
+            script,
+            "http://nowhere.example.com/",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(ok(out.clone()), "error: Could not resolve host: nowhere.example.com");
+    assert!(stderr(&out).contains("refused lookup of nowhere.example.com: INTERCEPT_PASSTHROUGH=deny"), "{}", stderr(&out));
+}

@@ -351,6 +351,12 @@ fn run_warns_about_a_statically_linked_program() {
     );
     assert_eq!(stderr(&out), warning);
     assert_eq!(stderr(&run_with(&env, &["true"])), "");
+    // Started by a shell under the shim, it gets the same warning (from
+    // the shim's execve), and a dynamic program none.
+    let script = format!("{} && /bin/true && echo done", program.display());
+    let out = run_with(&env, &["sh", "-c", &script]);
+    assert_eq!(stdout(&out), "static hello\ndone\n");
+    assert_eq!(stderr(&out), warning);
 }
 
 #[test]

@@ -10,6 +10,8 @@
 //! a call that is not ours is one atomic load.
 
 pub(crate) mod connect;
+pub(crate) mod dl;
+mod exec;
 mod fds;
 mod names;
 mod sockets;
