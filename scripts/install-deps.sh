@@ -18,10 +18,13 @@ declare -A PROGRAMS=(
   [openssl]=openssl
   [git]=git
   [php]=php-cli
+  [wget2]=wget2
+  [npm]=npm
 )
 # python module -> pip package
 declare -A PY_MODULES=(
   [requests]=requests
+  [pycurl]=pycurl
 )
 
 # `--bench` adds what `make bench` needs.
@@ -39,6 +42,8 @@ done
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 # PHP's curl extension (the RTLD_DEEPBIND test).
 command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -qx curl || missing+=(php-curl)
+# Perl LWP with https (a client that reads a fixed CA path).
+perl -MLWP::Protocol::https -e1 >/dev/null 2>&1 || missing+=(libwww-perl liblwp-protocol-https-perl)
 # The system CAs that the trust bundle starts from.
 [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 if ((${#missing[@]})); then

@@ -9,7 +9,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use intercept::config::{self, Config, ENV_FILE, ROUTE_PREFIX};
-use intercept::serve::tls;
+use intercept::serve::{tls, trust};
 
 mod cli;
 use cli::program;
@@ -49,7 +49,7 @@ enum Cmd {
         #[command(flatten)]
         settings: Settings,
     },
-    /// Print where the local CA for https routes and the trust bundle are (made if missing)
+    /// Print where the local CA for https routes, the trust bundle and truststore are (made if missing), and what points at them
     Ca {
         #[command(flatten)]
         settings: Settings,
@@ -173,9 +173,12 @@ fn main() -> ExitCode {
         Cmd::Ca { settings } => match validate(&settings).and_then(|(_, config)| trust(&config)) {
             Ok(bundle) => {
                 let dir = &validate(&settings).map(|(_, c)| c.ca_dir).unwrap_or_default();
-                println!("ca:     {}", dir.join(tls::CA_FILE).display());
-                println!("key:    {}", dir.join(tls::CA_KEY_FILE).display());
-                println!("bundle: {}", bundle.display());
+                println!("ca:         {}", dir.join(tls::CA_FILE).display());
+                println!("key:        {}", dir.join(tls::CA_KEY_FILE).display());
+                println!("bundle:     {}", bundle.display());
+                println!("truststore: {}", trust::truststore_of(&bundle).display());
+                println!("variables:  {} (the bundle)", trust::TRUST_VARIABLES.join(" "));
+                println!("served for: {} (the bundle), Java's cacerts (the truststore)", trust::SYSTEM_BUNDLES.join(" "));
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -209,9 +212,10 @@ fn environment(settings: &Settings) -> Result<Vec<(String, String)>, ExitCode> {
             let bundle = path_text(&bundle).map_err(|e| fail(&e))?;
             vars.retain(|(k, _)| k != "INTERCEPT_CA_DIR");
             vars.push(("INTERCEPT_CA_DIR".to_string(), path_text(&config.ca_dir).map_err(|e| fail(&e))?));
-            for key in tls::TRUST_VARIABLES {
+            for key in trust::TRUST_VARIABLES {
                 vars.push((key.to_string(), bundle.clone()));
             }
+            vars.push((trust::BUNDLE_VARIABLE.to_string(), bundle));
         }
         Err(code) if config.has_https() => return Err(code),
         Err(_) => {}
@@ -229,8 +233,9 @@ fn environment(settings: &Settings) -> Result<Vec<(String, String)>, ExitCode> {
 /// Makes the CA if needed and writes the trust bundle: the system CAs, any
 /// CA files the user's trust variables already name, and the intercept CA.
 fn trust(config: &Config) -> Result<PathBuf, ExitCode> {
-    let user_files: Vec<PathBuf> = tls::TRUST_VARIABLES.iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
-    tls::write_bundle(&config.ca_dir, &user_files).map_err(|e| fail(&format!("cannot set up the CA in {}: {e}", config.ca_dir.display())))
+    let mut user_files: Vec<PathBuf> = trust::TRUST_VARIABLES.iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
+    user_files.extend(trust::npm_cafiles());
+    trust::write_bundle(&config.ca_dir, &user_files).map_err(|e| fail(&format!("cannot set up the CA in {}: {e}", config.ca_dir.display())))
 }
 
 fn print_table(config: &Config) {

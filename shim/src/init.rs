@@ -8,6 +8,7 @@
 use core_lib::config;
 use core_lib::log;
 use core_lib::routing::Router;
+use core_lib::serve::trust;
 
 use crate::{fdtable, hooks, reactor, real, state};
 
@@ -41,6 +42,13 @@ fn load() {
     unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
     if config.is_active() {
         state::activate();
+    }
+    if let Some(bundle) = std::env::var_os(trust::BUNDLE_VARIABLE).filter(|b| !b.is_empty()) {
+        let store = trust::truststore_of(std::path::Path::new(&bundle));
+        let (bundle, store) = (bundle.into_encoded_bytes(), store.into_os_string().into_encoded_bytes());
+        if let (Ok(bundle), Ok(store)) = (std::ffi::CString::new(bundle), std::ffi::CString::new(store)) {
+            state::set_trust(bundle, store);
+        }
     }
 }
 

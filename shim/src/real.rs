@@ -64,6 +64,10 @@ macro_rules! real_fns {
                     Err(_) => panic!("bad symbol name"),
                 });)*
             pub(super) static fcntl: super::Slot = super::Slot::new(c"fcntl");
+            pub(super) static open: super::Slot = super::Slot::new(c"open");
+            pub(super) static open64: super::Slot = super::Slot::new(c"open64");
+            pub(super) static openat: super::Slot = super::Slot::new(c"openat");
+            pub(super) static openat64: super::Slot = super::Slot::new(c"openat64");
         }
 
         $(
@@ -86,7 +90,9 @@ macro_rules! real_fns {
         /// Looks every real function up now (see the module doc).
         pub fn resolve_all() {
             $(slots::$name.get();)*
-            slots::fcntl.get();
+            for slot in [&slots::fcntl, &slots::open, &slots::open64, &slots::openat, &slots::openat64] {
+                slot.get();
+            }
         }
     };
 }
@@ -107,6 +113,12 @@ real_fns! {
     fn sendto(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
     fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
     fn getnameinfo(addr: *const sockaddr, alen: socklen_t, host: *mut c_char, hostlen: socklen_t, serv: *mut c_char, servlen: socklen_t, flags: c_int) -> c_int, missing = libc::EAI_SYSTEM;
+    fn __open_2(path: *const c_char, flags: c_int) -> c_int, missing = fail(libc::ENOSYS);
+    fn __open64_2(path: *const c_char, flags: c_int) -> c_int, missing = fail(libc::ENOSYS);
+    fn __openat_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int, missing = fail(libc::ENOSYS);
+    fn __openat64_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int, missing = fail(libc::ENOSYS);
+    fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE, missing = null_mut();
+    fn fopen64(path: *const c_char, mode: *const c_char) -> *mut libc::FILE, missing = null_mut();
     fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int, missing = fail(libc::ENOSYS);
     fn gethostbyname(name: *const c_char) -> *mut hostent, missing = null_mut();
     fn gethostbyname2(name: *const c_char, family: c_int) -> *mut hostent, missing = null_mut();
@@ -129,4 +141,32 @@ pub unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     let real: unsafe extern "C" fn(c_int, c_int, ...) -> c_int = unsafe { std::mem::transmute(ptr) };
     // SAFETY: the caller upholds fcntl's contract.
     unsafe { real(fd, cmd, arg) }
+}
+
+/// The real `open`, `open64`, `openat` and `openat64`: variadic, their
+/// optional mode passed as an int, as `fcntl`'s argument is.
+macro_rules! real_opens {
+    ($(fn $name:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        /// The real function of this name.
+        ///
+        /// # Safety
+        /// As for the libc function.
+        pub unsafe fn $name($($arg: $ty),*, mode: libc::c_uint) -> c_int {
+            let ptr = slots::$name.get();
+            if ptr.is_null() {
+                return fail(libc::ENOSYS);
+            }
+            // SAFETY: dlsym found libc's function, whose prototype this is.
+            let real: unsafe extern "C" fn($($ty),*, ...) -> c_int = unsafe { std::mem::transmute(ptr) };
+            // SAFETY: the caller upholds the function's contract.
+            unsafe { real($($arg),*, mode) }
+        }
+    )*};
+}
+
+real_opens! {
+    fn open(path: *const c_char, flags: c_int);
+    fn open64(path: *const c_char, flags: c_int);
+    fn openat(dir: c_int, path: *const c_char, flags: c_int);
+    fn openat64(dir: c_int, path: *const c_char, flags: c_int);
 }

@@ -1,7 +1,9 @@
-//! The process-wide state: the router built from the configuration, and
-//! whether the hooks have anything to do. Set once by `init`; the runtime
-//! API may turn the hooks on later.
+//! The process-wide state: the router built from the configuration,
+//! whether the hooks have anything to do, and the trust files to serve in
+//! place of the system's. Set once by `init`; the runtime API may turn the
+//! hooks on later.
 
+use std::ffi::CString;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -9,6 +11,8 @@ use core_lib::routing::Router;
 
 static ROUTER: OnceLock<Router> = OnceLock::new();
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The trust bundle and truststore served for system trust files.
+static TRUST: OnceLock<(CString, CString)> = OnceLock::new();
 
 /// Whether hooks have anything to do. One load on every hook.
 #[inline]
@@ -33,4 +37,16 @@ pub fn activate() {
 /// Turns the hooks off (a load that failed).
 pub fn deactivate() {
     ACTIVE.store(false, Ordering::Release);
+}
+
+/// Sets the trust bundle (and the truststore beside it) that reads of the
+/// system's trust files are served from.
+pub fn set_trust(bundle: CString, truststore: CString) {
+    let _ = TRUST.set((bundle, truststore));
+}
+
+/// The trust bundle and truststore, when `intercept run` named them.
+#[inline]
+pub fn trust() -> Option<&'static (CString, CString)> {
+    TRUST.get()
 }

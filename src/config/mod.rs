@@ -20,9 +20,10 @@ use route::{HostPattern, RouteUrl};
 pub const ENV_FILE: &str = "INTERCEPT_ENV_FILE";
 pub const ROUTE_PREFIX: &str = "INTERCEPT_ROUTE_";
 
-/// Keys that are known but read by other parts (or later versions) of the
-/// tool; accepted so that a file written for them is not an error.
-const OTHER_KEYS: &[&str] = &[ENV_FILE];
+/// Keys that are known but read by other parts of the tool (the trust
+/// bundle's path, set by `intercept run` for the shim); accepted so that
+/// they are not an error.
+const OTHER_KEYS: &[&str] = &[ENV_FILE, "INTERCEPT_TRUST_BUNDLE"];
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod tls;
+pub mod trust;
 
 use std::path::Path;
 use std::time::Duration;

@@ -26,7 +26,7 @@ use rustls::sign::CertifiedKey;
 
 pub const CA_FILE: &str = "ca.pem";
 pub const CA_KEY_FILE: &str = "ca-key.pem";
-const CA_NAME: &str = "intercept local CA";
+pub const CA_NAME: &str = "intercept local CA";
 
 /// The local certificate authority.
 pub struct Authority {
@@ -208,63 +208,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> 
     fs::rename(&tmp, path)
 }
 
-/// Where the system's trusted CAs are, on the common distributions.
-pub fn system_bundle() -> Option<PathBuf> {
-    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-}
-
-/// The variables common clients read for their trusted CAs.
-pub const TRUST_VARIABLES: &[&str] = &[
-    "SSL_CERT_FILE",
-    "CURL_CA_BUNDLE",
-    "REQUESTS_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS",
-    "GIT_SSL_CAINFO",
-    "AWS_CA_BUNDLE",
-    "HTTPLIB2_CA_CERTS",
-    "PIP_CERT",
-    "CARGO_HTTP_CAINFO",
-];
-
-/// Writes the trust bundle: the system CAs, the CA files the user already
-/// pointed these variables at, and the intercept CA. Returns its path
-/// (`bundle.pem`, or `bundle-HASH.pem` when the user's own files are in it).
-pub fn write_bundle(dir: &Path, user_files: &[PathBuf]) -> io::Result<PathBuf> {
-    let (ca_pem, _) = load_or_create(dir)?;
-    let mut parts: Vec<PathBuf> = system_bundle().into_iter().collect();
-    for f in user_files {
-        let inside_ours = f.starts_with(dir);
-        if !inside_ours && f.is_file() && !parts.contains(f) {
-            parts.push(f.clone());
-        }
-    }
-    let mut text = String::new();
-    for p in &parts {
-        let mut content = fs::read_to_string(p)?;
-        if !content.ends_with('\n') {
-            content.push('\n');
-        }
-        text.push_str(&format!("# from {}\n", p.display()));
-        text.push_str(&content);
-    }
-    text.push_str(&format!("# {CA_NAME}, {}\n", dir.join(CA_FILE).display()));
-    text.push_str(&ca_pem);
-    let extra = parts.len() > usize::from(system_bundle().is_some());
-    let name = if extra { format!("bundle-{:016x}.pem", fnv(text.as_bytes())) } else { "bundle.pem".to_string() };
-    let path = dir.join(name);
-    if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-        write_atomically(&path, text.as_bytes(), 0o644)?;
-    }
-    Ok(path)
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,18 +309,5 @@ mod tests {
         let mut got = [0u8; 4];
         server.reader().read_exact(&mut got).unwrap();
         assert_eq!(&got, b"ping");
-    }
-
-    #[test]
-    fn the_bundle_holds_system_user_and_our_cas() {
-        let (_guard, dir) = temp("bundle");
-        let user = _guard.join("user-ca.pem");
-        fs::write(&user, "# the user's own CA\n").unwrap();
-        let plain = write_bundle(&dir, &[]).unwrap();
-        assert_eq!(plain.file_name().unwrap(), "bundle.pem");
-        let with_user = write_bundle(&dir, &[user.clone(), plain.clone()]).unwrap();
-        let text = fs::read_to_string(&with_user).unwrap();
-        assert!(text.contains("# the user's own CA") && text.ends_with(&load_or_create(&dir).unwrap().0));
-        assert_eq!(text.matches(CA_NAME).count(), 1, "our own bundle is never nested");
     }
 }

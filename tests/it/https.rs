@@ -77,10 +77,13 @@ const https = require("https");
 #[test]
 fn a_client_that_does_not_trust_the_ca_fails_verification() {
     need("curl", "curl");
-    let (_, env) = setup("untrusted");
+    let (dir, env) = setup("untrusted");
     let system = Path::new("/etc/ssl/certs/ca-certificates.crt");
     assert!(system.is_file(), "needs the Debian package ca-certificates");
-    let out = run_with(&env, &["curl", "-sS", "--cacert", system.to_str().unwrap(), "https://secure.example.test/"]);
+    // A copy: opening the system path itself is served our bundle.
+    let own = dir.join("own-bundle.pem");
+    std::fs::copy(system, &own).unwrap();
+    let out = run_with(&env, &["curl", "-sS", "--cacert", own.to_str().unwrap(), "https://secure.example.test/"]);
     assert_eq!(out.status.code(), Some(60), "curl's 'peer certificate cannot be authenticated': {}", stderr(&out));
     assert_eq!(stdout(&out), "");
     let err = stderr(&out);
@@ -97,7 +100,17 @@ fn env_and_ca_commands_point_clients_at_the_bundle() {
         assert!(printed.lines().any(|l| l == format!("{key}={bundle}")), "{key} in:\n{printed}");
     }
     let ca = ok(intercept(&["ca", "--env-file", env.to_str().unwrap()]));
-    assert_eq!(ca, format!("ca:     {0}/ca.pem\nkey:    {0}/ca-key.pem\nbundle: {bundle}\n", dir.join("ca").display()));
+    let mut lines = ca.lines();
+    let ca_dir = dir.join("ca");
+    assert_eq!(lines.next(), Some(format!("ca:         {}/ca.pem", ca_dir.display()).as_str()));
+    assert_eq!(lines.next(), Some(format!("key:        {}/ca-key.pem", ca_dir.display()).as_str()));
+    assert_eq!(lines.next(), Some(format!("bundle:     {bundle}").as_str()));
+    assert_eq!(lines.next(), Some(format!("truststore: {}", bundle.replace(".pem", ".jks")).as_str()));
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("variables:  SSL_CERT_FILE CURL_CA_BUNDLE") && l.contains("npm_config_cafile")),
+        "{ca}"
+    );
+    assert!(lines.next().is_some_and(|l| l.starts_with("served for: /etc/ssl/certs/ca-certificates.crt")), "{ca}");
     let mut curl = command("curl", &dir);
     for line in printed.lines() {
         let (k, v) = line.split_once('=').unwrap();
@@ -106,51 +119,154 @@ fn env_and_ca_commands_point_clients_at_the_bundle() {
     assert_eq!(json(&ok(curl.args(["-sS", "https://secure.example.test/"]).output().unwrap()))["scheme"], "https");
 }
 
+/// A real HTTPS server on loopback (Python's), with a certificate for
+/// `localhost` that only its own file (`cert`) vouches for. It answers
+/// `real server`, and the package document of `demo-pkg` at `/demo-pkg`.
+struct RealServer {
+    child: std::process::Child,
+    port: String,
+    cert: std::path::PathBuf,
+}
+
+impl RealServer {
+    fn start(dir: &Path) -> RealServer {
+        need("openssl", "openssl");
+        need("python3", "python3");
+        let (cert, key) = (dir.join("real.pem"), dir.join("real-key.pem"));
+        ok(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .args(["-addext", "subjectAltName=DNS:localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap());
+        let server = r#"
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = open(sys.argv[3], "rb").read() if self.path == "/demo-pkg" else b"real server"
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+        std::fs::write(dir.join("demo-pkg.json"), PACKAGE).unwrap();
+        let mut child = Command::new("python3")
+            .args(["-c", server])
+            .arg(&cert)
+            .arg(&key)
+            .arg(dir.join("demo-pkg.json"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut port).unwrap();
+        RealServer { child, port: port.trim().to_string(), cert }
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}/", self.port)
+    }
+}
+
+impl Drop for RealServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The npm package document both registries serve.
+const PACKAGE: &str = r#"{"name":"demo-pkg","dist-tags":{"latest":"1.2.3"},"versions":{"1.2.3":{"name":"demo-pkg","version":"1.2.3","dist":{"tarball":"https://registry.example.test/demo-pkg-1.2.3.tgz","shasum":"0000000000000000000000000000000000000000"}}},"time":{"1.2.3":"2026-01-01T00:00:00.000Z"}}"#;
+
 /// A real HTTPS server on loopback whose certificate only the user's own CA
 /// file vouches for: with that file in CURL_CA_BUNDLE before `intercept run`,
 /// it still verifies under the shim, because the bundle keeps the user's CAs.
 #[test]
 fn real_hosts_keep_verifying_with_the_users_own_cas() {
     need("curl", "curl");
-    need("openssl", "openssl");
-    need("python3", "python3");
     let (dir, env) = setup("real");
-    let (cert, key) = (dir.join("real.pem"), dir.join("real-key.pem"));
-    ok(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap());
-    let server = r#"
-import http.server, ssl, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.send_header("Content-Length", "11"); self.end_headers(); self.wfile.write(b"real server")
-    def log_message(self, *a): pass
-s = http.server.HTTPServer(("127.0.0.1", 0), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-s.socket = ctx.wrap_socket(s.socket, server_side=True)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-"#;
-    let mut child = Command::new("python3").args(["-c", server]).arg(&cert).arg(&key).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let mut port = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut port).unwrap();
-    let url = format!("https://localhost:{}/", port.trim());
+    let real = RealServer::start(&dir);
     let mut cmd = command(intercept_bin(), &dir);
     let out = cmd
-        .env("CURL_CA_BUNDLE", &cert)
-        .args(["run", "--env-file", env.to_str().unwrap(), "--", "curl", "-sS", &url, "https://secure.example.test/"])
+        .env("CURL_CA_BUNDLE", &real.cert)
+        .args(["run", "--env-file", env.to_str().unwrap(), "--", "curl", "-sS", &real.url(), "https://secure.example.test/"])
         .output()
         .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
     let text = ok(out);
     assert!(text.starts_with("real server"), "{text}");
     assert_eq!(json(&text["real server".len()..])["scheme"], "https");
+}
+
+/// The clients that read no trust variable, or a trust store of their own,
+/// verify an https route with the exact command a user would type: wget,
+/// wget2, Java's HttpClient and HttpURLConnection, pycurl, PHP's curl,
+/// Perl LWP, and npm with an .npmrc that sets a cafile. The same commands
+/// still verify a real HTTPS server whose CA only the user's SSL_CERT_FILE
+/// names.
+#[test]
+fn clients_with_trust_stores_of_their_own_verify_with_no_flag() {
+    need("wget", "wget");
+    need("wget2", "wget2");
+    need("java", "default-jdk-headless");
+    need("php", "php-cli");
+    need("npm", "npm");
+    need_python_module("pycurl", "pycurl");
+    let lwp = Command::new("perl").args(["-MLWP::Protocol::https", "-e1"]).output().unwrap();
+    assert!(lwp.status.success(), "Perl LWP is missing: install the Debian packages libwww-perl liblwp-protocol-https-perl");
+    let dir = temp_dir("every-client");
+    std::fs::create_dir_all(dir.join("registry")).unwrap();
+    std::fs::write(dir.join("registry/demo-pkg"), PACKAGE).unwrap();
+    std::fs::write(dir.join(".npmrc"), "cafile=/etc/ssl/certs/ca-certificates.crt\n").unwrap();
+    let env = env_file(
+        &dir,
+        &format!(
+            "INTERCEPT_ROUTE_ANSWER=https://answer.example.test -> static:200 route answer\nINTERCEPT_ROUTE_REG=https://registry.example.test -> files:registry\nINTERCEPT_CA_DIR={}\n",
+            dir.join("ca").display()
+        ),
+    );
+    let real = RealServer::start(&dir);
+    let run = |args: &[&str]| {
+        let mut cmd = command(intercept_bin(), &dir);
+        cmd.current_dir(&*dir).env("SSL_CERT_FILE", &real.cert).args(["run", "--env-file", env.to_str().unwrap(), "--"]).args(args);
+        ok(cmd.output().unwrap())
+    };
+    let (route, real_url) = ("https://answer.example.test/", real.url());
+    let both = [route, real_url.as_str()];
+    for url in both {
+        let expected = if url == route { "route answer" } else { "real server" };
+        assert_eq!(run(&["wget", "-qO-", url]), expected, "wget {url}");
+        assert_eq!(run(&["wget2", "-qO-", url]), expected, "wget2 {url}");
+        let pycurl = "import io, pycurl, sys\nb = io.BytesIO(); c = pycurl.Curl(); c.setopt(c.URL, sys.argv[1]); c.setopt(c.WRITEDATA, b); c.perform(); print(b.getvalue().decode(), end='')";
+        assert_eq!(run(&["python3", "-c", pycurl, url]), expected, "pycurl {url}");
+        let php = "$c = curl_init($argv[1]); curl_setopt($c, CURLOPT_RETURNTRANSFER, true); $r = curl_exec($c); echo $r === false ? curl_error($c) : $r;";
+        assert_eq!(run(&["php", "-r", php, url]), expected, "php {url}");
+        let perl =
+            "use LWP::UserAgent; my $r = LWP::UserAgent->new->get($ARGV[0]); print $r->is_success ? $r->decoded_content : $r->status_line;";
+        assert_eq!(run(&["perl", "-e", perl, url]), expected, "perl {url}");
+        let registry = if url == route { "https://registry.example.test/".to_string() } else { real_url.clone() };
+        assert_eq!(run(&["npm", "view", "demo-pkg", "version", "--registry", &registry]), "1.2.3\n", "npm view from {registry}");
+    }
+    let java = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/Clients.java");
+    let java = java.to_str().unwrap();
+    assert_eq!(run(&["java", java, route, &real_url]), "HttpClient 200 route answer\nHttpURLConnection 200 real server\n");
+    assert_eq!(run(&["java", java, &real_url, route]), "HttpClient 200 real server\nHttpURLConnection 200 route answer\n");
 }
 
 #[test]

@@ -31,10 +31,10 @@ unsafe fn execve_impl(path: *const c_char, argv: *const *const c_char, envp: *co
 
 fn warn_if_out_of_reach(path: &CStr) {
     let mut head = [0u8; 4096];
-    // SAFETY: open and fstat with valid arguments (neither is hooked); the
-    // fd is ours until the close below.
+    // SAFETY: the real open and fstat with valid arguments; the fd is ours
+    // until the close below.
     let (n, mode) = unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        let fd = real::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC, 0);
         if fd < 0 {
             return;
         }

@@ -14,6 +14,7 @@ pub(crate) mod dl;
 mod exec;
 mod fds;
 mod names;
+mod open;
 mod sockets;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
