@@ -46,3 +46,11 @@ pub fn temp_dir(name: &str) -> TempDir {
     std::fs::create_dir_all(&dir).unwrap();
     TempDir(Arc::new(Removed(dir)))
 }
+
+/// A path inside a fresh directory that does not exist yet (a CA directory
+/// the code under test makes itself), with the guard that removes it.
+pub fn temp_path(name: &str, inside: &str) -> (TempDir, PathBuf) {
+    let guard = temp_dir(name);
+    let path = guard.join(inside);
+    (guard, path)
+}

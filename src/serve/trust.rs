@@ -181,10 +181,9 @@ fn fnv(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
+    /// A CA directory that does not exist yet, inside a guarded one.
     fn temp(name: &str) -> (crate::testing::TempDir, PathBuf) {
-        let guard = crate::testing::temp_dir(name);
-        let dir = guard.join("ca");
-        (guard, dir)
+        crate::testing::temp_path(name, "ca")
     }
 
     #[test]

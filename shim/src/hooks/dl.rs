@@ -52,55 +52,45 @@ mod trampolines {
         resolve_dlmopen();
     }
 
-    /// `dlopen(file, mode)`: mode is the second argument (esi).
-    #[unsafe(no_mangle)]
-    #[unsafe(naked)]
-    pub unsafe extern "C" fn dlopen(_file: *const c_char, _mode: c_int) -> *mut c_void {
-        std::arch::naked_asm!(
-            "mov rax, qword ptr [rip + {real}]",
-            "test rax, rax",
-            "jnz 2f",
-            // First use: look the real function up, keeping the arguments
-            // (three pushes keep the stack 16-byte aligned for the call).
-            "push rdi",
-            "push rsi",
-            "push rdx",
-            "call {resolve}",
-            "pop rdx",
-            "pop rsi",
-            "pop rdi",
-            "2:",
-            "and esi, {keep}",
-            "jmp rax",
-            real = sym REAL_DLOPEN,
-            resolve = sym resolve_dlopen,
-            keep = const !libc::RTLD_DEEPBIND,
-        )
+    /// A trampoline: look the real function up on first use (keeping the
+    /// argument registers; three pushes keep the stack 16-byte aligned for
+    /// the call), clear `RTLD_DEEPBIND` in the mode register, jump.
+    macro_rules! trampoline {
+        ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*), $real:ident, $resolve:ident, $mode:literal) => {
+            $(#[$doc])*
+            #[unsafe(no_mangle)]
+            #[unsafe(naked)]
+            pub unsafe extern "C" fn $name($($arg: $ty),*) -> *mut c_void {
+                std::arch::naked_asm!(
+                    "mov rax, qword ptr [rip + {real}]",
+                    "test rax, rax",
+                    "jnz 2f",
+                    "push rdi",
+                    "push rsi",
+                    "push rdx",
+                    "call {resolve}",
+                    "pop rdx",
+                    "pop rsi",
+                    "pop rdi",
+                    "2:",
+                    concat!("and ", $mode, ", {keep}"),
+                    "jmp rax",
+                    real = sym $real,
+                    resolve = sym $resolve,
+                    keep = const !libc::RTLD_DEEPBIND,
+                )
+            }
+        };
     }
 
-    /// `dlmopen(lmid, file, mode)`: mode is the third argument (edx).
-    #[unsafe(no_mangle)]
-    #[unsafe(naked)]
-    pub unsafe extern "C" fn dlmopen(_lmid: libc::Lmid_t, _file: *const c_char, _mode: c_int) -> *mut c_void {
-        std::arch::naked_asm!(
-            "mov rax, qword ptr [rip + {real}]",
-            "test rax, rax",
-            "jnz 2f",
-            "push rdi",
-            "push rsi",
-            "push rdx",
-            "call {resolve}",
-            "pop rdx",
-            "pop rsi",
-            "pop rdi",
-            "2:",
-            "and edx, {keep}",
-            "jmp rax",
-            real = sym REAL_DLMOPEN,
-            resolve = sym resolve_dlmopen,
-            keep = const !libc::RTLD_DEEPBIND,
-        )
-    }
+    trampoline!(
+        /// `dlopen(file, mode)`: mode is the second argument (esi).
+        fn dlopen(_file: *const c_char, _mode: c_int), REAL_DLOPEN, resolve_dlopen, "esi"
+    );
+    trampoline!(
+        /// `dlmopen(lmid, file, mode)`: mode is the third argument (edx).
+        fn dlmopen(_lmid: libc::Lmid_t, _file: *const c_char, _mode: c_int), REAL_DLMOPEN, resolve_dlmopen, "edx"
+    );
 }
 
 #[cfg(target_arch = "x86_64")]
