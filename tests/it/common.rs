@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+// Shared with the core's unit tests, which use parts these tests do not.
+#[allow(dead_code)]
 #[path = "../../src/testing.rs"]
 mod testing;
 pub use testing::{TempDir, temp_dir};
