@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Args, Parser, Subcommand};
+use intercept::apps::{AppSpec, stubs};
 use intercept::config::{self, Config, ENV_FILE, ROUTE_PREFIX};
 use intercept::serve::{tls, trust};
 
@@ -117,13 +118,22 @@ fn path_text(path: &Path) -> Result<String, String> {
 /// Validates; on error prints `FILE:LINE: message` and gives exit status 2.
 fn validate(settings: &Settings) -> Result<(Vec<(String, String)>, Config), ExitCode> {
     let vars = settings.variables().map_err(|e| fail(&e))?;
-    match config::load(&vars) {
-        Ok(config) => Ok((vars, config)),
-        Err(e) => {
+    let config = config::load(&vars).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })?;
+    // What the shim loads only on a route's first request is loaded here,
+    // so a bad stub mapping stops the run before anything starts.
+    for route in &config.routes {
+        if let AppSpec::Stubs(dir) = &route.app
+            && let Err(e) = stubs::validate(dir)
+        {
             eprintln!("{e}");
-            Err(ExitCode::from(2))
+            eprintln!("intercept: in the stubs of {} ({})", route.name, route.origin);
+            return Err(ExitCode::from(2));
         }
     }
+    Ok((vars, config))
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -12,12 +12,12 @@ use core_lib::apps::forward;
 use core_lib::routing::Destination;
 use core_lib::serve;
 
-use crate::peer::{self, Peer};
+use crate::peer::{self, ClientEnd, Peer};
 use crate::{reactor, real, upstream};
 
-/// Serves `fd` (which it then owns) for `dest`. A client quiet for `idle`
-/// is hung up on.
-pub fn spawn(fd: OwnedFd, dest: Destination, idle: Duration, ca_dir: PathBuf) -> io::Result<()> {
+/// Serves `fd` (which it then owns) for `dest`; `client` is the other end,
+/// as the host holds it. A client quiet for `idle` is hung up on.
+pub fn spawn(fd: OwnedFd, client: Option<ClientEnd>, dest: Destination, idle: Duration, ca_dir: PathBuf) -> io::Result<()> {
     // A forwarded connection may rightly be quiet for long (server push):
     // no idle timeout there.
     let idle = if dest.site.forward.is_some() { Duration::ZERO } else { idle };
@@ -32,7 +32,7 @@ pub fn spawn(fd: OwnedFd, dest: Destination, idle: Duration, ca_dir: PathBuf) ->
         let int = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         real::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, (&raw const size).cast(), int);
     }
-    let peer = Peer::new(fd);
+    let peer = Peer::new(fd, client);
     let (peer, dest) = if reactor::takes(&dest) {
         match reactor::submit(peer, dest, idle) {
             Ok(()) => return Ok(()),

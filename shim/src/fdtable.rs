@@ -70,7 +70,7 @@ pub struct TcpFace {
 }
 
 /// The device and inode of what `fd` holds now.
-fn identity(fd: c_int) -> Option<(u64, u64)> {
+pub fn identity(fd: c_int) -> Option<(u64, u64)> {
     // SAFETY: an all-zero stat is valid; fstat fills it or fails.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: st is a valid out-pointer.

@@ -25,15 +25,23 @@ use core_lib::serve::http::{self, Transport};
 
 use crate::{fdtable, real};
 
-/// Our end of the socketpair.
-pub struct Peer(std::mem::ManuallyDrop<UnixStream>);
+/// Our end of the socketpair, and where the client's end is.
+pub struct Peer(std::mem::ManuallyDrop<UnixStream>, Option<ClientEnd>);
+
+/// The client's end: its fd number in the host and the socket it held
+/// when the connection was made (it may have been closed and reused since).
+#[derive(Clone, Copy)]
+pub struct ClientEnd {
+    pub fd: libc::c_int,
+    pub socket: (u64, u64),
+}
 
 impl Peer {
     /// Takes `fd`, our end of a fresh socketpair, already marked as ours
     /// in the fd table (`fdtable::own_high`).
-    pub fn new(fd: OwnedFd) -> Peer {
+    pub fn new(fd: OwnedFd, client: Option<ClientEnd>) -> Peer {
         LIVE.fetch_add(1, Ordering::Relaxed);
-        Peer(std::mem::ManuallyDrop::new(UnixStream::from(fd)))
+        Peer(std::mem::ManuallyDrop::new(UnixStream::from(fd)), client)
     }
 
     /// The socket, for the relay of a forward route.
@@ -124,6 +132,25 @@ impl Transport for Peer {
 
     fn raw_fd(&self) -> Option<libc::c_int> {
         Some(self.0.as_raw_fd())
+    }
+
+    /// A socketpair has no RST, but closing an end with unread bytes in it
+    /// makes the other end's next read fail with ECONNRESET: one byte is
+    /// sent to us from a copy of the client's end (if that fd still holds
+    /// it), and the close that follows does the rest.
+    fn reset(&mut self) {
+        let Some(client) = self.1 else { return };
+        if fdtable::identity(client.fd) != Some(client.socket) {
+            return;
+        }
+        // SAFETY: a copy of the client's end, used for one send and closed.
+        unsafe {
+            let copy = real::dup(client.fd);
+            if copy >= 0 {
+                libc::send(copy, [0u8].as_ptr().cast(), 1, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
+                real::close(copy);
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod echo;
 mod files;
 mod fixed;
 pub mod forward;
+pub mod stubs;
 pub mod wsgi;
 
 use std::io::{self, Read};
@@ -86,7 +87,15 @@ pub enum Wait {
 /// A response body: fixed bytes, or a stream with or without a known length.
 pub enum Body {
     Bytes(Vec<u8>),
-    Stream { reader: Box<dyn Read + Send>, len: Option<u64> },
+    Stream {
+        reader: Box<dyn Read + Send>,
+        len: Option<u64>,
+    },
+    /// Not an HTTP response at all (a stub's fault): these bytes as they
+    /// are, then the connection closes.
+    Raw(Vec<u8>),
+    /// No answer: the connection is reset (the client reads ECONNRESET).
+    Reset,
 }
 
 pub struct Response {
@@ -135,6 +144,8 @@ pub enum AppSpec {
     Forward(crate::apps::forward::Upstream),
     Dylib(crate::apps::dylib::DylibSpec),
     Wsgi(wsgi::WsgiSpec),
+    /// A directory of WireMock stub mappings.
+    Stubs(PathBuf),
 }
 
 impl std::fmt::Display for AppSpec {
@@ -145,6 +156,7 @@ impl std::fmt::Display for AppSpec {
             AppSpec::Static { status, body: StaticBody::Text(t) } => write!(f, "static:{status} {t:?}"),
             AppSpec::Static { status, body: StaticBody::File(p) } => write!(f, "static:{status} @{}", p.display()),
             AppSpec::Files(dir) => write!(f, "files:{}", dir.display()),
+            AppSpec::Stubs(dir) => write!(f, "stubs:{}", dir.display()),
             AppSpec::Forward(target) => write!(f, "forward:{target}"),
             AppSpec::Dylib(d) => write!(f, "dylib:{}#{}", d.path.display(), d.symbol),
             AppSpec::Wsgi(w) => write!(f, "wsgi:{}:{} (python: {})", w.module, w.callable, w.python),
@@ -188,9 +200,11 @@ pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
         ("dylib", None) => Err("expected dylib:PATH[#SYMBOL]".into()),
         ("wsgi", Some(arg)) => wsgi::parse(arg, base).map(AppSpec::Wsgi),
         ("wsgi", None) => Err("expected wsgi:MODULE:CALLABLE".into()),
+        ("stubs", Some(arg)) => stubs::parse(arg, base).map(AppSpec::Stubs),
+        ("stubs", None) => Err("expected stubs:DIR".into()),
         ("cgi", None) => Err("expected cgi:PROGRAM [ARG...]".into()),
         (k, _) => Err(format!(
-            "unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM, forward:HOST:PORT, dylib:PATH or wsgi:MODULE:CALLABLE)"
+            "unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM, forward:HOST:PORT, dylib:PATH, wsgi:MODULE:CALLABLE or stubs:DIR)"
         )),
     }
 }
@@ -229,6 +243,7 @@ pub fn build(spec: &AppSpec) -> Option<Box<dyn App>> {
         AppSpec::Forward(_) => return None,
         AppSpec::Dylib(spec) => Box::new(crate::apps::dylib::Native::new(crate::apps::dylib::Source::Dylib(spec.clone()))),
         AppSpec::Wsgi(spec) => Box::new(wsgi::Wsgi::new(spec.clone())),
+        AppSpec::Stubs(dir) => Box::new(stubs::Stubs::new(dir.clone())),
     })
 }
 
@@ -284,7 +299,8 @@ mod tests {
 
     fn bytes(r: Response) -> Vec<u8> {
         match r.body {
-            Body::Bytes(b) => b,
+            Body::Bytes(b) | Body::Raw(b) => b,
+            Body::Reset => Vec::new(),
             Body::Stream { mut reader, .. } => {
                 let mut v = Vec::new();
                 reader.read_to_end(&mut v).unwrap();

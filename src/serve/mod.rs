@@ -29,6 +29,10 @@ impl<S: Transport> Transport for rustls::StreamOwned<rustls::ServerConnection, S
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         self.sock.raw_fd()
     }
+
+    fn reset(&mut self) {
+        self.sock.reset();
+    }
 }
 
 /// Serves `stream` for `dest`; `ca_dir` holds the CA for https sites.

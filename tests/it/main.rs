@@ -12,4 +12,5 @@ mod http;
 mod https;
 mod layout;
 mod passthrough;
+mod stubs;
 mod tcp;

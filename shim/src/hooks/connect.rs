@@ -178,7 +178,8 @@ fn intercept(fd: c_int, to: SocketAddr, dest: Destination, router: &Router) -> c
     let host = format!("{}:{}", dest.host, dest.port);
     // SAFETY: `ours` was just created and is owned by nobody else.
     let ours = unsafe { peer::own(ours) };
-    if let Err(e) = dispatch::spawn(ours, dest, router.idle_timeout, router.ca_dir.clone()) {
+    let client = fdtable::identity(theirs).map(|socket| peer::ClientEnd { fd, socket });
+    if let Err(e) = dispatch::spawn(ours, client, dest, router.idle_timeout, router.ca_dir.clone()) {
         log_error!("cannot start a dispatcher thread for {host}: {e}");
         // SAFETY: our own fd, not yet handed to anyone.
         unsafe { real::close(theirs) };

@@ -166,6 +166,9 @@ fn answer<S: Transport>(
         head_only: method.eq_ignore_ascii_case("HEAD"),
     };
     let journal = dest.journal.as_deref();
+    if matches!(response.body, crate::apps::Body::Reset) {
+        wire.stream.reset();
+    }
     let mut out = response::Holdback::new(&mut wire.stream, journal.is_some());
     let result = response::write(&mut out, response, &how);
     if let Some(journal) = journal {

@@ -18,11 +18,21 @@ pub(super) struct Framing {
 /// Writes `response`; returns whether the connection may stay open.
 pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> io::Result<bool> {
     let Response { status, headers, body } = response;
+    let body = match body {
+        Body::Raw(bytes) => {
+            out.write_all(&bytes)?;
+            return Ok(false);
+        }
+        // The caller resets the connection; nothing is written.
+        Body::Reset => return Ok(false),
+        body => body,
+    };
     let bodiless_status = status < 200 || status == 204 || status == 304;
     let no_body = how.head_only || bodiless_status;
     let len = match &body {
         Body::Bytes(b) => Some(b.len() as u64),
         Body::Stream { len, .. } => *len,
+        Body::Raw(_) | Body::Reset => unreachable!("written above"),
     };
     let chunked = len.is_none() && how.minor >= 1 && !no_body;
     let keep = how.keep_alive && (len.is_some() || chunked || no_body);
@@ -57,6 +67,7 @@ pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> i
             all.extend_from_slice(&bytes);
             out.write_all(&all)?;
         }
+        Body::Raw(_) | Body::Reset => unreachable!("written above"),
         Body::Stream { mut reader, len } => {
             out.write_all(head.as_bytes())?;
             if chunked {

@@ -22,6 +22,10 @@ pub trait Transport: Read + Write {
     fn raw_fd(&self) -> Option<RawFd> {
         None
     }
+
+    /// Makes the client's next read fail with ECONNRESET, as a TCP reset
+    /// would; by default, a plain close is all there is.
+    fn reset(&mut self) {}
 }
 
 impl<T: Transport + ?Sized> Transport for &mut T {
@@ -35,6 +39,10 @@ impl<T: Transport + ?Sized> Transport for &mut T {
 
     fn raw_fd(&self) -> Option<RawFd> {
         (**self).raw_fd()
+    }
+
+    fn reset(&mut self) {
+        (**self).reset();
     }
 }
 

@@ -1,0 +1,348 @@
+//! WireMock's stub mapping files: every `*.json` below `mappings/` holds one
+//! mapping or `{"mappings": [...]}`; `__files/` holds `bodyFileName`s. A
+//! file that does not parse, a matcher or field we do not know, a missing
+//! body file: an error naming the file and line, never a silent skip.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::matcher::Matcher;
+
+/// One stub: what it matches, what it answers, where it came from.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// `id`, else `name`, else `FILE[#N]`: how the journal and reports name it.
+    pub label: String,
+    pub priority: i64,
+    /// Load order: among equal priorities the most recently loaded wins.
+    pub order: usize,
+    pub request: RequestPattern,
+    pub response: ResponseDef,
+    pub scenario: Option<Scenario>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestPattern {
+    /// None: any method.
+    pub method: Option<String>,
+    pub url: UrlMatch,
+    pub query: Vec<(String, Matcher)>,
+    pub headers: Vec<(String, Matcher)>,
+    pub cookies: Vec<(String, Matcher)>,
+    pub basic_auth: Option<(String, String)>,
+    pub body: Vec<Matcher>,
+}
+
+#[derive(Debug, Clone)]
+pub enum UrlMatch {
+    Any,
+    /// `url`: path and query, exactly.
+    Url(String),
+    /// `urlPath`: the path alone, exactly.
+    Path(String),
+    /// `urlPattern`: a pattern over path and query.
+    Pattern(Matcher),
+    /// `urlPathPattern`: a pattern over the path.
+    PathPattern(Matcher),
+}
+
+#[derive(Debug, Clone)]
+pub struct ResponseDef {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub delay: Delay,
+    pub fault: Option<Fault>,
+    pub template: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delay {
+    None,
+    Fixed(Duration),
+    Uniform { lower: Duration, upper: Duration },
+    LogNormal { median: Duration, sigma: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    ConnectionResetByPeer,
+    EmptyResponse,
+    MalformedResponseChunk,
+    RandomDataThenClose,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub required: Option<String>,
+    pub new_state: Option<String>,
+}
+
+/// The state every scenario starts in.
+pub const STARTED: &str = "Started";
+
+/// Loads every mapping below `dir/mappings`, in file-name order.
+pub fn load(dir: &Path) -> Result<Vec<Mapping>, String> {
+    let root = dir.join("mappings");
+    let mut files = Vec::new();
+    collect(&root, &mut files).map_err(|e| format!("{}: {e}", root.display()))?;
+    files.sort();
+    let mut mappings = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let at = |line: usize, why: String| format!("{}:{line}: {why}", file.display());
+        let doc: Value = serde_json::from_str(&text).map_err(|e| at(e.line(), format!("not JSON: {e}")))?;
+        let items: Vec<&Value> = match doc.get("mappings") {
+            Some(Value::Array(list)) => list.iter().collect(),
+            Some(_) => return Err(at(line_of(&text, "\"mappings\""), "`mappings` must be a list".into())),
+            None => vec![&doc],
+        };
+        let several = items.len() > 1;
+        for (i, item) in items.into_iter().enumerate() {
+            let rel = file.strip_prefix(dir).unwrap_or(&file).display().to_string();
+            let default_label = if several { format!("{rel}#{i}") } else { rel };
+            let mapping = parse(item, dir, default_label, mappings.len()).map_err(|(needle, why)| at(line_of(&text, &needle), why))?;
+            mappings.push(mapping);
+        }
+    }
+    Ok(mappings)
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The 1-based line of the first occurrence of `needle` (1 if absent): a
+/// JSON value keeps no positions, so an error points at its key's text.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.find(needle).map_or(1, |at| text[..at].matches('\n').count() + 1)
+}
+
+/// An error: the text to find its line by, and what is wrong.
+type Fail = (String, String);
+
+fn fail(needle: &str, why: impl Into<String>) -> Fail {
+    (format!("\"{needle}\""), why.into())
+}
+
+fn parse(v: &Value, dir: &Path, default_label: String, order: usize) -> Result<Mapping, Fail> {
+    let obj = v.as_object().ok_or_else(|| fail("", "a mapping must be a JSON object"))?;
+    known(
+        obj,
+        &[
+            "id",
+            "uuid",
+            "name",
+            "request",
+            "response",
+            "priority",
+            "scenarioName",
+            "requiredScenarioState",
+            "newScenarioState",
+            "persistent",
+            "metadata",
+            "insertionIndex",
+        ],
+    )?;
+    let label = ["id", "name"].iter().find_map(|k| obj.get(*k).and_then(Value::as_str)).map_or(default_label, str::to_string);
+    let request = obj.get("request").ok_or_else(|| fail("", "a mapping needs a `request`"))?;
+    let response = obj.get("response").map_or(Ok(ResponseDef::default()), |r| response(r, dir))?;
+    let scenario = obj.get("scenarioName").and_then(Value::as_str).map(|name| Scenario {
+        name: name.to_string(),
+        required: obj.get("requiredScenarioState").and_then(Value::as_str).map(str::to_string),
+        new_state: obj.get("newScenarioState").and_then(Value::as_str).map(str::to_string),
+    });
+    let priority =
+        obj.get("priority").map_or(Ok(5), |p| p.as_i64().ok_or_else(|| fail("priority", "`priority` must be a whole number")))?;
+    Ok(Mapping { label, priority, order, request: request_pattern(request)?, response, scenario })
+}
+
+/// Refuses a key we do not know: a typo must not quietly match everything.
+fn known(obj: &Map<String, Value>, keys: &[&str]) -> Result<(), Fail> {
+    match obj.keys().find(|k| !keys.contains(&k.as_str())) {
+        Some(k) => Err(fail(k, format!("unknown field `{k}`"))),
+        None => Ok(()),
+    }
+}
+
+fn matcher(key: &str, v: &Value) -> Result<Matcher, Fail> {
+    Matcher::parse(v).map_err(|why| {
+        let needle = v.as_object().and_then(|o| o.keys().next()).map_or(key.to_string(), |k| k.clone());
+        fail(&needle, format!("{key}: {why}"))
+    })
+}
+
+fn named_matchers(obj: &Map<String, Value>, key: &str) -> Result<Vec<(String, Matcher)>, Fail> {
+    let Some(v) = obj.get(key) else { return Ok(Vec::new()) };
+    let map = v.as_object().ok_or_else(|| fail(key, format!("`{key}` must be an object of name: matcher")))?;
+    map.iter().map(|(name, m)| Ok((name.clone(), matcher(&format!("{key}.{name}"), m)?))).collect()
+}
+
+fn request_pattern(v: &Value) -> Result<RequestPattern, Fail> {
+    let obj = v.as_object().ok_or_else(|| fail("request", "`request` must be an object"))?;
+    known(
+        obj,
+        &[
+            "method",
+            "url",
+            "urlPath",
+            "urlPattern",
+            "urlPathPattern",
+            "queryParameters",
+            "headers",
+            "cookies",
+            "basicAuthCredentials",
+            "bodyPatterns",
+        ],
+    )?;
+    let method = obj.get("method").and_then(Value::as_str).filter(|m| *m != "ANY").map(str::to_ascii_uppercase);
+    let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_string);
+    let pattern =
+        |k: &str| -> Result<Option<Matcher>, Fail> { text(k).map(|p| matcher(k, &serde_json::json!({ "matches": p }))).transpose() };
+    let url = if let Some(u) = text("url") {
+        UrlMatch::Url(u)
+    } else if let Some(p) = text("urlPath") {
+        UrlMatch::Path(p)
+    } else if let Some(m) = pattern("urlPattern")? {
+        UrlMatch::Pattern(m)
+    } else if let Some(m) = pattern("urlPathPattern")? {
+        UrlMatch::PathPattern(m)
+    } else {
+        UrlMatch::Any
+    };
+    let basic_auth = match obj.get("basicAuthCredentials") {
+        None => None,
+        Some(b) => {
+            let field = |k: &str| b.get(k).and_then(Value::as_str).map(str::to_string);
+            Some(
+                (field("username").zip(field("password")))
+                    .ok_or_else(|| fail("basicAuthCredentials", "needs `username` and `password`"))?,
+            )
+        }
+    };
+    let body = match obj.get("bodyPatterns") {
+        None => Vec::new(),
+        Some(Value::Array(list)) => list.iter().map(|m| matcher("bodyPatterns", m)).collect::<Result<_, _>>()?,
+        Some(_) => return Err(fail("bodyPatterns", "`bodyPatterns` must be a list")),
+    };
+    Ok(RequestPattern {
+        method,
+        url,
+        query: named_matchers(obj, "queryParameters")?,
+        headers: named_matchers(obj, "headers")?,
+        cookies: named_matchers(obj, "cookies")?,
+        basic_auth,
+        body,
+    })
+}
+
+impl Default for ResponseDef {
+    fn default() -> Self {
+        ResponseDef { status: 200, headers: Vec::new(), body: Vec::new(), delay: Delay::None, fault: None, template: false }
+    }
+}
+
+fn millis(v: &Value, key: &str) -> Result<Duration, Fail> {
+    v.as_u64().map(Duration::from_millis).ok_or_else(|| fail(key, format!("`{key}` must be milliseconds")))
+}
+
+fn response(v: &Value, dir: &Path) -> Result<ResponseDef, Fail> {
+    let obj = v.as_object().ok_or_else(|| fail("response", "`response` must be an object"))?;
+    known(
+        obj,
+        &[
+            "status",
+            "statusMessage",
+            "headers",
+            "body",
+            "jsonBody",
+            "base64Body",
+            "bodyFileName",
+            "fixedDelayMilliseconds",
+            "delayDistribution",
+            "chunkedDribbleDelay",
+            "fault",
+            "transformers",
+            "transformerParameters",
+        ],
+    )?;
+    let mut r = ResponseDef::default();
+    if let Some(s) = obj.get("status") {
+        r.status = s
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .filter(|s| (100..=599).contains(s))
+            .ok_or_else(|| fail("status", "`status` must be 100 to 599"))?;
+    }
+    if let Some(h) = obj.get("headers") {
+        let map = h.as_object().ok_or_else(|| fail("headers", "`headers` must be an object"))?;
+        for (name, value) in map {
+            match value {
+                Value::Array(values) => r.headers.extend(values.iter().map(|v| (name.clone(), super::matcher::as_text(v)))),
+                other => r.headers.push((name.clone(), super::matcher::as_text(other))),
+            }
+        }
+    }
+    if let Some(b) = obj.get("body") {
+        r.body = super::matcher::as_text(b).into_bytes();
+    } else if let Some(j) = obj.get("jsonBody") {
+        r.body = j.to_string().into_bytes();
+        if !r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Content-Type")) {
+            r.headers.push(("Content-Type".into(), "application/json".into()));
+        }
+    } else if let Some(b) = obj.get("base64Body").and_then(Value::as_str) {
+        use base64::Engine;
+        r.body = base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map_err(|e| fail("base64Body", format!("`base64Body` is not base64: {e}")))?;
+    } else if let Some(name) = obj.get("bodyFileName").and_then(Value::as_str) {
+        let path = dir.join("__files").join(name);
+        r.body = std::fs::read(&path)
+            .map_err(|e| fail("bodyFileName", format!("bodyFileName `{name}`: cannot read {}: {e}", path.display())))?;
+    }
+    if let Some(d) = obj.get("fixedDelayMilliseconds") {
+        r.delay = Delay::Fixed(millis(d, "fixedDelayMilliseconds")?);
+    }
+    if let Some(d) = obj.get("delayDistribution") {
+        r.delay = match d.get("type").and_then(Value::as_str) {
+            Some("uniform") => Delay::Uniform { lower: millis(&d["lower"], "lower")?, upper: millis(&d["upper"], "upper")? },
+            Some("lognormal") => Delay::LogNormal {
+                median: Duration::from_secs_f64(
+                    d["median"].as_f64().ok_or_else(|| fail("median", "`median` must be milliseconds"))? / 1000.0,
+                ),
+                sigma: d["sigma"].as_f64().ok_or_else(|| fail("sigma", "`sigma` must be a number"))?,
+            },
+            other => return Err(fail("delayDistribution", format!("unknown delayDistribution type {other:?}: uniform or lognormal"))),
+        };
+    }
+    if let Some(f) = obj.get("fault") {
+        r.fault = Some(match f.as_str() {
+            Some("CONNECTION_RESET_BY_PEER") => Fault::ConnectionResetByPeer,
+            Some("EMPTY_RESPONSE") => Fault::EmptyResponse,
+            Some("MALFORMED_RESPONSE_CHUNK") => Fault::MalformedResponseChunk,
+            Some("RANDOM_DATA_THEN_CLOSE") => Fault::RandomDataThenClose,
+            _ => return Err(fail("fault", format!("unknown fault {f}"))),
+        });
+    }
+    if let Some(t) = obj.get("transformers") {
+        let list = t.as_array().ok_or_else(|| fail("transformers", "`transformers` must be a list"))?;
+        for name in list {
+            match name.as_str() {
+                Some("response-template") => r.template = true,
+                _ => return Err(fail("transformers", format!("unknown transformer {name}: only response-template"))),
+            }
+        }
+    }
+    Ok(r)
+}

@@ -1,0 +1,156 @@
+//! `stubs:DIR`: WireMock's stub mappings, read as WireMock reads them
+//! (`DIR/mappings/**/*.json`, bodies from `DIR/__files/`), answering any
+//! program's requests with no server.
+//!
+//! Mappings load once per process, on the route's first request (`intercept
+//! check` and `run` load them first, so a bad file is an error before
+//! anything runs). A request is matched against every mapping: the lowest
+//! `priority` wins, then the most recently loaded; a scenario's stubs match
+//! only in its current state, and a match moves the scenario on. A request
+//! no stub matches gets 404 with a near-miss report: the request, then the
+//! closest stubs and, field by field, what differed.
+
+mod mapping;
+mod matcher;
+mod near_miss;
+mod respond;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use super::{App, Request, Response};
+use crate::fork_lock::ForkLock;
+use crate::log_error;
+use mapping::{Mapping, STARTED};
+
+/// Parses what follows `stubs:`: a directory with a `mappings` directory.
+pub fn parse(arg: &str, base: &Path) -> Result<PathBuf, String> {
+    let dir = base.join(arg.trim());
+    if !dir.join("mappings").is_dir() {
+        return Err(format!("stubs:{arg}: {} has no mappings directory", dir.display()));
+    }
+    Ok(dir)
+}
+
+/// Loads every mapping of `dir`, as the route will on its first request:
+/// for `intercept check` and `run`, so a bad mapping stops them.
+pub fn validate(dir: &Path) -> Result<usize, String> {
+    mapping::load(dir).map(|m| m.len())
+}
+
+pub struct Stubs {
+    dir: PathBuf,
+    mappings: OnceLock<Result<Vec<Mapping>, String>>,
+    /// Scenario name -> its current state (`Started` until moved on).
+    scenarios: ForkLock<HashMap<String, String>>,
+}
+
+/// A request as the matchers see it.
+pub(crate) struct Seen {
+    pub method: String,
+    /// The path as received, percent-encoded, without the query.
+    pub path: String,
+    /// Path and query as received.
+    pub url: String,
+    /// Query parameters, percent-decoded, in order.
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub cookies: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Stubs {
+    pub fn new(dir: PathBuf) -> Stubs {
+        Stubs { dir, mappings: OnceLock::new(), scenarios: ForkLock::new(HashMap::new()) }
+    }
+
+    fn mappings(&self) -> Result<&[Mapping], &str> {
+        match self.mappings.get_or_init(|| mapping::load(&self.dir)) {
+            Ok(m) => Ok(m),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The stub that answers `seen` now, moving its scenario on.
+    fn choose(&self, mappings: &[Mapping], seen: &Seen) -> Option<usize> {
+        let mut scenarios = self.scenarios.lock();
+        let state_of = |name: &str| scenarios.get(name).map_or(STARTED, String::as_str).to_string();
+        let chosen = mappings
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.scenario.as_ref().is_none_or(|s| s.required.as_deref().is_none_or(|r| r == state_of(&s.name))))
+            .filter(|(_, m)| near_miss::fields(&m.request, seen).iter().all(|f| f.distance == 0.0))
+            .min_by_key(|(_, m)| (m.priority, std::cmp::Reverse(m.order)))
+            .map(|(i, _)| i)?;
+        if let Some(s) = &mappings[chosen].scenario
+            && let Some(next) = &s.new_state
+        {
+            scenarios.insert(s.name.clone(), next.clone());
+        }
+        Some(chosen)
+    }
+}
+
+impl App for Stubs {
+    fn call(&self, req: &mut Request<'_>) -> Response {
+        let mappings = match self.mappings() {
+            Ok(m) => m,
+            Err(e) => {
+                log_error!("stubs: {e}");
+                return Response::text(500, &format!("the stub mappings did not load: {e}"));
+            }
+        };
+        let mut body = Vec::new();
+        if let Err(e) = req.body.read_to_end(&mut body) {
+            return Response::text(400, &format!("could not read the request body: {e}"));
+        }
+        let seen = Seen::of(req, &body);
+        match self.choose(mappings, &seen) {
+            Some(i) => respond::answer(&mappings[i], &seen, &self.dir),
+            None => {
+                let report = near_miss::report(mappings, &seen);
+                let closest = report.closest.as_deref().map_or(String::new(), |c| format!("; closest stub: {c}"));
+                log_error!("stubs: no stub matched {} {}{closest}", seen.method, seen.url);
+                Response::new(404, "text/plain; charset=utf-8", report.text)
+            }
+        }
+    }
+}
+
+impl Seen {
+    fn of(req: &Request<'_>, body: &[u8]) -> Seen {
+        let url = match req.target.split_once("://") {
+            // An absolute-form target: keep the path and query.
+            Some((_, rest)) if !req.target.starts_with('/') => rest.find('/').map_or("/".to_string(), |i| rest[i..].to_string()),
+            _ => req.target.clone(),
+        };
+        let path = url.split_once('?').map_or(url.as_str(), |(p, _)| p).to_string();
+        let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let query = req
+            .query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').map_or((decode(p), String::new()), |(k, v)| (decode(k), decode(v))))
+            .collect();
+        let cookies = req
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Cookie"))
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|c| c.trim().split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        Seen {
+            method: req.method.clone(),
+            path,
+            url,
+            query,
+            headers: req.headers.clone(),
+            cookies,
+            body: String::from_utf8_lossy(body).into_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

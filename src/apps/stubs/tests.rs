@@ -1,0 +1,229 @@
+//! The stubs app over in-memory requests: loading, every matcher on every
+//! request field, priorities, scenarios, templates, faults and the
+//! near-miss report.
+
+use super::*;
+use crate::apps::Body;
+use crate::testing::{TempDir, temp_dir};
+
+/// A stubs directory with these mapping files (name, JSON text).
+fn dir_with(name: &str, files: &[(&str, &str)]) -> TempDir {
+    let dir = temp_dir(name);
+    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    std::fs::create_dir_all(dir.join("__files")).unwrap();
+    for (file, text) in files {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+/// Calls the app: "METHOD /target", headers, body.
+fn call(stubs: &Stubs, line: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<(String, String)>, String) {
+    let (method, target) = line.split_once(' ').unwrap();
+    let mut reader = body.as_bytes();
+    let mut req = Request {
+        method: method.into(),
+        scheme: "http",
+        host: "api.test".into(),
+        port: 80,
+        target: target.into(),
+        script_name: String::new(),
+        path_info: target.split('?').next().unwrap().into(),
+        query: target.split_once('?').map_or("", |(_, q)| q).into(),
+        headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        body: &mut reader,
+        client: None,
+    };
+    let r = stubs.call(&mut req);
+    let body = match r.body {
+        Body::Bytes(b) | Body::Raw(b) => String::from_utf8_lossy(&b).into_owned(),
+        Body::Reset => "(reset)".into(),
+        Body::Stream { .. } => unreachable!(),
+    };
+    (r.status, r.headers, body)
+}
+
+/// Request headers in a test case.
+type Headers = &'static [(&'static str, &'static str)];
+
+const EVERY_MATCHER: &str = r#"{"mappings": [
+  {"name": "url", "request": {"method": "GET", "url": "/exact?a=1"}, "response": {"status": 200, "body": "url"}},
+  {"name": "urlPath", "request": {"method": "GET", "urlPath": "/path"}, "response": {"body": "urlPath"}},
+  {"name": "urlPattern", "request": {"urlPattern": "/pat/[0-9]+\\?x=.*"}, "response": {"body": "urlPattern"}},
+  {"name": "urlPathPattern", "request": {"method": "ANY", "urlPathPattern": "/users/[a-z]+"}, "response": {"body": "urlPathPattern"}},
+  {"name": "query", "request": {"urlPath": "/q", "queryParameters": {"id": {"equalTo": "7"}, "debug": {"absent": true}}}, "response": {"body": "query"}},
+  {"name": "headers", "request": {"urlPath": "/h", "headers": {"Accept": {"contains": "json"}, "X-Key": {"matches": "k-[0-9]{3}"}, "X-Not": {"doesNotMatch": "bad.*"}, "X-Case": {"equalTo": "YES", "caseInsensitive": true}}}, "response": {"body": "headers"}},
+  {"name": "cookies", "request": {"urlPath": "/c", "cookies": {"session": {"equalTo": "abc"}}}, "response": {"body": "cookies"}},
+  {"name": "basic", "request": {"urlPath": "/auth", "basicAuthCredentials": {"username": "jo", "password": "pw"}}, "response": {"body": "basic"}},
+  {"name": "json", "request": {"method": "POST", "urlPath": "/json", "bodyPatterns": [{"equalToJson": {"b": [2, 1], "a": 1}, "ignoreArrayOrder": true, "ignoreExtraElements": true}]}, "response": {"body": "json"}},
+  {"name": "jsonpath", "request": {"method": "POST", "urlPath": "/jp", "bodyPatterns": [{"matchesJsonPath": "$.items[?(@.id == 3)]"}, {"matchesJsonPath": {"expression": "$.name", "equalTo": "bob"}}]}, "response": {"body": "jsonpath"}},
+  {"name": "logic", "request": {"urlPath": "/logic", "headers": {"X-V": {"or": [{"equalTo": "a"}, {"and": [{"contains": "b"}, {"contains": "c"}]}]}}}, "response": {"body": "logic"}}
+]}"#;
+
+#[test]
+fn every_matcher_picks_its_stub_and_refuses_a_near_miss() {
+    let dir = dir_with("stubs-matchers", &[("mappings/all.json", EVERY_MATCHER)]);
+    let stubs = Stubs::new(dir.to_path_buf());
+    let hits: [(&str, Headers, &str, &str); 11] = [
+        ("GET /exact?a=1", &[], "", "url"),
+        ("GET /path?anything=1", &[], "", "urlPath"),
+        ("DELETE /pat/42?x=y", &[], "", "urlPattern"),
+        ("PUT /users/ann", &[], "", "urlPathPattern"),
+        ("GET /q?id=7", &[], "", "query"),
+        ("GET /h", &[("accept", "application/json"), ("X-Key", "k-123"), ("X-Not", "good"), ("X-Case", "yes")], "", "headers"),
+        ("GET /c", &[("Cookie", "theme=dark; session=abc")], "", "cookies"),
+        ("GET /auth", &[("Authorization", "Basic am86cHc=")], "", "basic"),
+        ("POST /json", &[], r#"{"a": 1.0, "b": [1, 2], "extra": true}"#, "json"),
+        ("POST /jp", &[], r#"{"items": [{"id": 3}], "name": "bob"}"#, "jsonpath"),
+        ("GET /logic", &[("X-V", "cb")], "", "logic"),
+    ];
+    for (line, headers, body, expected) in hits {
+        assert_eq!(call(&stubs, line, headers, body), (200, vec![], expected.to_string()), "{line}");
+    }
+    let misses: [(&str, Headers, &str); 11] = [
+        ("GET /exact?a=2", &[], ""),
+        ("POST /path", &[], ""),
+        ("GET /pat/x?x=y", &[], ""),
+        ("GET /users/Ann1", &[], ""),
+        ("GET /q?id=7&debug=1", &[], ""),
+        ("GET /h", &[("Accept", "text/html"), ("X-Key", "k-123"), ("X-Not", "good"), ("X-Case", "yes")], ""),
+        ("GET /c", &[("Cookie", "session=abd")], ""),
+        ("GET /auth", &[("Authorization", "Basic am86eHg=")], ""),
+        ("POST /json", &[], r#"{"a": 2, "b": [1, 2]}"#),
+        ("POST /jp", &[], r#"{"items": [{"id": 4}], "name": "bob"}"#),
+        ("GET /logic", &[("X-V", "b")], ""),
+    ];
+    for (line, headers, body) in misses {
+        assert_eq!(call(&stubs, line, headers, body).0, 404, "{line} must not match");
+    }
+}
+
+#[test]
+fn priority_then_the_latest_loaded_wins() {
+    let dir = dir_with(
+        "stubs-priority",
+        &[
+            ("mappings/a.json", r#"{"request": {"urlPath": "/x"}, "response": {"body": "a"}}"#),
+            ("mappings/b.json", r#"{"request": {"urlPath": "/x"}, "response": {"body": "b"}}"#),
+            ("mappings/c.json", r#"{"priority": 1, "request": {"urlPath": "/y"}, "response": {"body": "c"}}"#),
+            ("mappings/d.json", r#"{"priority": 9, "request": {"urlPath": "/y"}, "response": {"body": "d"}}"#),
+        ],
+    );
+    let stubs = Stubs::new(dir.to_path_buf());
+    assert_eq!(call(&stubs, "GET /x", &[], "").2, "b");
+    assert_eq!(call(&stubs, "GET /y", &[], "").2, "c");
+}
+
+#[test]
+fn scenarios_move_on_across_requests() {
+    let todo = r#"{"mappings": [
+      {"scenarioName": "todo", "requiredScenarioState": "Started", "request": {"method": "GET", "urlPath": "/items"}, "response": {"jsonBody": []}},
+      {"scenarioName": "todo", "requiredScenarioState": "Started", "newScenarioState": "added", "request": {"method": "POST", "urlPath": "/items"}, "response": {"status": 201}},
+      {"scenarioName": "todo", "requiredScenarioState": "added", "request": {"method": "GET", "urlPath": "/items"}, "response": {"jsonBody": ["milk"]}}
+    ]}"#;
+    let dir = dir_with("stubs-scenario", &[("mappings/todo.json", todo)]);
+    let stubs = Stubs::new(dir.to_path_buf());
+    let json = vec![("Content-Type".to_string(), "application/json".to_string())];
+    assert_eq!(call(&stubs, "GET /items", &[], ""), (200, json.clone(), "[]".into()));
+    assert_eq!(call(&stubs, "POST /items", &[], "milk").0, 201);
+    assert_eq!(call(&stubs, "GET /items", &[], ""), (200, json, r#"["milk"]"#.into()));
+    assert_eq!(call(&stubs, "POST /items", &[], "eggs").0, 404, "only from Started");
+}
+
+#[test]
+fn responses_carry_every_body_kind_headers_and_templates() {
+    let files = [
+        (
+            "mappings/r.json",
+            r#"{"mappings": [
+          {"request": {"urlPath": "/b64"}, "response": {"base64Body": "aGVsbG8=", "headers": {"X-Many": ["1", "2"]}}},
+          {"request": {"urlPath": "/file"}, "response": {"bodyFileName": "page.html", "headers": {"Content-Type": "text/html"}}},
+          {"request": {"urlPathPattern": "/t/.*"}, "response": {"transformers": ["response-template"],
+             "headers": {"X-Path": "{{request.path}}"},
+             "body": "{{request.method}} {{request.pathSegments.[1]}} q={{request.query.q}} h={{request.headers.X-Id}} n={{jsonPath request.body '$.name'}} r={{randomValue length=5 type='NUMERIC'}}"}}
+        ]}"#,
+        ),
+        ("__files/page.html", "<p>from a file</p>"),
+    ];
+    let dir = dir_with("stubs-responses", &files);
+    let stubs = Stubs::new(dir.to_path_buf());
+    let (status, headers, body) = call(&stubs, "GET /b64", &[], "");
+    assert_eq!((status, body.as_str()), (200, "hello"));
+    assert_eq!(headers, [("X-Many".to_string(), "1".to_string()), ("X-Many".to_string(), "2".to_string())]);
+    assert_eq!(call(&stubs, "GET /file", &[], "").2, "<p>from a file</p>");
+    let (_, headers, body) = call(&stubs, "POST /t/seven?q=1", &[("X-Id", "42")], r#"{"name": "ann"}"#);
+    assert_eq!(headers, [("X-Path".to_string(), "/t/seven".to_string())]);
+    let (fixed, random) = body.split_at(body.len() - 5);
+    assert_eq!(fixed, "POST seven q=1 h=42 n=ann r=");
+    assert!(random.bytes().all(|b| b.is_ascii_digit()), "{body}");
+}
+
+#[test]
+fn faults_are_raw_bytes_then_a_close() {
+    let faults = r#"{"mappings": [
+      {"request": {"urlPath": "/empty"}, "response": {"fault": "EMPTY_RESPONSE"}},
+      {"request": {"urlPath": "/chunk"}, "response": {"fault": "MALFORMED_RESPONSE_CHUNK"}},
+      {"request": {"urlPath": "/random"}, "response": {"fault": "RANDOM_DATA_THEN_CLOSE"}}
+    ]}"#;
+    let dir = dir_with("stubs-faults", &[("mappings/f.json", faults)]);
+    let stubs = Stubs::new(dir.to_path_buf());
+    assert_eq!(call(&stubs, "GET /empty", &[], "").2, "");
+    assert!(call(&stubs, "GET /chunk", &[], "").2.starts_with("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nlskdu"));
+    assert!(!call(&stubs, "GET /random", &[], "").2.is_empty());
+}
+
+#[test]
+fn the_near_miss_report_names_the_closest_stubs_and_what_differed() {
+    let files = [
+        (
+            "mappings/users.json",
+            r#"{"name": "get user", "request": {"method": "GET", "urlPath": "/users/7", "headers": {"Accept": {"equalTo": "application/json"}}}, "response": {"body": "ann"}}"#,
+        ),
+        ("mappings/orders.json", r#"{"name": "list orders", "request": {"method": "POST", "url": "/orders"}, "response": {"body": "[]"}}"#),
+    ];
+    let dir = dir_with("stubs-near-miss", &files);
+    let stubs = Stubs::new(dir.to_path_buf());
+    let (status, _, body) = call(&stubs, "GET /users/8", &[("Accept", "text/plain")], "");
+    assert_eq!(status, 404);
+    assert_eq!(
+        body,
+        "No stub matched this request.\n\nGET /users/8\nAccept: text/plain\n\n\
+         Closest stub: get user (1 of 3 fields match, distance 0.33)\n\
+         \x20 URL path: expected /users/7\n\
+         \x20           but was /users/8\n\
+         \x20 header Accept: expected application/json\n\
+         \x20                but was text/plain\n\
+         \nClosest stub: list orders (0 of 2 fields match, distance 0.81)\n\
+         \x20 method: expected POST\n\
+         \x20         but was GET\n\
+         \x20 URL: expected /orders\n\
+         \x20      but was /users/8\n"
+    );
+}
+
+#[test]
+fn bad_mappings_are_errors_with_file_and_line() {
+    let cases = [
+        ("syntax", "{\n  \"request\": {\n    \"url\": \"/x\",\n  }\n}\n", "x.json:4: not JSON"),
+        (
+            "matcher",
+            "{\n  \"request\": {\n    \"urlPath\": \"/x\",\n    \"headers\": {\"A\": {\"equalsTo\": \"b\"}}\n  }\n}\n",
+            "x.json:4: headers.A: unknown matcher `equalsTo`",
+        ),
+        ("field", "{\n  \"request\": {\"urlPath\": \"/x\"},\n  \"respone\": {}\n}\n", "x.json:3: unknown field `respone`"),
+        (
+            "file",
+            "{\"request\": {\"urlPath\": \"/x\"},\n \"response\": {\"bodyFileName\": \"missing.txt\"}}\n",
+            "x.json:2: bodyFileName `missing.txt`: cannot read",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let dir = dir_with(&format!("stubs-bad-{name}"), &[("mappings/x.json", text)]);
+        let e = validate(&dir).unwrap_err();
+        assert!(e.contains(expected), "{name}: {e}");
+        let stubs = Stubs::new(dir.to_path_buf());
+        assert_eq!(call(&stubs, "GET /x", &[], "").0, 500, "{name}");
+    }
+}

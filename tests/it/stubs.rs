@@ -1,0 +1,224 @@
+//! `stubs:DIR` through real clients: WireMock mapping files answer curl,
+//! Python requests and Node's fetch; faults are seen as clients see them;
+//! a delay holds only its own connection; a bad mapping stops `check`.
+
+use crate::common::*;
+
+/// A WireMock directory in the documented format (mappings and __files),
+/// written the way WireMock's own documentation shows its examples.
+fn wiremock_dir(name: &str) -> (TempDir, Env) {
+    let dir = temp_dir(name);
+    let stubs = dir.join("wiremock");
+    std::fs::create_dir_all(stubs.join("mappings/orders")).unwrap();
+    std::fs::create_dir_all(stubs.join("__files")).unwrap();
+    let files = [
+        // From "Stubbing": the basic stub.
+        (
+            "mappings/some-thing.json",
+            r#"{
+  "request": { "method": "GET", "url": "/some/thing" },
+  "response": { "status": 200, "body": "Hello, world!", "headers": { "Content-Type": "text/plain" } }
+}"#,
+        ),
+        // From "Request matching": headers, query, cookies, basic auth and a JSON body.
+        (
+            "mappings/everything.json",
+            r#"{
+  "request": {
+    "urlPath": "/everything",
+    "method": "ANY",
+    "headers": { "Accept": { "contains": "xml" } },
+    "queryParameters": { "search_term": { "equalTo": "WireMock" } },
+    "cookies": { "session": { "matches": ".*12345.*" } },
+    "basicAuthCredentials": { "username": "jeff@example.com", "password": "jeffteenjefftyjeff" },
+    "bodyPatterns": [ { "equalToJson": { "total_results": 4 } }, { "matchesJsonPath": "$.total_results" } ]
+  },
+  "response": { "status": 200, "jsonBody": { "everything": "matched" } }
+}"#,
+        ),
+        // A mappings file with several stubs, priorities and a body file.
+        (
+            "mappings/orders/orders.json",
+            r#"{ "mappings": [
+  { "priority": 10, "request": { "method": "GET", "urlPathPattern": "/orders/.*" }, "response": { "status": 404, "body": "no such order" } },
+  { "priority": 1, "request": { "method": "GET", "urlPath": "/orders/7" }, "response": { "bodyFileName": "order-7.json", "headers": { "Content-Type": "application/json" } } },
+  { "request": { "method": "POST", "urlPath": "/orders", "bodyPatterns": [ { "matchesJsonPath": { "expression": "$.item", "equalTo": "tea" } } ] },
+    "response": { "status": 201, "transformers": ["response-template"], "headers": { "Location": "/orders/{{randomValue length=4 type='NUMERIC'}}" },
+                  "body": "{{jsonPath request.body '$.item'}} for {{request.headers.X-Customer}}" } }
+]}"#,
+        ),
+        // From "Stateful behaviour": the to-do list scenario.
+        (
+            "mappings/todo.json",
+            r#"{ "mappings": [
+  { "scenarioName": "To do list", "requiredScenarioState": "Started", "request": { "method": "GET", "url": "/todo/items" },
+    "response": { "status": 200, "body": "<items><item>Buy milk</item></items>" } },
+  { "scenarioName": "To do list", "requiredScenarioState": "Started", "newScenarioState": "Cancel newspaper item added",
+    "request": { "method": "POST", "url": "/todo/items", "bodyPatterns": [ { "contains": "Cancel newspaper subscription" } ] },
+    "response": { "status": 201 } },
+  { "scenarioName": "To do list", "requiredScenarioState": "Cancel newspaper item added", "request": { "method": "GET", "url": "/todo/items" },
+    "response": { "status": 200, "body": "<items><item>Buy milk</item><item>Cancel newspaper subscription</item></items>" } }
+]}"#,
+        ),
+        // From "Simulating faults".
+        (
+            "mappings/faults.json",
+            r#"{ "mappings": [
+  { "request": { "url": "/fault/reset" }, "response": { "fault": "CONNECTION_RESET_BY_PEER" } },
+  { "request": { "url": "/fault/empty" }, "response": { "fault": "EMPTY_RESPONSE" } },
+  { "request": { "url": "/fault/chunk" }, "response": { "fault": "MALFORMED_RESPONSE_CHUNK" } },
+  { "request": { "url": "/fault/random" }, "response": { "fault": "RANDOM_DATA_THEN_CLOSE" } },
+  { "request": { "url": "/slow" }, "response": { "status": 200, "body": "slow", "fixedDelayMilliseconds": 1500 } }
+]}"#,
+        ),
+        ("__files/order-7.json", r#"{"id": 7, "item": "coffee"}"#),
+    ];
+    for (path, text) in files {
+        std::fs::write(stubs.join(path), text).unwrap();
+    }
+    let env = env_file(&dir, "INTERCEPT_ROUTE_API=http://api.example.test -> stubs:wiremock\nINTERCEPT_PASSTHROUGH=deny\n");
+    (dir, env)
+}
+
+#[test]
+fn curl_gets_the_documented_answers() {
+    need("curl", "curl");
+    let (_dir, env) = wiremock_dir("stubs-curl");
+    let get = |args: &[&str]| ok(run_with(&env, &[&["curl", "-sS"][..], args].concat()));
+    assert_eq!(get(&["http://api.example.test/some/thing"]), "Hello, world!");
+    let everything = get(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Accept: text/xml",
+        "-b",
+        "session=abc12345def",
+        "-u",
+        "jeff@example.com:jeffteenjefftyjeff",
+        "--data-binary",
+        r#"{"total_results": 4}"#,
+        "http://api.example.test/everything?search_term=WireMock",
+    ]);
+    assert_eq!(everything, r#"{"everything":"matched"}"#);
+    assert_eq!(get(&["http://api.example.test/orders/7"]), r#"{"id": 7, "item": "coffee"}"#);
+    assert_eq!(get(&["-w", " %{http_code}", "http://api.example.test/orders/8"]), "no such order 404");
+    let created = get(&["-i", "-H", "X-Customer: ann", "--data-binary", r#"{"item": "tea"}"#, "http://api.example.test/orders"]);
+    assert!(created.starts_with("HTTP/1.1 201 Created\r\n") && created.ends_with("\r\n\r\ntea for ann"), "{created}");
+    let location = created.lines().find_map(|l| l.strip_prefix("Location: /orders/")).unwrap().trim();
+    assert!(location.len() == 4 && location.bytes().all(|b| b.is_ascii_digit()), "{created}");
+}
+
+#[test]
+fn a_near_miss_is_a_404_with_the_report_and_one_stderr_line() {
+    need("curl", "curl");
+    let (_dir, env) = wiremock_dir("stubs-near-miss");
+    let out = run_with(&env, &["curl", "-sS", "-w", "%{http_code}", "http://api.example.test/some/thin"]);
+    let body = ok(out.clone());
+    assert!(body.starts_with("No stub matched this request.\n\nGET /some/thin\n"), "{body}");
+    assert!(
+        body.contains("Closest stub: mappings/some-thing.json (1 of 2 fields match, distance 0.05)\n  URL: expected /some/thing\n"),
+        "{body}"
+    );
+    assert!(body.ends_with("404"), "{body}");
+    let err = stderr(&out);
+    assert_eq!(err, "intercept: stubs: no stub matched GET /some/thin; closest stub: mappings/some-thing.json\n");
+}
+
+#[test]
+fn python_requests_and_node_fetch_walk_a_scenario() {
+    need_python_module("requests", "requests");
+    need("node", "nodejs");
+    let (_dir, env) = wiremock_dir("stubs-scenario");
+    let script = r#"
+import requests
+u = "http://api.example.test/todo/items"
+print(requests.get(u).text)
+print(requests.post(u, data="Cancel newspaper subscription").status_code)
+print(requests.get(u).text)
+"#;
+    assert_eq!(
+        ok(run_with(&env, &["python3", "-c", script])),
+        "<items><item>Buy milk</item></items>\n201\n<items><item>Buy milk</item><item>Cancel newspaper subscription</item></items>\n"
+    );
+    // A new process starts the scenario again: state lives in the process.
+    let node = r#"
+(async () => {
+  const u = "http://api.example.test/todo/items";
+  console.log(await (await fetch(u)).text());
+  console.log((await fetch(u, { method: "POST", body: "Cancel newspaper subscription" })).status);
+  console.log(await (await fetch(u)).text());
+})();
+"#;
+    assert_eq!(
+        ok(run_with(&env, &["node", "-e", node])),
+        "<items><item>Buy milk</item></items>\n201\n<items><item>Buy milk</item><item>Cancel newspaper subscription</item></items>\n"
+    );
+}
+
+/// Each fault as a client sees it: a reset (curl 56, "Connection reset by
+/// peer"), an empty reply (52), a bad chunk (56) and random bytes (1 or 8:
+/// not HTTP).
+#[test]
+fn faults_are_seen_as_clients_see_them() {
+    need("curl", "curl");
+    need("python3", "python3");
+    let (_dir, env) = wiremock_dir("stubs-faults");
+    let code = |path: &str| run_with(&env, &["curl", "-sS", &format!("http://api.example.test{path}")]);
+    let reset = code("/fault/reset");
+    assert_eq!(reset.status.code(), Some(56), "{}", stderr(&reset));
+    assert!(stderr(&reset).contains("Connection reset by peer"), "{}", stderr(&reset));
+    assert_eq!(code("/fault/empty").status.code(), Some(52));
+    assert_eq!(code("/fault/chunk").status.code(), Some(56));
+    assert!(matches!(code("/fault/random").status.code(), Some(1 | 8)));
+    let script = r#"
+import socket
+s = socket.create_connection(("api.example.test", 80))
+s.sendall(b"GET /fault/reset HTTP/1.1\r\nHost: api.example.test\r\n\r\n")
+try:
+    print(s.recv(100))
+except ConnectionResetError as e:
+    print("ECONNRESET", e.errno)
+"#;
+    assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "ECONNRESET 104\n");
+}
+
+/// A 1.5 s delay on one connection holds that connection only.
+#[test]
+fn a_delay_does_not_hold_another_connection() {
+    need("python3", "python3");
+    let (_dir, env) = wiremock_dir("stubs-delay");
+    let script = r#"
+import threading, time, urllib.request
+t0 = time.monotonic()
+slow = {}
+def fetch_slow():
+    slow["body"] = urllib.request.urlopen("http://api.example.test/slow").read()
+    slow["at"] = time.monotonic() - t0
+th = threading.Thread(target=fetch_slow)
+th.start()
+time.sleep(0.1)
+fast = urllib.request.urlopen("http://api.example.test/some/thing").read()
+fast_at = time.monotonic() - t0
+th.join()
+print(fast, fast_at < 1.0, slow["body"], slow["at"] >= 1.5)
+"#;
+    assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "b'Hello, world!' True b'slow' True\n");
+}
+
+#[test]
+fn a_bad_mapping_stops_check_and_run_with_its_file_and_line() {
+    let (dir, env) = wiremock_dir("stubs-bad");
+    std::fs::write(
+        dir.join("wiremock/mappings/zz-bad.json"),
+        "{\n  \"request\": {\n    \"urlPath\": \"/x\",\n    \"headers\": { \"A\": { \"equalsTo\": \"b\" } }\n  }\n}\n",
+    )
+    .unwrap();
+    let bad = dir.join("wiremock/mappings/zz-bad.json");
+    for out in [intercept(&["check", "--env-file", env.to_str().unwrap()]), run_with(&env, &["echo", "ran anyway"])] {
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert!(err.starts_with(&format!("{}:4: headers.A: unknown matcher `equalsTo`\n", bad.display())), "{err}");
+        assert!(err.contains("in the stubs of API"), "{err}");
+        assert_eq!(stdout(&out), "");
+    }
+}
