@@ -31,6 +31,8 @@ pub struct Exchange<'a> {
     pub request_bytes: u64,
     pub response_bytes: u64,
     pub duration_ms: f64,
+    /// What the app adds (`"stub": "…"`, or null for no stub).
+    pub extra: &'a [(&'static str, Value)],
 }
 
 impl Journal {
@@ -39,7 +41,7 @@ impl Journal {
     }
 
     pub fn request(&self, e: &Exchange<'_>) {
-        self.append(json!({
+        let mut line = json!({
             "time": now(),
             "pid": std::process::id(),
             "event": "request",
@@ -50,7 +52,12 @@ impl Journal {
             "request_bytes": e.request_bytes,
             "response_bytes": e.response_bytes,
             "duration_ms": (e.duration_ms * 1000.0).round() / 1000.0,
-        }));
+        });
+        if let Value::Object(o) = &mut line {
+            // Kept even when null: `"stub": null` says no stub matched.
+            o.extend(e.extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        }
+        self.write_line(line);
     }
 
     /// A connection or lookup refused by the pass-through setting.
@@ -65,14 +72,18 @@ impl Journal {
     }
 
     fn append(&self, mut entry: Value) {
+        if let Value::Object(o) = &mut entry {
+            o.retain(|_, v| !v.is_null());
+        }
+        self.write_line(entry);
+    }
+
+    fn write_line(&self, entry: Value) {
         let file = self.file.get_or_init(|| {
             let opened = OpenOptions::new().create(true).append(true).custom_flags(libc::O_CLOEXEC).mode(0o644).open(&self.path);
             opened.map_err(|e| log_error!("cannot open the journal {}: {e}", self.path.display())).ok()
         });
         let Some(mut file) = file.as_ref() else { return };
-        if let Value::Object(o) = &mut entry {
-            o.retain(|_, v| !v.is_null());
-        }
         let mut line = entry.to_string();
         line.push('\n');
         if let Err(e) = write_once(&mut file, line.as_bytes()) {
@@ -131,6 +142,7 @@ mod tests {
                             request_bytes: 1,
                             response_bytes: 2,
                             duration_ms: 0.5,
+                            extra: &[],
                         });
                     }
                 })

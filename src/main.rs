@@ -13,7 +13,7 @@ use intercept::config::{self, Config, ENV_FILE, ROUTE_PREFIX};
 use intercept::serve::{tls, trust};
 
 mod cli;
-use cli::program;
+use cli::{program, verify};
 
 const SHIM: &str = "libintercept.so";
 const DEFAULT_ENV_FILE: &str = "intercept.env";
@@ -49,6 +49,21 @@ enum Cmd {
     Env {
         #[command(flatten)]
         settings: Settings,
+    },
+    /// Check a journal: expected requests made, none unmatched, every stub used (exit 0, or 1 with a report)
+    Verify {
+        /// The journal to read (INTERCEPT_JOURNAL, --journal of run)
+        #[arg(long, value_name = "FILE")]
+        journal: PathBuf,
+        /// A request that must be in it: 'METHOD URL[ xCOUNT]' (URL exact or a pattern; METHOD may be ANY) (repeatable)
+        #[arg(long = "expect", value_name = "'METHOD URL[ xN]'")]
+        expect: Vec<String>,
+        /// Fail on any request no route or no stub matched
+        #[arg(long)]
+        no_unmatched: bool,
+        /// Fail on any stub of this stubs directory that no request used
+        #[arg(long, value_name = "DIR")]
+        unused_stubs: Option<PathBuf>,
     },
     /// Print where the local CA for https routes, the trust bundle and truststore are (made if missing), and what points at them
     Ca {
@@ -193,6 +208,20 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Cmd::Verify { journal, expect, no_unmatched, unused_stubs } => {
+            let expects = match expect.iter().map(|e| verify::Expect::parse(e)).collect::<Result<Vec<_>, _>>() {
+                Ok(e) => e,
+                Err(e) => return fail(&e),
+            };
+            match verify::verify(&journal, &expects, no_unmatched, unused_stubs.as_deref()) {
+                Ok(report) if report.is_empty() => ExitCode::SUCCESS,
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::from(1)
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Cmd::Run { settings, command } => match environment(&settings) {
             Ok(vars) => {
                 if let Some(path) = program::find(&command[0])

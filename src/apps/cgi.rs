@@ -174,7 +174,12 @@ impl Cgi {
         }
         let len = parsed.content_length;
         let rest = Output { buffered: io::Cursor::new(early[body_start..].to_vec()), stdout, child };
-        Outcome::Answer(Response { status: parsed.status, headers: parsed.headers, body: Body::Stream { reader: Box::new(rest), len } })
+        Outcome::Answer(Response {
+            status: parsed.status,
+            headers: parsed.headers,
+            body: Body::Stream { reader: Box::new(rest), len },
+            journal: Vec::new(),
+        })
     }
 }
 

@@ -102,11 +102,19 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Body,
+    /// Fields the app adds to the request's journal line (which stub
+    /// answered, say).
+    pub journal: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl Response {
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
-        Response { status, headers: vec![("Content-Type".into(), content_type.into())], body: Body::Bytes(body.into()) }
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: Body::Bytes(body.into()),
+            journal: Vec::new(),
+        }
     }
 
     /// A short plain-text answer from the dispatcher itself (404, 500, …).

@@ -222,3 +222,72 @@ fn a_bad_mapping_stops_check_and_run_with_its_file_and_line() {
         assert_eq!(stdout(&out), "");
     }
 }
+
+/// The journal names the stub that answered (null for none), and
+/// `intercept verify` checks it: each flag, and its exit codes.
+#[test]
+fn the_journal_names_stubs_and_verify_checks_it() {
+    need("curl", "curl");
+    let (dir, env) = wiremock_dir("stubs-verify");
+    let journal = dir.join("journal.jsonl");
+    let urls = [
+        "http://api.example.test/some/thing",
+        "http://api.example.test/orders/7",
+        "http://api.example.test/orders/7",
+        "http://api.example.test/some/thin",
+    ];
+    let mut args = vec!["run", "--env-file", env.to_str().unwrap(), "--journal", journal.to_str().unwrap(), "--", "curl", "-sS"];
+    for url in &urls {
+        args.extend(["-o", "/dev/null", url]);
+    }
+    ok(intercept(&args));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&journal).unwrap().lines().map(json).collect();
+    let stubs: Vec<&serde_json::Value> = lines.iter().map(|l| &l["stub"]).collect();
+    assert_eq!(
+        stubs,
+        [
+            &json("\"mappings/some-thing.json\""),
+            &json("\"mappings/orders/orders.json#1\""),
+            &json("\"mappings/orders/orders.json#1\""),
+            &serde_json::Value::Null
+        ]
+    );
+
+    let verify = |args: &[&str]| intercept(&[&["verify", "--journal", journal.to_str().unwrap()][..], args].concat());
+    let all_met = verify(&[
+        "--expect",
+        "GET /some/thing",
+        "--expect",
+        "GET /orders/[0-9]+ x2",
+        "--expect",
+        "ANY http://api.example.test:80/orders/7",
+    ]);
+    assert_eq!((all_met.status.code(), stdout(&all_met).as_str()), (Some(0), ""));
+    let unmet = verify(&["--expect", "GET /orders/7 x3", "--expect", "POST /orders"]);
+    assert_eq!(unmet.status.code(), Some(1));
+    assert_eq!(
+        stdout(&unmet),
+        "expected GET /orders/7 3 time(s), seen 2 time(s)\n\
+         \x20 nearest: GET http://api.example.test:80/orders/7 -> 200\n\
+         \x20 nearest: GET http://api.example.test:80/orders/7 -> 200\n\
+         \x20 nearest: GET http://api.example.test:80/some/thin -> 404\n\
+         expected POST /orders at least once, seen 0 time(s)\n\
+         \x20 nearest: GET http://api.example.test:80/orders/7 -> 200\n\
+         \x20 nearest: GET http://api.example.test:80/orders/7 -> 200\n\
+         \x20 nearest: GET http://api.example.test:80/some/thin -> 404\n"
+    );
+    let unmatched = verify(&["--no-unmatched"]);
+    assert_eq!(unmatched.status.code(), Some(1));
+    assert_eq!(stdout(&unmatched), "unmatched (no stub): GET http://api.example.test:80/some/thin -> 404\n");
+    let unused = verify(&["--unused-stubs", dir.join("wiremock").to_str().unwrap()]);
+    assert_eq!(unused.status.code(), Some(1));
+    let report = stdout(&unused);
+    assert!(
+        report.contains("unused stub: mappings/everything.json\n") && report.contains("unused stub: mappings/orders/orders.json#0\n"),
+        "{report}"
+    );
+    assert!(!report.contains("some-thing.json") && !report.contains("orders.json#1"), "{report}");
+    let missing = intercept(&["verify", "--journal", dir.join("nope.jsonl").to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).starts_with("intercept: cannot read the journal"), "{}", stderr(&missing));
+}

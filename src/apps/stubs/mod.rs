@@ -39,6 +39,13 @@ pub fn validate(dir: &Path) -> Result<usize, String> {
     mapping::load(dir).map(|m| m.len())
 }
 
+/// How each stub of `dir` is named in the journal, in load order.
+pub fn labels(dir: &Path) -> Result<Vec<String>, String> {
+    mapping::load(dir).map(|m| m.into_iter().map(|m| m.label).collect())
+}
+
+pub use matcher::text_distance;
+
 pub struct Stubs {
     dir: PathBuf,
     mappings: OnceLock<Result<Vec<Mapping>, String>>,
@@ -107,12 +114,14 @@ impl App for Stubs {
         }
         let seen = Seen::of(req, &body);
         match self.choose(mappings, &seen) {
-            Some(i) => respond::answer(&mappings[i], &seen, &self.dir),
+            Some(i) => respond::answer(&mappings[i], &seen),
             None => {
                 let report = near_miss::report(mappings, &seen);
                 let closest = report.closest.as_deref().map_or(String::new(), |c| format!("; closest stub: {c}"));
                 log_error!("stubs: no stub matched {} {}{closest}", seen.method, seen.url);
-                Response::new(404, "text/plain; charset=utf-8", report.text)
+                let mut response = Response::new(404, "text/plain; charset=utf-8", report.text);
+                response.journal.push(("stub", serde_json::Value::Null));
+                response
             }
         }
     }

@@ -17,21 +17,27 @@ use super::Seen;
 use super::mapping::{Delay, Fault, Mapping};
 use crate::apps::{Body, Response};
 
-pub fn answer(m: &Mapping, seen: &Seen, _dir: &std::path::Path) -> Response {
+pub fn answer(m: &Mapping, seen: &Seen) -> Response {
+    let mut response = respond(m, seen);
+    response.journal.push(("stub", Value::String(m.label.clone())));
+    response
+}
+
+fn respond(m: &Mapping, seen: &Seen) -> Response {
     let r = &m.response;
     std::thread::sleep(delay(&r.delay));
     if let Some(fault) = r.fault {
         let body = if fault == Fault::ConnectionResetByPeer { Body::Reset } else { Body::Raw(fault_bytes(fault)) };
-        return Response { status: r.status, headers: Vec::new(), body };
+        return Response { status: r.status, headers: Vec::new(), body, journal: Vec::new() };
     }
     if !r.template {
-        return Response { status: r.status, headers: r.headers.clone(), body: Body::Bytes(r.body.clone()) };
+        return Response { status: r.status, headers: r.headers.clone(), body: Body::Bytes(r.body.clone()), journal: Vec::new() };
     }
     let model = model(seen);
     let render = |text: &str| render(text, &model).unwrap_or_else(|e| format!("(template error: {e})"));
     let headers = r.headers.iter().map(|(n, v)| (n.clone(), render(v))).collect();
     let body = render(&String::from_utf8_lossy(&r.body)).into_bytes();
-    Response { status: r.status, headers, body: Body::Bytes(body) }
+    Response { status: r.status, headers, body: Body::Bytes(body), journal: Vec::new() }
 }
 
 fn delay(d: &Delay) -> Duration {

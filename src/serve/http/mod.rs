@@ -150,7 +150,7 @@ fn answer<S: Transport>(
     wire: &mut Wire<S>,
     dest: &Destination,
     asked: Option<&Asked<'_>>,
-    response: Response,
+    mut response: Response,
     keep: Option<bool>,
 ) -> io::Result<bool> {
     let status = response.status;
@@ -169,6 +169,7 @@ fn answer<S: Transport>(
     if matches!(response.body, crate::apps::Body::Reset) {
         wire.stream.reset();
     }
+    let extra = std::mem::take(&mut response.journal);
     let mut out = response::Holdback::new(&mut wire.stream, journal.is_some());
     let result = response::write(&mut out, response, &how);
     if let Some(journal) = journal {
@@ -181,6 +182,7 @@ fn answer<S: Transport>(
             request_bytes: asked.map_or(0, |a| a.request_bytes),
             response_bytes: out.written,
             duration_ms: asked.map_or(0.0, |a| a.started.elapsed().as_secs_f64() * 1000.0),
+            extra: &extra,
         });
     }
     let keep = result?;

@@ -17,7 +17,7 @@ pub(super) struct Framing {
 
 /// Writes `response`; returns whether the connection may stay open.
 pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> io::Result<bool> {
-    let Response { status, headers, body } = response;
+    let Response { status, headers, body, .. } = response;
     let body = match body {
         Body::Raw(bytes) => {
             out.write_all(&bytes)?;
