@@ -178,7 +178,7 @@ impl Cgi {
             status: parsed.status,
             headers: parsed.headers,
             body: Body::Stream { reader: Box::new(rest), len },
-            journal: Vec::new(),
+            ..Default::default()
         })
     }
 }

@@ -257,7 +257,7 @@ impl Sink {
                 Err(e) => return Response::text(500, &format!("cannot read back the response: {e}")),
             },
         };
-        Response { status, headers, body, journal: Vec::new() }
+        Response { status, headers, body, ..Default::default() }
     }
 }
 

@@ -111,7 +111,7 @@ fn serve_file(path: &Path, req: &Request<'_>) -> Response {
         ("Accept-Ranges".into(), "bytes".into()),
     ];
     if not_modified(req, &etag, modified) {
-        return Response { status: 304, headers, body: Body::Bytes(Vec::new()), journal: Vec::new() };
+        return Response { status: 304, headers, body: Body::Bytes(Vec::new()), ..Default::default() };
     }
     let range = req.header("Range").filter(|_| if_range_holds(req, &etag, modified));
     let (status, start, count) = match range.map(|r| parse_range(r, len)) {
@@ -131,7 +131,7 @@ fn serve_file(path: &Path, req: &Request<'_>) -> Response {
     if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
         return Response::text(500, "cannot read the file");
     }
-    Response { status, headers, body: Body::Stream { reader: Box::new(file.take(count)), len: Some(count) }, journal: Vec::new() }
+    Response { status, headers, body: Body::Stream { reader: Box::new(file.take(count)), len: Some(count) }, ..Default::default() }
 }
 
 /// RFC 9110 13.1.2 and 13.1.3: If-None-Match wins over If-Modified-Since.

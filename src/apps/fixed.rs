@@ -22,7 +22,7 @@ impl App for Static {
                     status: self.status,
                     headers: vec![("Content-Type".into(), content_type(path).into())],
                     body: Body::Stream { reader: Box::new(file), len: Some(len) },
-                    journal: Vec::new(),
+                    ..Default::default()
                 },
                 Err(e) => Response::text(500, &format!("cannot read {}: {e}", path.display())),
             },

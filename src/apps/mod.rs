@@ -98,8 +98,18 @@ pub enum Body {
     Reset,
 }
 
+/// No bytes.
+impl Default for Body {
+    fn default() -> Body {
+        Body::Bytes(Vec::new())
+    }
+}
+
+#[derive(Default)]
 pub struct Response {
     pub status: u16,
+    /// The reason phrase, when not the standard one for the status.
+    pub reason: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: Body,
     /// Fields the app adds to the request's journal line (which stub
@@ -113,7 +123,7 @@ impl Response {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
             body: Body::Bytes(body.into()),
-            journal: Vec::new(),
+            ..Default::default()
         }
     }
 

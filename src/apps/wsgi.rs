@@ -142,7 +142,7 @@ impl App for Wsgi {
             Ok(Head::Answer(status, headers)) => {
                 let len = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("Content-Length")).and_then(|(_, v)| v.trim().parse().ok());
                 let reader = Box::new(Frames { guard, remaining: 0, done: false, client, limit });
-                Response { status, headers, body: Body::Stream { reader, len }, journal: Vec::new() }
+                Response { status, headers, body: Body::Stream { reader, len }, ..Default::default() }
             }
             Err(e) => {
                 *guard = None; // killed now, started again on the next request

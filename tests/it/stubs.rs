@@ -72,6 +72,10 @@ fn wiremock_dir(name: &str) -> (TempDir, Env) {
 ]}"#,
         ),
         ("__files/order-7.json", r#"{"id": 7, "item": "coffee"}"#),
+        (
+            "mappings/teapot.json",
+            r#"{ "request": { "urlPath": "/tea" }, "response": { "status": 418, "statusMessage": "Short and stout", "body": "tea" } }"#,
+        ),
     ];
     for (path, text) in files {
         std::fs::write(stubs.join(path), text).unwrap();
@@ -101,6 +105,7 @@ fn curl_gets_the_documented_answers() {
     ]);
     assert_eq!(everything, r#"{"everything":"matched"}"#);
     assert_eq!(get(&["http://api.example.test/orders/7"]), r#"{"id": 7, "item": "coffee"}"#);
+    assert!(get(&["-i", "http://api.example.test/tea"]).starts_with("HTTP/1.1 418 Short and stout\r\n"));
     assert_eq!(get(&["-w", " %{http_code}", "http://api.example.test/orders/8"]), "no such order 404");
     let created = get(&["-i", "-H", "X-Customer: ann", "--data-binary", r#"{"item": "tea"}"#, "http://api.example.test/orders"]);
     assert!(created.starts_with("HTTP/1.1 201 Created\r\n") && created.ends_with("\r\n\r\ntea for ann"), "{created}");

@@ -51,9 +51,13 @@ pub enum UrlMatch {
 #[derive(Debug, Clone)]
 pub struct ResponseDef {
     pub status: u16,
+    /// `statusMessage`: the reason phrase.
+    pub reason: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub delay: Delay,
+    /// `chunkedDribbleDelay`: the body in this many pieces over this long.
+    pub dribble: Option<(u32, Duration)>,
     pub fault: Option<Fault>,
     pub template: bool,
 }
@@ -249,7 +253,16 @@ fn request_pattern(v: &Value) -> Result<RequestPattern, Fail> {
 
 impl Default for ResponseDef {
     fn default() -> Self {
-        ResponseDef { status: 200, headers: Vec::new(), body: Vec::new(), delay: Delay::None, fault: None, template: false }
+        ResponseDef {
+            status: 200,
+            reason: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+            delay: Delay::None,
+            dribble: None,
+            fault: None,
+            template: false,
+        }
     }
 }
 
@@ -284,6 +297,15 @@ fn response(v: &Value, dir: &Path) -> Result<ResponseDef, Fail> {
             .and_then(|s| u16::try_from(s).ok())
             .filter(|s| (100..=599).contains(s))
             .ok_or_else(|| fail("status", "`status` must be 100 to 599"))?;
+    }
+    r.reason = obj.get("statusMessage").and_then(Value::as_str).map(str::to_string);
+    if let Some(d) = obj.get("chunkedDribbleDelay") {
+        let chunks = d.get("numberOfChunks").and_then(Value::as_u64).filter(|n| *n > 0);
+        let total = d.get("totalDuration").and_then(Value::as_u64);
+        let (Some(chunks), Some(total)) = (chunks, total) else {
+            return Err(fail("chunkedDribbleDelay", "`chunkedDribbleDelay` needs `numberOfChunks` (at least 1) and `totalDuration`"));
+        };
+        r.dribble = Some((chunks.min(u64::from(u32::MAX)) as u32, Duration::from_millis(total)));
     }
     if let Some(h) = obj.get("headers") {
         let map = h.as_object().ok_or_else(|| fail("headers", "`headers` must be an object"))?;

@@ -48,7 +48,7 @@ pub use matcher::text_distance;
 
 pub struct Stubs {
     dir: PathBuf,
-    mappings: OnceLock<Result<Vec<Mapping>, String>>,
+    mappings: OnceLock<Result<Loaded, String>>,
     /// Scenario name -> its current state (`Started` until moved on).
     scenarios: ForkLock<HashMap<String, String>>,
 }
@@ -72,24 +72,23 @@ impl Stubs {
         Stubs { dir, mappings: OnceLock::new(), scenarios: ForkLock::new(HashMap::new()) }
     }
 
-    fn mappings(&self) -> Result<&[Mapping], &str> {
-        match self.mappings.get_or_init(|| mapping::load(&self.dir)) {
+    fn loaded(&self) -> Result<&Loaded, &str> {
+        match self.mappings.get_or_init(|| mapping::load(&self.dir).map(Loaded::new)) {
             Ok(m) => Ok(m),
             Err(e) => Err(e),
         }
     }
 
     /// The stub that answers `seen` now, moving its scenario on.
-    fn choose(&self, mappings: &[Mapping], seen: &Seen) -> Option<usize> {
+    fn choose(&self, loaded: &Loaded, seen: &Seen) -> Option<usize> {
+        let mappings = &loaded.mappings;
         let mut scenarios = self.scenarios.lock();
         let state_of = |name: &str| scenarios.get(name).map_or(STARTED, String::as_str).to_string();
-        let chosen = mappings
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.scenario.as_ref().is_none_or(|s| s.required.as_deref().is_none_or(|r| r == state_of(&s.name))))
-            .filter(|(_, m)| near_miss::fields(&m.request, seen).iter().all(|f| f.distance == 0.0))
-            .min_by_key(|(_, m)| (m.priority, std::cmp::Reverse(m.order)))
-            .map(|(i, _)| i)?;
+        let chosen = loaded
+            .candidates(seen)
+            .filter(|&i| mappings[i].scenario.as_ref().is_none_or(|s| s.required.as_deref().is_none_or(|r| r == state_of(&s.name))))
+            .filter(|&i| near_miss::matches(&mappings[i].request, seen))
+            .min_by_key(|&i| (mappings[i].priority, std::cmp::Reverse(mappings[i].order)))?;
         if let Some(s) = &mappings[chosen].scenario
             && let Some(next) = &s.new_state
         {
@@ -101,7 +100,7 @@ impl Stubs {
 
 impl App for Stubs {
     fn call(&self, req: &mut Request<'_>) -> Response {
-        let mappings = match self.mappings() {
+        let loaded = match self.loaded() {
             Ok(m) => m,
             Err(e) => {
                 log_error!("stubs: {e}");
@@ -113,10 +112,10 @@ impl App for Stubs {
             return Response::text(400, &format!("could not read the request body: {e}"));
         }
         let seen = Seen::of(req, &body);
-        match self.choose(mappings, &seen) {
-            Some(i) => respond::answer(&mappings[i], &seen),
+        match self.choose(loaded, &seen) {
+            Some(i) => respond::answer(&loaded.mappings[i], &seen),
             None => {
-                let report = near_miss::report(mappings, &seen);
+                let report = near_miss::report(&loaded.mappings, &seen);
                 let closest = report.closest.as_deref().map_or(String::new(), |c| format!("; closest stub: {c}"));
                 log_error!("stubs: no stub matched {} {}{closest}", seen.method, seen.url);
                 let mut response = Response::new(404, "text/plain; charset=utf-8", report.text);
@@ -124,6 +123,35 @@ impl App for Stubs {
                 response
             }
         }
+    }
+}
+
+/// The mappings and an index of them: a request is tried only against the
+/// stubs whose literal path (`url`, `urlPath`) is its own, and those with
+/// no literal path (patterns, any URL), so a thousand stubs cost a lookup.
+struct Loaded {
+    mappings: Vec<Mapping>,
+    by_path: HashMap<String, Vec<usize>>,
+    others: Vec<usize>,
+}
+
+impl Loaded {
+    fn new(mappings: Vec<Mapping>) -> Loaded {
+        let (mut by_path, mut others) = (HashMap::<String, Vec<usize>>::new(), Vec::new());
+        for (i, m) in mappings.iter().enumerate() {
+            match &m.request.url {
+                mapping::UrlMatch::Path(p) => by_path.entry(p.clone()).or_default().push(i),
+                mapping::UrlMatch::Url(u) => {
+                    by_path.entry(u.split_once('?').map_or(u.as_str(), |(p, _)| p).to_string()).or_default().push(i)
+                }
+                _ => others.push(i),
+            }
+        }
+        Loaded { mappings, by_path, others }
+    }
+
+    fn candidates<'a>(&'a self, seen: &Seen) -> impl Iterator<Item = usize> + 'a {
+        self.by_path.get(&seen.path).into_iter().flatten().chain(&self.others).copied()
     }
 }
 

@@ -62,6 +62,36 @@ pub fn fields(p: &RequestPattern, seen: &Seen) -> Vec<Field> {
     out
 }
 
+/// Whether the request matches every field of the pattern: the same test
+/// as [`fields`] at distance 0, without measuring how far a miss is.
+pub fn matches(p: &RequestPattern, seen: &Seen) -> bool {
+    if p.method.as_ref().is_some_and(|m| *m != seen.method) {
+        return false;
+    }
+    let url = match &p.url {
+        UrlMatch::Any => true,
+        UrlMatch::Url(u) => *u == seen.url,
+        UrlMatch::Path(u) => *u == seen.path,
+        UrlMatch::Pattern(m) => m.matches(Some(&seen.url)),
+        UrlMatch::PathPattern(m) => m.matches(Some(&seen.path)),
+    };
+    let named = |pattern: &[(String, Matcher)], values: &[(String, String)], fold_case: bool| {
+        pattern.iter().all(|(name, m)| {
+            let same = |n: &str| if fold_case { n.eq_ignore_ascii_case(name) } else { n == name };
+            let mut found = values.iter().filter(|(n, _)| same(n)).peekable();
+            if found.peek().is_none() { m.matches(None) } else { found.any(|(_, v)| m.matches(Some(v))) }
+        })
+    };
+    url && named(&p.query, &seen.query, false)
+        && named(&p.headers, &seen.headers, true)
+        && named(&p.cookies, &seen.cookies, false)
+        && p.basic_auth.as_ref().is_none_or(|(user, password)| {
+            let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+            seen.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("Authorization") && *v == expected)
+        })
+        && p.body.iter().all(|m| m.matches(Some(&seen.body)))
+}
+
 /// The 404 body, and the closest stub's name for the one stderr line.
 pub struct Report {
     pub text: String,

@@ -19,8 +19,38 @@ use crate::apps::{Body, Response};
 
 pub fn answer(m: &Mapping, seen: &Seen) -> Response {
     let mut response = respond(m, seen);
+    response.reason = m.response.reason.clone();
+    if let (Some((chunks, total)), Body::Bytes(bytes)) = (m.response.dribble, &mut response.body) {
+        let bytes = std::mem::take(bytes);
+        let len = bytes.len() as u64;
+        response.body = Body::Stream { reader: Box::new(Dribble { bytes, at: 0, chunks, pause: total / chunks }), len: Some(len) };
+    }
     response.journal.push(("stub", Value::String(m.label.clone())));
     response
+}
+
+/// A body given out in `chunks` pieces, a pause before each but the first.
+struct Dribble {
+    bytes: Vec<u8>,
+    at: usize,
+    chunks: u32,
+    pause: Duration,
+}
+
+impl std::io::Read for Dribble {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at >= self.bytes.len() {
+            return Ok(0);
+        }
+        if self.at > 0 {
+            std::thread::sleep(self.pause);
+        }
+        let piece = self.bytes.len().div_ceil(self.chunks as usize).max(1);
+        let n = piece.min(buf.len()).min(self.bytes.len() - self.at);
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 fn respond(m: &Mapping, seen: &Seen) -> Response {
@@ -28,16 +58,16 @@ fn respond(m: &Mapping, seen: &Seen) -> Response {
     std::thread::sleep(delay(&r.delay));
     if let Some(fault) = r.fault {
         let body = if fault == Fault::ConnectionResetByPeer { Body::Reset } else { Body::Raw(fault_bytes(fault)) };
-        return Response { status: r.status, headers: Vec::new(), body, journal: Vec::new() };
+        return Response { status: r.status, headers: Vec::new(), body, ..Default::default() };
     }
     if !r.template {
-        return Response { status: r.status, headers: r.headers.clone(), body: Body::Bytes(r.body.clone()), journal: Vec::new() };
+        return Response { status: r.status, headers: r.headers.clone(), body: Body::Bytes(r.body.clone()), ..Default::default() };
     }
     let model = model(seen);
     let render = |text: &str| render(text, &model).unwrap_or_else(|e| format!("(template error: {e})"));
     let headers = r.headers.iter().map(|(n, v)| (n.clone(), render(v))).collect();
     let body = render(&String::from_utf8_lossy(&r.body)).into_bytes();
-    Response { status: r.status, headers, body: Body::Bytes(body), journal: Vec::new() }
+    Response { status: r.status, headers, body: Body::Bytes(body), ..Default::default() }
 }
 
 fn delay(d: &Delay) -> Duration {

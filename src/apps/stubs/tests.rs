@@ -40,7 +40,11 @@ fn call(stubs: &Stubs, line: &str, headers: &[(&str, &str)], body: &str) -> (u16
     let body = match r.body {
         Body::Bytes(b) | Body::Raw(b) => String::from_utf8_lossy(&b).into_owned(),
         Body::Reset => "(reset)".into(),
-        Body::Stream { .. } => unreachable!(),
+        Body::Stream { mut reader, .. } => {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut reader, &mut b).unwrap();
+            String::from_utf8_lossy(&b).into_owned()
+        }
     };
     (r.status, r.headers, body)
 }
@@ -98,6 +102,31 @@ fn every_matcher_picks_its_stub_and_refuses_a_near_miss() {
     for (line, headers, body) in misses {
         assert_eq!(call(&stubs, line, headers, body).0, 404, "{line} must not match");
     }
+    // The fast test and the measured one agree on every stub and request.
+    let mappings = mapping::load(&dir).unwrap();
+    let requests = hits.iter().map(|(l, h, b, _)| (*l, *h, *b)).chain(misses);
+    for (line, headers, body) in requests {
+        let (method, target) = line.split_once(' ').unwrap();
+        let mut reader = body.as_bytes();
+        let req = Request {
+            method: method.into(),
+            scheme: "http",
+            host: "api.test".into(),
+            port: 80,
+            target: target.into(),
+            script_name: String::new(),
+            path_info: target.split('?').next().unwrap().into(),
+            query: target.split_once('?').map_or("", |(_, q)| q).into(),
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            body: &mut reader,
+            client: None,
+        };
+        let seen = Seen::of(&req, body.as_bytes());
+        for m in &mappings {
+            let measured = near_miss::fields(&m.request, &seen).iter().all(|f| f.distance == 0.0);
+            assert_eq!(near_miss::matches(&m.request, &seen), measured, "{} on {line}", m.label);
+        }
+    }
 }
 
 #[test]
@@ -139,6 +168,7 @@ fn responses_carry_every_body_kind_headers_and_templates() {
             "mappings/r.json",
             r#"{"mappings": [
           {"request": {"urlPath": "/b64"}, "response": {"base64Body": "aGVsbG8=", "headers": {"X-Many": ["1", "2"]}}},
+          {"request": {"urlPath": "/drip"}, "response": {"status": 299, "statusMessage": "Slowly", "body": "abcdef", "chunkedDribbleDelay": {"numberOfChunks": 3, "totalDuration": 90}}},
           {"request": {"urlPath": "/file"}, "response": {"bodyFileName": "page.html", "headers": {"Content-Type": "text/html"}}},
           {"request": {"urlPathPattern": "/t/.*"}, "response": {"transformers": ["response-template"],
              "headers": {"X-Path": "{{request.path}}"},
@@ -153,6 +183,9 @@ fn responses_carry_every_body_kind_headers_and_templates() {
     assert_eq!((status, body.as_str()), (200, "hello"));
     assert_eq!(headers, [("X-Many".to_string(), "1".to_string()), ("X-Many".to_string(), "2".to_string())]);
     assert_eq!(call(&stubs, "GET /file", &[], "").2, "<p>from a file</p>");
+    let started = std::time::Instant::now();
+    assert_eq!(call(&stubs, "GET /drip", &[], "").2, "abcdef");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(60), "two pauses of 30 ms");
     let (_, headers, body) = call(&stubs, "POST /t/seven?q=1", &[("X-Id", "42")], r#"{"name": "ann"}"#);
     assert_eq!(headers, [("X-Path".to_string(), "/t/seven".to_string())]);
     let (fixed, random) = body.split_at(body.len() - 5);

@@ -17,7 +17,7 @@ pub(super) struct Framing {
 
 /// Writes `response`; returns whether the connection may stay open.
 pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> io::Result<bool> {
-    let Response { status, headers, body, .. } = response;
+    let Response { status, reason: custom, headers, body, .. } = response;
     let body = match body {
         Body::Raw(bytes) => {
             out.write_all(&bytes)?;
@@ -36,7 +36,8 @@ pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> i
     };
     let chunked = len.is_none() && how.minor >= 1 && !no_body;
     let keep = how.keep_alive && (len.is_some() || chunked || no_body);
-    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    let reason = custom.filter(|r| !r.contains(['\r', '\n'])).map_or(std::borrow::Cow::Borrowed(reason(status)), std::borrow::Cow::Owned);
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
     const OURS: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
     for (name, value) in &headers {
         if !OURS.iter().any(|o| name.eq_ignore_ascii_case(o)) && !has_line_break(name, value) {

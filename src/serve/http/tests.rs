@@ -165,7 +165,7 @@ fn unknown_length_streams_chunked_on_11_and_close_delimited_on_10() {
         let mut out = Vec::new();
         let body = Body::Stream { reader: Box::new(&b"abcdef"[..]), len: None };
         let how = response::Framing { minor, keep_alive: true, head_only: false };
-        response::write(&mut out, Response { status: 200, headers: vec![], body, journal: Vec::new() }, &how).unwrap();
+        response::write(&mut out, Response { status: 200, headers: vec![], body, ..Default::default() }, &how).unwrap();
         let out = String::from_utf8(out).unwrap();
         assert!(out.contains(framing) && out.ends_with(tail), "{out}");
     }
