@@ -296,3 +296,41 @@ fn the_journal_names_stubs_and_verify_checks_it() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).starts_with("intercept: cannot read the journal"), "{}", stderr(&missing));
 }
+
+/// A catch-all stub at low priority with `proxyBaseUrl` passes what no
+/// other stub answers on to a real server, and its answer comes back.
+#[test]
+fn proxy_base_url_passes_the_rest_to_a_real_server() {
+    need("curl", "curl");
+    need("python3", "python3");
+    let (dir, env) = wiremock_dir("stubs-proxy");
+    let server = r#"
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("real: %s %s" % (self.path, self.headers.get("X-Pass"))).encode()
+        self.send_response(203, "From Upstream"); self.send_header("X-Upstream", "yes"); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut child = std::process::Command::new("python3").args(["-c", server]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut port = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut port).unwrap();
+    let mapping = format!(
+        r#"{{ "priority": 10, "request": {{ "method": "ANY", "urlPattern": "/real/.*" }}, "response": {{ "proxyBaseUrl": "http://127.0.0.1:{}" }} }}"#,
+        port.trim()
+    );
+    std::fs::write(dir.join("wiremock/mappings/proxy.json"), mapping).unwrap();
+    let allow = std::fs::read_to_string(&*env).unwrap().replace("INTERCEPT_PASSTHROUGH=deny", "INTERCEPT_PASSTHROUGH=loopback");
+    std::fs::write(&*env, allow).unwrap();
+    let proxied = run_with(&env, &["curl", "-sS", "-i", "-H", "X-Pass: along", "http://api.example.test/real/x?y=1"]);
+    let stubbed = run_with(&env, &["curl", "-sS", "http://api.example.test/some/thing"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let proxied = ok(proxied);
+    assert!(proxied.starts_with("HTTP/1.1 203 From Upstream\r\n") && proxied.contains("X-Upstream: yes\r\n"), "{proxied}");
+    assert!(proxied.ends_with("\r\n\r\nreal: /real/x?y=1 along"), "{proxied}");
+    assert_eq!(ok(stubbed), "Hello, world!");
+}

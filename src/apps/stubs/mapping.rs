@@ -60,6 +60,8 @@ pub struct ResponseDef {
     pub dribble: Option<(u32, Duration)>,
     pub fault: Option<Fault>,
     pub template: bool,
+    /// `proxyBaseUrl`: pass the request on to this server instead.
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -262,6 +264,7 @@ impl Default for ResponseDef {
             dribble: None,
             fault: None,
             template: false,
+            proxy: None,
         }
     }
 }
@@ -288,6 +291,7 @@ fn response(v: &Value, dir: &Path) -> Result<ResponseDef, Fail> {
             "fault",
             "transformers",
             "transformerParameters",
+            "proxyBaseUrl",
         ],
     )?;
     let mut r = ResponseDef::default();
@@ -356,6 +360,11 @@ fn response(v: &Value, dir: &Path) -> Result<ResponseDef, Fail> {
             Some("RANDOM_DATA_THEN_CLOSE") => Fault::RandomDataThenClose,
             _ => return Err(fail("fault", format!("unknown fault {f}"))),
         });
+    }
+    if let Some(base) = obj.get("proxyBaseUrl") {
+        let base = base.as_str().ok_or_else(|| fail("proxyBaseUrl", "`proxyBaseUrl` must be a URL"))?;
+        super::proxy::check(base).map_err(|e| fail("proxyBaseUrl", e))?;
+        r.proxy = Some(base.to_string());
     }
     if let Some(t) = obj.get("transformers") {
         let list = t.as_array().ok_or_else(|| fail("transformers", "`transformers` must be a list"))?;

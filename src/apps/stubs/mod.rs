@@ -13,6 +13,7 @@
 mod mapping;
 mod matcher;
 mod near_miss;
+mod proxy;
 mod respond;
 
 use std::collections::HashMap;

@@ -19,7 +19,9 @@ use crate::apps::{Body, Response};
 
 pub fn answer(m: &Mapping, seen: &Seen) -> Response {
     let mut response = respond(m, seen);
-    response.reason = m.response.reason.clone();
+    if m.response.reason.is_some() {
+        response.reason = m.response.reason.clone();
+    }
     if let (Some((chunks, total)), Body::Bytes(bytes)) = (m.response.dribble, &mut response.body) {
         let bytes = std::mem::take(bytes);
         let len = bytes.len() as u64;
@@ -56,6 +58,9 @@ impl std::io::Read for Dribble {
 fn respond(m: &Mapping, seen: &Seen) -> Response {
     let r = &m.response;
     std::thread::sleep(delay(&r.delay));
+    if let Some(base) = &r.proxy {
+        return super::proxy::forward(base, seen);
+    }
     if let Some(fault) = r.fault {
         let body = if fault == Fault::ConnectionResetByPeer { Body::Reset } else { Body::Raw(fault_bytes(fault)) };
         return Response { status: r.status, headers: Vec::new(), body, ..Default::default() };
