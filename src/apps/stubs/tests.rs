@@ -52,19 +52,9 @@ fn call(stubs: &Stubs, line: &str, headers: &[(&str, &str)], body: &str) -> (u16
 /// Request headers in a test case.
 type Headers = &'static [(&'static str, &'static str)];
 
-const EVERY_MATCHER: &str = r#"{"mappings": [
-  {"name": "url", "request": {"method": "GET", "url": "/exact?a=1"}, "response": {"status": 200, "body": "url"}},
-  {"name": "urlPath", "request": {"method": "GET", "urlPath": "/path"}, "response": {"body": "urlPath"}},
-  {"name": "urlPattern", "request": {"urlPattern": "/pat/[0-9]+\\?x=.*"}, "response": {"body": "urlPattern"}},
-  {"name": "urlPathPattern", "request": {"method": "ANY", "urlPathPattern": "/users/[a-z]+"}, "response": {"body": "urlPathPattern"}},
-  {"name": "query", "request": {"urlPath": "/q", "queryParameters": {"id": {"equalTo": "7"}, "debug": {"absent": true}}}, "response": {"body": "query"}},
-  {"name": "headers", "request": {"urlPath": "/h", "headers": {"Accept": {"contains": "json"}, "X-Key": {"matches": "k-[0-9]{3}"}, "X-Not": {"doesNotMatch": "bad.*"}, "X-Case": {"equalTo": "YES", "caseInsensitive": true}}}, "response": {"body": "headers"}},
-  {"name": "cookies", "request": {"urlPath": "/c", "cookies": {"session": {"equalTo": "abc"}}}, "response": {"body": "cookies"}},
-  {"name": "basic", "request": {"urlPath": "/auth", "basicAuthCredentials": {"username": "jo", "password": "pw"}}, "response": {"body": "basic"}},
-  {"name": "json", "request": {"method": "POST", "urlPath": "/json", "bodyPatterns": [{"equalToJson": {"b": [2, 1], "a": 1}, "ignoreArrayOrder": true, "ignoreExtraElements": true}]}, "response": {"body": "json"}},
-  {"name": "jsonpath", "request": {"method": "POST", "urlPath": "/jp", "bodyPatterns": [{"matchesJsonPath": "$.items[?(@.id == 3)]"}, {"matchesJsonPath": {"expression": "$.name", "equalTo": "bob"}}]}, "response": {"body": "jsonpath"}},
-  {"name": "logic", "request": {"urlPath": "/logic", "headers": {"X-V": {"or": [{"equalTo": "a"}, {"and": [{"contains": "b"}, {"contains": "c"}]}]}}}, "response": {"body": "logic"}}
-]}"#;
+/// One stub per matcher and request field, shared with the integration
+/// test that drives it with curl.
+const EVERY_MATCHER: &str = include_str!("../../../tests/fixtures/every-matcher.json");
 
 #[test]
 fn every_matcher_picks_its_stub_and_refuses_a_near_miss() {
