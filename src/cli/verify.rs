@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use intercept::apps::stubs;
-use regex::Regex;
+use regex::bytes::Regex;
 use serde_json::Value;
 
 /// One `--expect`.
@@ -35,14 +35,14 @@ impl Expect {
             _ => return Err(format!("--expect '{text}': expected 'METHOD URL[ xCOUNT]'")),
         };
         let method = (*method != "ANY").then(|| method.to_ascii_uppercase());
-        let pattern = Regex::new(&format!("^(?:{url})$")).ok();
+        let pattern = stubs::pattern_of(url).ok();
         Ok(Expect { method, url: url.to_string(), pattern, count })
     }
 
     fn matches(&self, r: &Seen) -> bool {
         let target = if self.url.contains("://") { &r.url } else { &r.target };
         self.method.as_ref().is_none_or(|m| *m == r.method)
-            && (*target == self.url || self.pattern.as_ref().is_some_and(|p| p.is_match(target)))
+            && (*target == self.url || self.pattern.as_ref().is_some_and(|p| p.is_match(target.as_bytes())))
     }
 }
 

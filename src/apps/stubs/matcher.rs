@@ -5,7 +5,7 @@
 //! may be missing. Each can also say how far a value is from matching
 //! (0 a match, 1 nothing alike), for the near-miss report.
 
-use regex::Regex;
+use regex::bytes::Regex;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
@@ -45,8 +45,7 @@ impl Matcher {
         };
         let regex = |key: &str| -> Result<Regex, String> {
             let pattern = text(key)?;
-            // WireMock's patterns match the whole value.
-            Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("`{key}`: bad pattern `{pattern}`: {e}"))
+            pattern_of(&pattern).map_err(|e| format!("`{key}`: {e}"))
         };
         let flag = |key: &str| obj.get(key).and_then(Value::as_bool).unwrap_or(false);
         let list = |key: &str| -> Result<Vec<Matcher>, String> {
@@ -109,8 +108,8 @@ impl Matcher {
             }
             Matcher::EqualTo { value, .. } => text_distance(value, v),
             Matcher::Contains(part) => hit(v.contains(part.as_str())),
-            Matcher::Matches(re) => hit(re.is_match(v)),
-            Matcher::DoesNotMatch(re) => hit(!re.is_match(v)),
+            Matcher::Matches(re) => hit(re.is_match(v.as_bytes())),
+            Matcher::DoesNotMatch(re) => hit(!re.is_match(v.as_bytes())),
             Matcher::Absent => 1.0,
             Matcher::EqualToJson { json, ignore_array_order, ignore_extra } => match serde_json::from_str::<Value>(v) {
                 Ok(actual) => hit(json_equal(json, &actual, *ignore_array_order, *ignore_extra)),
@@ -149,7 +148,17 @@ impl Matcher {
 
 fn unanchored(re: &Regex) -> &str {
     let s = re.as_str();
-    s.strip_prefix("^(?:").and_then(|s| s.strip_suffix(")$")).unwrap_or(s)
+    s.strip_prefix(ANCHOR).and_then(|s| s.strip_suffix(")$")).unwrap_or(s)
+}
+
+/// How a pattern is wrapped: it must match the whole value, as WireMock's
+/// (Java's) do, and classes such as `\d` and `\w` are ASCII, as Java's are
+/// by default (which also spares every process the Unicode tables).
+const ANCHOR: &str = "(?-u)^(?:";
+
+/// A WireMock pattern, compiled.
+pub fn pattern_of(pattern: &str) -> Result<Regex, String> {
+    Regex::new(&format!("{ANCHOR}{pattern})$")).map_err(|e| format!("bad pattern `{pattern}`: {e}"))
 }
 
 /// 0 for equal strings, else between 0.1 and 1 by how much of the longer
@@ -237,6 +246,7 @@ mod tests {
             (json!({"equalTo": "ABC", "caseInsensitive": true}), "abc", "abd"),
             (json!({"contains": "ell"}), "hello", "help"),
             (json!({"matches": "[a-z]+[0-9]"}), "abc1", "abc12"),
+            (json!({"matches": "\\w+-\\d{2}"}), "ab_c-42", "ab-4x"),
             (json!({"doesNotMatch": "secret.*"}), "public", "secret-x"),
             (json!({"equalToJson": "{\"a\": 1, \"b\": [1, 2]}"}), "{\"b\":[1,2],\"a\":1.0}", "{\"a\":1,\"b\":[2,1]}"),
             (json!({"equalToJson": {"b": [1, 2]}, "ignoreArrayOrder": true}), "{\"b\":[2,1]}", "{\"b\":[2,3]}"),

@@ -45,7 +45,7 @@ pub fn labels(dir: &Path) -> Result<Vec<String>, String> {
     mapping::load(dir).map(|m| m.into_iter().map(|m| m.label).collect())
 }
 
-pub use matcher::text_distance;
+pub use matcher::{pattern_of, text_distance};
 
 pub struct Stubs {
     dir: PathBuf,
