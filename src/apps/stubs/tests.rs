@@ -250,3 +250,22 @@ fn bad_mappings_are_errors_with_file_and_line() {
         assert_eq!(call(&stubs, "GET /x", &[], "").0, 500, "{name}");
     }
 }
+
+#[test]
+fn delay_distributions_delay() {
+    let delays = r#"{"mappings": [
+      {"request": {"urlPath": "/uniform"}, "response": {"body": "u", "delayDistribution": {"type": "uniform", "lower": 30, "upper": 40}}},
+      {"request": {"urlPath": "/lognormal"}, "response": {"body": "l", "delayDistribution": {"type": "lognormal", "median": 5, "sigma": 0.1}}},
+      {"request": {"urlPath": "/fixed"}, "response": {"body": "f", "fixedDelayMilliseconds": 30}}
+    ]}"#;
+    let dir = dir_with("stubs-delays", &[("mappings/d.json", delays)]);
+    let stubs = Stubs::new(dir.to_path_buf());
+    for (path, body, at_least) in [("/uniform", "u", 30), ("/lognormal", "l", 1), ("/fixed", "f", 30)] {
+        let started = std::time::Instant::now();
+        assert_eq!(call(&stubs, &format!("GET {path}"), &[], "").2, body);
+        assert!(started.elapsed() >= std::time::Duration::from_millis(at_least), "{path}: {:?}", started.elapsed());
+    }
+    let bad =
+        dir_with("stubs-bad-delay", &[("mappings/d.json", r#"{"request": {}, "response": {"delayDistribution": {"type": "poisson"}}}"#)]);
+    assert!(validate(&bad).unwrap_err().contains("unknown delayDistribution type"));
+}
