@@ -76,6 +76,15 @@ fn wiremock_dir(name: &str) -> (TempDir, Env) {
             "mappings/teapot.json",
             r#"{ "request": { "urlPath": "/tea" }, "response": { "status": 418, "statusMessage": "Short and stout", "body": "tea" } }"#,
         ),
+        (
+            "mappings/bodies.json",
+            r#"{ "mappings": [
+  { "request": { "urlPath": "/b64" }, "response": { "base64Body": "AAEC/w==", "headers": { "Content-Type": "application/octet-stream" } } },
+  { "request": { "urlPath": "/drip" }, "response": { "body": "0123456789", "chunkedDribbleDelay": { "numberOfChunks": 5, "totalDuration": 400 } } },
+  { "request": { "urlPath": "/jitter" }, "response": { "body": "late", "delayDistribution": { "type": "uniform", "lower": 200, "upper": 300 } } },
+  { "request": { "urlPath": "/tail" }, "response": { "body": "tail", "delayDistribution": { "type": "lognormal", "median": 100, "sigma": 0.1 } } }
+]}"#,
+        ),
     ];
     for (path, text) in files {
         std::fs::write(stubs.join(path), text).unwrap();
@@ -106,6 +115,17 @@ fn curl_gets_the_documented_answers() {
     assert_eq!(everything, r#"{"everything":"matched"}"#);
     assert_eq!(get(&["http://api.example.test/orders/7"]), r#"{"id": 7, "item": "coffee"}"#);
     assert!(get(&["-i", "http://api.example.test/tea"]).starts_with("HTTP/1.1 418 Short and stout\r\n"));
+    let bytes = run_with(&env, &["curl", "-sS", "http://api.example.test/b64"]);
+    assert!(bytes.status.success(), "{}", stderr(&bytes));
+    assert_eq!(bytes.stdout, [0, 1, 2, 255]);
+    // The dribble arrives whole, and over its whole duration; the delays
+    // hold the answer at least their lower bound.
+    for (path, body, at_least) in [("/drip", "0123456789", 0.3), ("/jitter", "late", 0.2), ("/tail", "tail", 0.05)] {
+        let timed = get(&["-w", " %{time_total}", &format!("http://api.example.test{path}")]);
+        let (text, took) = timed.rsplit_once(' ').unwrap();
+        assert_eq!(text, body);
+        assert!(took.parse::<f64>().unwrap() >= at_least, "{path} took {took} s");
+    }
     assert_eq!(get(&["-w", " %{http_code}", "http://api.example.test/orders/8"]), "no such order 404");
     let created = get(&["-i", "-H", "X-Customer: ann", "--data-binary", r#"{"item": "tea"}"#, "http://api.example.test/orders"]);
     assert!(created.starts_with("HTTP/1.1 201 Created\r\n") && created.ends_with("\r\n\r\ntea for ann"), "{created}");
