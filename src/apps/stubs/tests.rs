@@ -19,11 +19,10 @@ fn dir_with(name: &str, files: &[(&str, &str)]) -> TempDir {
     dir
 }
 
-/// Calls the app: "METHOD /target", headers, body.
-fn call(stubs: &Stubs, line: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<(String, String)>, String) {
+/// A request from "METHOD /target", headers, and a reader of its body.
+fn request<'a>(line: &str, headers: &[(&str, &str)], body: &'a mut &[u8]) -> Request<'a> {
     let (method, target) = line.split_once(' ').unwrap();
-    let mut reader = body.as_bytes();
-    let mut req = Request {
+    Request {
         method: method.into(),
         scheme: "http",
         host: "api.test".into(),
@@ -33,10 +32,15 @@ fn call(stubs: &Stubs, line: &str, headers: &[(&str, &str)], body: &str) -> (u16
         path_info: target.split('?').next().unwrap().into(),
         query: target.split_once('?').map_or("", |(_, q)| q).into(),
         headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-        body: &mut reader,
+        body,
         client: None,
-    };
-    let r = stubs.call(&mut req);
+    }
+}
+
+/// Calls the app: "METHOD /target", headers, body.
+fn call(stubs: &Stubs, line: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<(String, String)>, String) {
+    let mut reader = body.as_bytes();
+    let r = stubs.call(&mut request(line, headers, &mut reader));
     let body = match r.body {
         Body::Bytes(b) | Body::Raw(b) => String::from_utf8_lossy(&b).into_owned(),
         Body::Reset => "(reset)".into(),
@@ -96,22 +100,8 @@ fn every_matcher_picks_its_stub_and_refuses_a_near_miss() {
     let mappings = mapping::load(&dir).unwrap();
     let requests = hits.iter().map(|(l, h, b, _)| (*l, *h, *b)).chain(misses);
     for (line, headers, body) in requests {
-        let (method, target) = line.split_once(' ').unwrap();
         let mut reader = body.as_bytes();
-        let req = Request {
-            method: method.into(),
-            scheme: "http",
-            host: "api.test".into(),
-            port: 80,
-            target: target.into(),
-            script_name: String::new(),
-            path_info: target.split('?').next().unwrap().into(),
-            query: target.split_once('?').map_or("", |(_, q)| q).into(),
-            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            body: &mut reader,
-            client: None,
-        };
-        let seen = Seen::of(&req, body.as_bytes());
+        let seen = Seen::of(&request(line, headers, &mut reader), body.as_bytes());
         for m in &mappings {
             let measured = near_miss::fields(&m.request, &seen).iter().all(|f| f.distance == 0.0);
             assert_eq!(near_miss::matches(&m.request, &seen), measured, "{} on {line}", m.label);
