@@ -214,7 +214,7 @@ pub fn update(fd: c_int, change: impl FnOnce(&mut TcpFace)) {
 
 /// The lowest number our own fds are moved to: three quarters of the way
 /// to the fd limit (or to 65,536, which the kinds table covers).
-fn high_base() -> c_int {
+pub fn high_base() -> c_int {
     static BASE: OnceLock<c_int> = OnceLock::new();
     *BASE.get_or_init(|| {
         // SAFETY: an all-zero rlimit is valid; getrlimit fills it or fails.

@@ -10,7 +10,7 @@ use core_lib::log;
 use core_lib::routing::Router;
 use core_lib::serve::trust;
 
-use crate::{fdtable, hooks, reactor, real, state};
+use crate::{fdtable, hooks, peer, reactor, real, state};
 
 #[used]
 #[unsafe(link_section = ".init_array")]
@@ -35,6 +35,10 @@ fn load() {
     };
     log::set_level(config.log);
     hooks::dl::resolve();
+    // Made now, before any thread of the host can fork while one of ours
+    // is making it. (The high fd base waits for the first connection: a
+    // program may lower its fd limit before then.)
+    peer::spare_cores();
     // Cheap (no thread, no file): kept even with no route, so the runtime
     // API can add routes later.
     state::set_router(Router::new(&config));
@@ -56,6 +60,10 @@ extern "C" fn before_fork() {
     // A child must not be the first to call dlsym: it takes a lock.
     real::resolve_all();
     hooks::dl::resolve();
+    // Nor inherit a one-time value another thread is computing: the child
+    // would wait forever for a thread it does not have.
+    peer::spare_cores();
+    fdtable::high_base();
     fdtable::hold_for_fork();
     if let Some(r) = state::router() {
         r.hold_for_fork();
