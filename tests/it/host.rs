@@ -80,12 +80,15 @@ print(first.decode(), answers.count(True), "of", len(answers), "answered;", inta
 
 /// Forks while three other threads make requests: every child can make a
 /// request of its own and exit; none hangs on a lock a vanished thread held.
+/// A child still running after 30 s counts as hung (the whole suite runs
+/// in parallel on two cores, so a slow child is not yet a hung one), and
+/// its threads' stacks go to stderr.
 #[test]
 fn a_hundred_forks_while_three_threads_make_requests() {
     need("python3", "python3");
     let env = setup("fork-under-load");
     let script = r#"
-import os, signal, threading, time, urllib.request
+import os, signal, sys, threading, time, urllib.request
 stop = False
 def load():
     while not stop:
@@ -102,13 +105,20 @@ for i in range(100):
             os._exit(0 if b'"/child"' in body else 3)
         except BaseException:
             os._exit(4)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             failed += status != 0
             break
         if time.monotonic() > deadline:
+            # Say where it hangs, for whoever reads the failure.
+            try:
+                import subprocess
+                stacks = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt"], capture_output=True, text=True, timeout=60).stdout
+                sys.stderr.write(stacks[-8000:])
+            except Exception as e:
+                sys.stderr.write("no stacks: %r\n" % e)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             hung += 1
@@ -119,7 +129,8 @@ for t in threads:
     t.join()
 print("hung", hung, "failed", failed)
 "#;
-    assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "hung 0 failed 0\n");
+    let out = run_with(&env, &["python3", "-c", script]);
+    assert_eq!(ok(out.clone()), "hung 0 failed 0\n", "{}", stderr(&out));
 }
 
 /// With `INTERCEPT_LOG=info` and a stderr pipe nobody reads, 5,000 requests
