@@ -133,12 +133,18 @@ fn model(seen: &Seen) -> Value {
     })
 }
 
+/// The one Handlebars registry, with WireMock's helpers: made on the first
+/// templated answer, not once per answer.
 fn render(template: &str, model: &Value) -> Result<String, String> {
-    let mut hb = Handlebars::new();
-    hb.register_escape_fn(handlebars::no_escape);
-    hb.register_helper("jsonPath", Box::new(json_path));
-    hb.register_helper("now", Box::new(now));
-    hb.register_helper("randomValue", Box::new(random_value));
+    static REGISTRY: std::sync::OnceLock<Handlebars<'static>> = std::sync::OnceLock::new();
+    let hb = REGISTRY.get_or_init(|| {
+        let mut hb = Handlebars::new();
+        hb.register_escape_fn(handlebars::no_escape);
+        hb.register_helper("jsonPath", Box::new(json_path));
+        hb.register_helper("now", Box::new(now));
+        hb.register_helper("randomValue", Box::new(random_value));
+        hb
+    });
     hb.render_template(template, model).map_err(|e| e.to_string())
 }
 
