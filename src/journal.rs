@@ -101,8 +101,8 @@ fn write_once(file: &mut &File, line: &[u8]) -> io::Result<()> {
     }
 }
 
-/// RFC 3339 UTC time with milliseconds.
-fn now() -> String {
+/// RFC 3339 UTC time with milliseconds (also a HAR entry's start).
+pub fn now() -> String {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() as i64;
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));

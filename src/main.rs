@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Args, Parser, Subcommand};
-use intercept::apps::{AppSpec, stubs};
+use intercept::apps::{AppSpec, har, stubs};
 use intercept::config::{self, Config, ENV_FILE, ROUTE_PREFIX};
 use intercept::serve::{tls, trust};
 
@@ -65,6 +65,15 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         unused_stubs: Option<PathBuf>,
     },
+    /// Write a WireMock stubs directory (DIR/mappings) answering as the HAR file's entries do
+    Har2stubs {
+        /// The HAR file to read
+        #[arg(value_name = "FILE.har")]
+        har: PathBuf,
+        /// The stubs directory to make (its mappings/ must not hold mappings yet)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Print where the local CA for https routes, the trust bundle and truststore are (made if missing), and what points at them
     Ca {
         #[command(flatten)]
@@ -89,6 +98,12 @@ struct Settings {
     /// Log level: off, error, info or debug
     #[arg(long, value_name = "LEVEL")]
     log: Option<String>,
+    /// har: routes' record mode: once, new_episodes, all or none
+    #[arg(long, value_name = "MODE")]
+    record: Option<String>,
+    /// A secret header har: routes record as it is, not redacted (repeatable)
+    #[arg(long = "keep-header", value_name = "NAME")]
+    keep_headers: Vec<String>,
 }
 
 impl Settings {
@@ -122,6 +137,12 @@ impl Settings {
         if let Some(level) = &self.log {
             set("INTERCEPT_LOG", level.clone());
         }
+        if let Some(mode) = &self.record {
+            set(har::RECORD_KEY, mode.clone());
+        }
+        if !self.keep_headers.is_empty() {
+            set(har::KEEP_KEY, self.keep_headers.join(","));
+        }
         Ok(vars)
     }
 }
@@ -140,11 +161,14 @@ fn validate(settings: &Settings) -> Result<(Vec<(String, String)>, Config), Exit
     // What the shim loads only on a route's first request is loaded here,
     // so a bad stub mapping stops the run before anything starts.
     for route in &config.routes {
-        if let AppSpec::Stubs(dir) = &route.app
-            && let Err(e) = stubs::validate(dir)
-        {
+        let checked = match &route.app {
+            AppSpec::Stubs(dir) => stubs::validate(dir).map_err(|e| (e, "the stubs")),
+            AppSpec::Har(spec) => har::validate(spec).map_err(|e| (e, "the HAR file")),
+            _ => Ok(0),
+        };
+        if let Err((e, what)) = checked {
             eprintln!("{e}");
-            eprintln!("intercept: in the stubs of {} ({})", route.name, route.origin);
+            eprintln!("intercept: in {what} of {} ({})", route.name, route.origin);
             return Err(ExitCode::from(2));
         }
     }
@@ -222,6 +246,13 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Cmd::Har2stubs { har, dir } => match har2stubs(&har, &dir) {
+            Ok(n) => {
+                println!("wrote {n} mappings to {}", dir.join("mappings").display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Cmd::Run { settings, command } => match environment(&settings) {
             Ok(vars) => {
                 if let Some(path) = program::find(&command[0])
@@ -265,6 +296,21 @@ fn environment(settings: &Settings) -> Result<Vec<(String, String)>, ExitCode> {
         let value = config::no_proxy(user.iter().map(String::as_str), config.routes.iter().map(|r| &r.url.host));
         vars.extend(["NO_PROXY", "no_proxy"].map(|k| (k.to_string(), value.clone())));
     }
+    // A HAR file that does not exist yet is recorded by every process of
+    // the run in `once` mode, not only by the first to use it.
+    let new: Vec<&Path> = config
+        .routes
+        .iter()
+        .filter_map(|r| match &r.app {
+            AppSpec::Har(h) if h.mode == har::Mode::Once && !h.file.exists() => Some(h.file.as_path()),
+            _ => None,
+        })
+        .collect();
+    if !new.is_empty() {
+        let joined = std::env::join_paths(new).map_err(|e| fail(&format!("a HAR file's path: {e}")))?;
+        vars.retain(|(k, _)| k != har::NEW_FILES_KEY);
+        vars.push((har::NEW_FILES_KEY.to_string(), path_text(Path::new(&joined)).map_err(|e| fail(&e))?));
+    }
     let preload = shim_path().and_then(|s| preload_value(&s)).map_err(|e| fail(&e))?;
     Ok(std::iter::once(("LD_PRELOAD".to_string(), preload)).chain(vars).collect())
 }
@@ -275,6 +321,27 @@ fn trust(config: &Config) -> Result<PathBuf, ExitCode> {
     let mut user_files: Vec<PathBuf> = trust::TRUST_VARIABLES.iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
     user_files.extend(trust::npm_cafiles());
     trust::write_bundle(&config.ca_dir, &user_files).map_err(|e| fail(&format!("cannot set up the CA in {}: {e}", config.ca_dir.display())))
+}
+
+/// Writes one WireMock mapping per entry of `har` into `dir/mappings`, then
+/// loads them as a stubs route would.
+fn har2stubs(har: &Path, dir: &Path) -> Result<usize, String> {
+    let entries = har::file::read(har)?;
+    let mappings = dir.join("mappings");
+    if std::fs::read_dir(&mappings).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(format!("{} is not empty: choose a new directory", mappings.display()));
+    }
+    std::fs::create_dir_all(&mappings).map_err(|e| format!("cannot make {}: {e}", mappings.display()))?;
+    std::fs::create_dir_all(dir.join("__files")).map_err(|e| format!("cannot make {}/__files: {e}", dir.display()))?;
+    let docs = har::replay::mappings(&entries);
+    for (i, (doc, entry)) in docs.iter().zip(&entries).enumerate() {
+        let slug: String = entry.path.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+        let slug = slug.trim_matches('-');
+        let name = format!("{:04}-{}-{}.json", i + 1, entry.method.to_ascii_lowercase(), &slug[..slug.len().min(60)]);
+        let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())? + "\n";
+        std::fs::write(mappings.join(&name), text).map_err(|e| format!("cannot write {name}: {e}"))?;
+    }
+    stubs::validate(dir)
 }
 
 fn print_table(config: &Config) {

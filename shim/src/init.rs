@@ -10,7 +10,7 @@ use core_lib::log;
 use core_lib::routing::Router;
 use core_lib::serve::trust;
 
-use crate::{fdtable, hooks, peer, reactor, real, state};
+use crate::{fdtable, hooks, peer, reactor, real, state, upstream};
 
 #[used]
 #[unsafe(link_section = ".init_array")]
@@ -42,6 +42,8 @@ fn load() {
     // Cheap (no thread, no file): kept even with no route, so the runtime
     // API can add routes later.
     state::set_router(Router::new(&config));
+    // A recording har: route reaches its real host around our hooks.
+    core_lib::apps::origin::set_real_connector(upstream::connect);
     // SAFETY: registers plain extern "C" functions.
     unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
     if config.is_active() {

@@ -11,6 +11,8 @@ mod echo;
 mod files;
 mod fixed;
 pub mod forward;
+pub mod har;
+pub mod origin;
 pub mod stubs;
 pub mod wsgi;
 
@@ -164,6 +166,8 @@ pub enum AppSpec {
     Wsgi(wsgi::WsgiSpec),
     /// A directory of WireMock stub mappings.
     Stubs(PathBuf),
+    /// A HAR file to replay (and record into).
+    Har(har::HarSpec),
 }
 
 impl std::fmt::Display for AppSpec {
@@ -175,6 +179,7 @@ impl std::fmt::Display for AppSpec {
             AppSpec::Static { status, body: StaticBody::File(p) } => write!(f, "static:{status} @{}", p.display()),
             AppSpec::Files(dir) => write!(f, "files:{}", dir.display()),
             AppSpec::Stubs(dir) => write!(f, "stubs:{}", dir.display()),
+            AppSpec::Har(h) => write!(f, "har:{} (record: {})", h.file.display(), h.mode.as_str()),
             AppSpec::Forward(target) => write!(f, "forward:{target}"),
             AppSpec::Dylib(d) => write!(f, "dylib:{}#{}", d.path.display(), d.symbol),
             AppSpec::Wsgi(w) => write!(f, "wsgi:{}:{} (python: {})", w.module, w.callable, w.python),
@@ -220,9 +225,11 @@ pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
         ("wsgi", None) => Err("expected wsgi:MODULE:CALLABLE".into()),
         ("stubs", Some(arg)) => stubs::parse(arg, base).map(AppSpec::Stubs),
         ("stubs", None) => Err("expected stubs:DIR".into()),
+        ("har", Some(arg)) => har::parse(arg, base).map(AppSpec::Har),
+        ("har", None) => Err("expected har:FILE".into()),
         ("cgi", None) => Err("expected cgi:PROGRAM [ARG...]".into()),
         (k, _) => Err(format!(
-            "unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM, forward:HOST:PORT, dylib:PATH, wsgi:MODULE:CALLABLE or stubs:DIR)"
+            "unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM, forward:HOST:PORT, dylib:PATH, wsgi:MODULE:CALLABLE, stubs:DIR or har:FILE)"
         )),
     }
 }
@@ -262,6 +269,7 @@ pub fn build(spec: &AppSpec) -> Option<Box<dyn App>> {
         AppSpec::Dylib(spec) => Box::new(crate::apps::dylib::Native::new(crate::apps::dylib::Source::Dylib(spec.clone()))),
         AppSpec::Wsgi(spec) => Box::new(wsgi::Wsgi::new(spec.clone())),
         AppSpec::Stubs(dir) => Box::new(stubs::Stubs::new(dir.clone())),
+        AppSpec::Har(spec) => Box::new(har::Har::new(spec.clone())),
     })
 }
 

@@ -53,7 +53,8 @@ struct Seen {
     /// Path and query.
     target: String,
     route: String,
-    /// Some(None): a stubs route answered with no stub.
+    /// Some(None): a stubs route answered with no stub (or a har route
+    /// with no recorded entry).
     stub: Option<Option<String>>,
     status: u64,
 }
@@ -74,7 +75,7 @@ fn read(journal: &Path) -> Result<Vec<Seen>, String> {
             target,
             url,
             route: v["route"].as_str().unwrap_or_default().to_string(),
-            stub: v.get("stub").map(|s| s.as_str().map(str::to_string)),
+            stub: v.get("stub").or(v.get("entry")).map(|s| s.as_str().map(str::to_string)),
             status: v["status"].as_u64().unwrap_or(0),
         });
     }

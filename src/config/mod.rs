@@ -23,7 +23,7 @@ pub const ROUTE_PREFIX: &str = "INTERCEPT_ROUTE_";
 /// Keys that are known but read by other parts of the tool (the trust
 /// bundle's path, set by `intercept run` for the shim); accepted so that
 /// they are not an error.
-const OTHER_KEYS: &[&str] = &[ENV_FILE, "INTERCEPT_TRUST_BUNDLE"];
+const OTHER_KEYS: &[&str] = &[ENV_FILE, "INTERCEPT_TRUST_BUNDLE", apps::har::NEW_FILES_KEY];
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +185,7 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
     let mut routes: Vec<(Origin, RouteSpec)> = Vec::new();
     let mut python = None;
     let (mut cgi_timeout, mut wsgi_timeout) = (None, None);
+    let (mut record, mut keep) = (apps::har::Mode::default(), Vec::new());
     for (key, (value, origin, base)) in values {
         let fail = |message: String| ConfigError { origin: origin.clone(), message };
         if let Some(name) = key.strip_prefix(ROUTE_PREFIX) {
@@ -214,6 +215,8 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
             "INTERCEPT_IDLE_TIMEOUT" => config.idle_timeout = seconds(&key, &value).map_err(fail)?,
             "INTERCEPT_CGI_TIMEOUT" => cgi_timeout = Some(seconds(&key, &value).map_err(fail)?),
             "INTERCEPT_WSGI_TIMEOUT" => wsgi_timeout = Some(seconds(&key, &value).map_err(fail)?),
+            apps::har::RECORD_KEY => record = apps::har::Mode::parse(&value).map_err(|m| fail(format!("{key}={m}")))?,
+            apps::har::KEEP_KEY => keep = value.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect(),
             "INTERCEPT_PYTHON" if !value.trim().is_empty() => python = Some(value.trim().to_string()),
             "INTERCEPT_PYTHON" => {}
             "INTERCEPT_CA_DIR" if !value.trim().is_empty() => config.ca_dir = absolute(&base, Path::new(value.trim())),
@@ -238,6 +241,10 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
                 w.timeout = wsgi_timeout.unwrap_or(w.timeout);
             }
             AppSpec::Cgi(c) => c.timeout = cgi_timeout.unwrap_or(c.timeout),
+            AppSpec::Har(h) => {
+                h.mode = record;
+                h.keep = keep.clone();
+            }
             _ => {}
         }
     }

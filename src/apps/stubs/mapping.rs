@@ -117,6 +117,12 @@ pub fn load(dir: &Path) -> Result<Vec<Mapping>, String> {
     Ok(mappings)
 }
 
+/// One mapping from its JSON (no `bodyFileName`s): how a `har:` route's
+/// entries become stubs for `har2stubs` and for its near-miss reports.
+pub fn from_json(v: &Value, label: String, order: usize) -> Result<Mapping, String> {
+    parse(v, Path::new("."), label, order).map_err(|(_, why)| why)
+}
+
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();

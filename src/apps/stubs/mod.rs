@@ -10,9 +10,9 @@
 //! no stub matches gets 404 with a near-miss report: the request, then the
 //! closest stubs and, field by field, what differed.
 
-mod mapping;
+pub(crate) mod mapping;
 mod matcher;
-mod near_miss;
+pub(crate) mod near_miss;
 mod proxy;
 mod respond;
 
@@ -116,7 +116,7 @@ impl App for Stubs {
         match self.choose(loaded, &seen) {
             Some(i) => respond::answer(&loaded.mappings[i], &seen),
             None => {
-                let report = near_miss::report(&loaded.mappings, &seen);
+                let report = near_miss::report(&loaded.mappings, &seen, "stub");
                 let closest = report.closest.as_deref().map_or(String::new(), |c| format!("; closest stub: {c}"));
                 log_error!("stubs: no stub matched {} {}{closest}", seen.method, seen.url);
                 let mut response = Response::new(404, "text/plain; charset=utf-8", report.text);
@@ -157,7 +157,7 @@ impl Loaded {
 }
 
 impl Seen {
-    fn of(req: &Request<'_>, body: &[u8]) -> Seen {
+    pub(crate) fn of(req: &Request<'_>, body: &[u8]) -> Seen {
         let url = match req.target.split_once("://") {
             // An absolute-form target: keep the path and query.
             Some((_, rest)) if !req.target.starts_with('/') => rest.find('/').map_or("/".to_string(), |i| rest[i..].to_string()),

@@ -98,8 +98,10 @@ pub struct Report {
     pub closest: Option<String>,
 }
 
-pub fn report(mappings: &[Mapping], seen: &Seen) -> Report {
-    let mut text = String::from("No stub matched this request.\n\n");
+/// The report over `mappings`; `noun` names what they are ("stub",
+/// "recorded entry").
+pub fn report(mappings: &[Mapping], seen: &Seen, noun: &str) -> Report {
+    let mut text = format!("No {noun} matched this request.\n\n");
     text.push_str(&format!("{} {}\n", seen.method, seen.url));
     for (name, value) in &seen.headers {
         text.push_str(&format!("{name}: {value}\n"));
@@ -118,7 +120,7 @@ pub fn report(mappings: &[Mapping], seen: &Seen) -> Report {
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
     for (score, m, fields) in scored.iter().take(CLOSEST) {
         let matching = fields.iter().filter(|f| f.distance == 0.0).count();
-        text.push_str(&format!("\nClosest stub: {} ({matching} of {} fields match, distance {score:.2})\n", m.label, fields.len()));
+        text.push_str(&format!("\nClosest {noun}: {} ({matching} of {} fields match, distance {score:.2})\n", m.label, fields.len()));
         for f in fields.iter().filter(|f| f.distance > 0.0) {
             text.push_str(&format!("  {}: expected {}\n  {}  but was {}\n", f.name, f.expected, " ".repeat(f.name.len()), f.actual));
         }

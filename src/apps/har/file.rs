@@ -1,0 +1,248 @@
+//! HAR 1.2 files: reading entries (ours, a browser's devtools export,
+//! mitmproxy's) into [`Entry`]s, and adding one entry to a file that other
+//! processes may be adding to at the same time.
+//!
+//! An entry is added under an exclusive `flock` of the file's directory:
+//! the file is read, the entry appended, and the whole document written to
+//! a temporary file that is then renamed over it. A reader never sees half
+//! a document, and no entry is lost to a concurrent writer.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+/// One recorded exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub method: String,
+    pub scheme: String,
+    pub host: String,
+    pub port: u16,
+    /// The path as sent, percent-encoded, without the query.
+    pub path: String,
+    /// Query parameters, percent-decoded, in order.
+    pub query: Vec<(String, String)>,
+    pub request_headers: Vec<(String, String)>,
+    pub request_body: Vec<u8>,
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The body as it went over the wire (any `Content-Encoding` still
+    /// applied), as we record it; devtools and mitmproxy store it decoded.
+    pub body_as_sent: bool,
+    /// When it started (ISO 8601) and how long it took, in milliseconds.
+    pub started: String,
+    pub millis: f64,
+}
+
+impl Entry {
+    /// `scheme://host[:port]path?query` as the entry's URL.
+    pub fn url(&self) -> String {
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let port = if self.port == default { String::new() } else { format!(":{}", self.port) };
+        format!("{}://{host}{port}{}", self.scheme, self.target())
+    }
+
+    /// The request target: path and, if any, query.
+    pub fn target(&self) -> String {
+        if self.query.is_empty() { self.path.clone() } else { format!("{}?{}", self.path, encode_query(&self.query)) }
+    }
+}
+
+fn encode_query(query: &[(String, String)]) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    const PART: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    let enc = |s: &str| utf8_percent_encode(s, PART).to_string();
+    query.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+/// Splits a query string into decoded pairs (`+` is a space).
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').map_or((decode(p), String::new()), |(k, v)| (decode(k), decode(v))))
+        .collect()
+}
+
+/// Reads every entry of a HAR file.
+pub fn read(path: &Path) -> Result<Vec<Entry>, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parses a HAR document.
+pub fn parse(text: &[u8]) -> Result<Vec<Entry>, String> {
+    let doc: Value = serde_json::from_slice(text).map_err(|e| format!("line {}: not JSON: {e}", e.line()))?;
+    let entries = doc.pointer("/log/entries").and_then(Value::as_array).ok_or("not a HAR file: no log.entries array")?;
+    entries.iter().enumerate().map(|(i, e)| entry(e).map_err(|m| format!("entry {}: {m}", i + 1))).collect()
+}
+
+fn entry(e: &Value) -> Result<Entry, String> {
+    let req = e.get("request").ok_or("no request")?;
+    let res = e.get("response").ok_or("no response")?;
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+    let method = text(req, "method").ok_or("request has no method")?.to_ascii_uppercase();
+    let url = text(req, "url").ok_or("request has no url")?;
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("url `{url}` has no scheme"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
+    let (authority, target) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let default = if scheme == "https" { 443 } else { 80 };
+    let (host, port) = crate::apps::origin::split_authority(authority, default).map_err(|e| format!("url `{url}`: {e}"))?;
+    let (path, query) = target.split_once('?').map_or((target, ""), |(p, q)| (p, q));
+    let status = res.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()).ok_or("response has no status")?;
+    let content = res.get("content");
+    let body = match content.and_then(|c| c.get("text")).and_then(Value::as_str) {
+        Some(t) if content.and_then(|c| c.get("encoding")).and_then(Value::as_str) == Some("base64") => {
+            base64::engine::general_purpose::STANDARD.decode(t.trim()).map_err(|e| format!("response content is not base64: {e}"))?
+        }
+        Some(t) => t.as_bytes().to_vec(),
+        None => Vec::new(),
+    };
+    let post = req.get("postData");
+    let request_body = match post.and_then(|p| p.get("text")).and_then(Value::as_str) {
+        Some(t) if post.and_then(|p| p.get("encoding")).and_then(Value::as_str) == Some("base64") => {
+            base64::engine::general_purpose::STANDARD.decode(t.trim()).map_err(|e| format!("request postData is not base64: {e}"))?
+        }
+        Some(t) => t.as_bytes().to_vec(),
+        None => Vec::new(),
+    };
+    Ok(Entry {
+        method,
+        scheme,
+        host: host.to_ascii_lowercase(),
+        port,
+        path: path.to_string(),
+        query: parse_query(query),
+        request_headers: headers(req)?,
+        request_body,
+        status,
+        reason: text(res, "statusText").unwrap_or_default(),
+        headers: headers(res)?,
+        body,
+        body_as_sent: content.and_then(|c| c.get("_asSent")).and_then(Value::as_bool) == Some(true),
+        started: text(e, "startedDateTime").unwrap_or_default(),
+        millis: e.get("time").and_then(Value::as_f64).unwrap_or(0.0),
+    })
+}
+
+fn headers(v: &Value) -> Result<Vec<(String, String)>, String> {
+    let Some(list) = v.get("headers") else { return Ok(Vec::new()) };
+    let list = list.as_array().ok_or("headers is not an array")?;
+    list.iter()
+        .map(|h| match (h.get("name").and_then(Value::as_str), h.get("value").and_then(Value::as_str)) {
+            (Some(n), Some(v)) => Ok((n.to_string(), v.to_string())),
+            _ => Err("a header without a name or value".to_string()),
+        })
+        .collect()
+}
+
+/// An entry as HAR 1.2 JSON. Bodies that are not UTF-8 are base64 with
+/// `"encoding": "base64"` (on `postData` too, as several tools read it).
+pub fn to_json(e: &Entry) -> Value {
+    let pairs = |list: &[(String, String)]| -> Vec<Value> { list.iter().map(|(n, v)| json!({"name": n, "value": v})).collect() };
+    let content_type = |list: &[(String, String)]| {
+        list.iter().find(|(n, _)| n.eq_ignore_ascii_case("content-type")).map_or(String::new(), |(_, v)| v.clone())
+    };
+    let body = |bytes: &[u8], mut obj: Map<String, Value>| {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => obj.insert("text".into(), text.into()),
+            Err(_) => {
+                obj.insert("encoding".into(), "base64".into());
+                obj.insert("text".into(), base64::engine::general_purpose::STANDARD.encode(bytes).into())
+            }
+        };
+        Value::Object(obj)
+    };
+    let mut request = json!({
+        "method": e.method, "url": e.url(), "httpVersion": "HTTP/1.1", "cookies": [],
+        "headers": pairs(&e.request_headers), "queryString": pairs(&e.query),
+        "headersSize": -1, "bodySize": e.request_body.len(),
+    });
+    if !e.request_body.is_empty() {
+        let mut post = Map::new();
+        post.insert("mimeType".into(), content_type(&e.request_headers).into());
+        request["postData"] = body(&e.request_body, post);
+    }
+    let mut content = Map::new();
+    content.insert("size".into(), e.body.len().into());
+    content.insert("mimeType".into(), content_type(&e.headers).into());
+    content.insert("_asSent".into(), true.into());
+    json!({
+        "startedDateTime": e.started, "time": e.millis, "request": request,
+        "response": {
+            "status": e.status, "statusText": e.reason, "httpVersion": "HTTP/1.1", "cookies": [],
+            "headers": pairs(&e.headers), "content": body(&e.body, content),
+            "redirectURL": e.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("location")).map_or("", |(_, v)| v.as_str()),
+            "headersSize": -1, "bodySize": e.body.len(),
+        },
+        "cache": {},
+        "timings": {"send": 0, "wait": e.millis, "receive": 0},
+    })
+}
+
+/// Appends `entry` to the HAR file at `path` (made if missing), whole,
+/// whatever other processes are writing to it.
+pub fn append(path: &Path, entry: &Entry) -> Result<(), String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let lock = DirLock::take(dir)?;
+    let mut doc = match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| format!("{}: not JSON: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            json!({"log": {"version": "1.2", "creator": {"name": "intercept", "version": env!("CARGO_PKG_VERSION")}, "entries": []}})
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let entries =
+        doc.pointer_mut("/log/entries").and_then(Value::as_array_mut).ok_or_else(|| format!("{}: no log.entries", path.display()))?;
+    entries.push(to_json(entry));
+    let text = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
+    let temp = temp_beside(path);
+    let written = File::create(&temp).and_then(|mut f| f.write_all(&text).and_then(|_| f.write_all(b"\n")).and_then(|_| f.sync_data()));
+    let renamed = written.and_then(|_| std::fs::rename(&temp, path));
+    if let Err(e) = renamed {
+        let _ = std::fs::remove_file(&temp);
+        return Err(format!("cannot write {}: {e}", path.display()));
+    }
+    drop(lock);
+    Ok(())
+}
+
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().map_or("har".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), fastrand::u64(..)))
+}
+
+/// An exclusive `flock` on a directory, held until dropped.
+struct DirLock(File);
+
+impl DirLock {
+    fn take(dir: &Path) -> Result<DirLock, String> {
+        let file = File::open(dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+        loop {
+            // SAFETY: flock on an fd we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(DirLock(file));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(format!("cannot lock {}: {e}", dir.display()));
+            }
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // SAFETY: unlocks the fd we locked (closing it would too).
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}

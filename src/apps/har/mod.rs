@@ -1,0 +1,234 @@
+//! `har:FILE`: record a real API once, replay it forever, for any program.
+//! vcrpy's record modes over HAR 1.2 files (`INTERCEPT_RECORD`):
+//!
+//! | mode | a request that matches an entry | one that does not |
+//! | --- | --- | --- |
+//! | `once` (default) | replayed | recorded if FILE did not exist (when the route was first used, or when `intercept run` began); else 404 |
+//! | `new_episodes` | replayed | recorded |
+//! | `all` | recorded | recorded |
+//! | `none` | replayed | 404 with a near-miss report |
+//!
+//! Identical requests are answered in recorded order, then the last answer
+//! repeats. The file loads on the route's first request (`intercept check`
+//! and `run` read it first, so a bad file stops them).
+
+pub mod file;
+mod record;
+pub mod replay;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::stubs::{Seen, mapping, near_miss};
+use super::{App, Request, Response};
+use crate::fork_lock::ForkLock;
+use crate::{log_error, log_info};
+use file::Entry;
+pub use record::{REDACTED, SECRET};
+
+/// The key naming the mode, and the one naming headers kept unredacted.
+pub const RECORD_KEY: &str = "INTERCEPT_RECORD";
+pub const KEEP_KEY: &str = "INTERCEPT_RECORD_KEEP";
+/// Set by `intercept run`: the HAR files (absolute, `:`-separated) that did
+/// not exist when the run began, so that every process of the run records
+/// to them in `once` mode, not only the first one.
+pub const NEW_FILES_KEY: &str = "INTERCEPT_RECORD_NEW_FILES";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Once,
+    NewEpisodes,
+    All,
+    None,
+}
+
+impl Mode {
+    pub fn parse(text: &str) -> Result<Mode, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "once" | "" => Ok(Mode::Once),
+            "new_episodes" => Ok(Mode::NewEpisodes),
+            "all" => Ok(Mode::All),
+            "none" => Ok(Mode::None),
+            other => Err(format!("`{other}`: expected once, new_episodes, all or none")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Once => "once",
+            Mode::NewEpisodes => "new_episodes",
+            Mode::All => "all",
+            Mode::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HarSpec {
+    /// Absolute.
+    pub file: PathBuf,
+    pub mode: Mode,
+    /// Secret headers kept as they are (`INTERCEPT_RECORD_KEEP`).
+    pub keep: Vec<String>,
+}
+
+/// Parses what follows `har:`.
+pub fn parse(arg: &str, base: &Path) -> Result<HarSpec, String> {
+    let arg = arg.trim();
+    if arg.is_empty() {
+        return Err("expected har:FILE".into());
+    }
+    Ok(HarSpec { file: base.join(arg), mode: Mode::Once, keep: Vec::new() })
+}
+
+/// Reads the file as the route will (an error names the file), and says
+/// whether the mode can work without it.
+pub fn validate(spec: &HarSpec) -> Result<usize, String> {
+    match std::fs::metadata(&spec.file) {
+        Ok(_) => file::read(&spec.file).map(|e| e.len()),
+        Err(_) if spec.mode == Mode::None => {
+            Err(format!("{} does not exist, and {RECORD_KEY}=none only replays: record it first", spec.file.display()))
+        }
+        Err(_) => match spec.file.parent().map(std::fs::metadata) {
+            Some(Ok(dir)) if dir.is_dir() => Ok(0),
+            _ => Err(format!("{}: its directory does not exist, so nothing can be recorded there", spec.file.display())),
+        },
+    }
+}
+
+pub struct Har {
+    spec: HarSpec,
+    state: ForkLock<Option<Result<State, String>>>,
+}
+
+struct State {
+    entries: Vec<Entry>,
+    /// How often each entry has answered.
+    used: Vec<u32>,
+    /// `once` with no file to begin with: this process records.
+    recording: bool,
+}
+
+impl Har {
+    pub fn new(spec: HarSpec) -> Har {
+        Har { spec, state: ForkLock::new(None) }
+    }
+
+    fn load(&self) -> Result<State, String> {
+        let exists = self.spec.file.exists();
+        let entries = if exists { file::read(&self.spec.file)? } else { Vec::new() };
+        let listed = std::env::var_os(NEW_FILES_KEY).is_some_and(|v| std::env::split_paths(&v).any(|p| p == self.spec.file));
+        let recording = self.spec.mode == Mode::Once && (!exists || listed);
+        Ok(State { used: vec![0; entries.len()], entries, recording })
+    }
+
+    /// The entry that answers now, if any: the first not yet used of those
+    /// that match, else the last that matches.
+    fn replay(&self, state: &mut State, asked: &replay::Asked<'_>) -> Option<(Response, String)> {
+        let matching: Vec<usize> = (0..state.entries.len()).filter(|&i| replay::matches(&state.entries[i], asked)).collect();
+        let chosen = matching.iter().copied().find(|&i| state.used[i] == 0).or(matching.last().copied())?;
+        state.used[chosen] += 1;
+        Some((replay::answer(&state.entries[chosen]), replay::label(&state.entries[chosen], chosen)))
+    }
+
+    fn record(&self, req: &Request<'_>, target: &str, body: &[u8]) -> Response {
+        let asking = record::Asking {
+            method: &req.method,
+            scheme: req.scheme,
+            host: &req.host,
+            port: req.port,
+            target,
+            headers: &req.headers,
+            body,
+        };
+        let (mut response, entry) = match record::relay(&asking, &self.spec.keep) {
+            Ok(done) => done,
+            Err(e) => {
+                log_error!("har: {e} (nothing recorded)");
+                return Response::text(502, &e);
+            }
+        };
+        if let Err(e) = file::append(&self.spec.file, &entry) {
+            log_error!("har: {e}");
+            return Response::text(500, &format!("the answer could not be recorded: {e}"));
+        }
+        log_info!("har: recorded {} {} into {}", entry.method, entry.url(), self.spec.file.display());
+        let mut state = self.state.lock();
+        let label = match state.as_mut() {
+            Some(Ok(s)) => {
+                s.entries.push(entry);
+                s.used.push(1);
+                replay::label(&s.entries[s.entries.len() - 1], s.entries.len() - 1)
+            }
+            _ => entry.url(),
+        };
+        response.journal.push(("har", "recorded".into()));
+        response.journal.push(("entry", label.into()));
+        response
+    }
+
+    fn miss(&self, state: &State, req: &Request<'_>, body: &[u8]) -> Response {
+        let seen = Seen::of(req, body);
+        let mine: Vec<mapping::Mapping> = state
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.scheme == req.scheme && e.host.eq_ignore_ascii_case(&req.host) && e.port == req.port)
+            .filter_map(|(i, e)| mapping::from_json(&replay::mapping(e, i), replay::label(e, i), i).ok())
+            .collect();
+        let report = near_miss::report(&mine, &seen, "recorded entry");
+        let closest = report.closest.as_deref().map_or(String::new(), |c| format!("; closest: {c}"));
+        log_error!("har: nothing recorded in {} answers {} {}{closest}", self.spec.file.display(), seen.method, seen.url);
+        let mut response = Response::new(404, "text/plain; charset=utf-8", report.text);
+        response.journal.push(("har", "missed".into()));
+        response.journal.push(("entry", Value::Null));
+        response
+    }
+}
+
+impl App for Har {
+    fn call(&self, req: &mut Request<'_>) -> Response {
+        let mut body = Vec::new();
+        if let Err(e) = req.body.read_to_end(&mut body) {
+            return Response::text(400, &format!("could not read the request body: {e}"));
+        }
+        // An absolute-form target (a client that takes us for a proxy):
+        // keep its path and query.
+        let target = match req.target.split_once("://") {
+            Some((_, rest)) if !req.target.starts_with('/') => rest.find('/').map_or("/".to_string(), |i| rest[i..].to_string()),
+            _ => req.target.clone(),
+        };
+        let path = target.split_once('?').map_or(target.as_str(), |(p, _)| p);
+        let query = file::parse_query(&req.query);
+        let asked =
+            replay::Asked { method: &req.method, scheme: req.scheme, host: &req.host, port: req.port, path, query: &query, body: &body };
+        let mut guard = self.state.lock();
+        if guard.is_none() {
+            *guard = Some(self.load());
+        }
+        let state = match guard.as_mut() {
+            Some(Ok(state)) => state,
+            Some(Err(e)) => {
+                log_error!("har: {e}");
+                return Response::text(500, &format!("the HAR file did not load: {e}"));
+            }
+            None => unreachable!("loaded above"),
+        };
+        let records_all = self.spec.mode == Mode::All || state.recording;
+        if !records_all && let Some((mut response, label)) = self.replay(state, &asked) {
+            response.journal.push(("har", "replayed".into()));
+            response.journal.push(("entry", label.into()));
+            return response;
+        }
+        if records_all || self.spec.mode == Mode::NewEpisodes {
+            drop(guard); // never held across the network
+            return self.record(req, &target, &body);
+        }
+        self.miss(state, req, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests;
