@@ -7,6 +7,7 @@ mod abi;
 mod apps;
 mod cli;
 mod clients;
+mod har;
 mod host;
 mod http;
 mod https;
