@@ -19,11 +19,17 @@
 //! closing every fd it did not open (`closerange`) is unlikely to reach;
 //! the hooks refuse a close or dup onto one that it does reach, so no
 //! number we use can become one of the host's files.
+//!
+//! A child made with `vfork` (Python's `subprocess`, `posix_spawn`) runs in
+//! our memory but has fds of its own, and closes most of them before its
+//! `exec`: the table is changed only by the process it belongs to
+//! ([`claim`]), or such a child would make its parent forget every
+//! connection it has.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
 
 use core_lib::fork_lock::ForkLock;
 use libc::c_int;
@@ -46,6 +52,24 @@ pub enum Kind {
     Intercepted,
     /// One of the shim's own fds.
     Owned,
+}
+
+/// The process the table belongs to (0 until claimed).
+static OWNER: AtomicI32 = AtomicI32::new(0);
+
+/// Makes the table this process's: at load, and in a forked child.
+/// Async-signal safe.
+pub fn claim() {
+    // SAFETY: getpid has no preconditions.
+    OWNER.store(unsafe { libc::getpid() }, Ordering::Release);
+}
+
+/// Whether this process may change the table: not a vfork child sharing
+/// its parent's memory. One system call, made only on the way to a change.
+fn may_change() -> bool {
+    let owner = OWNER.load(Ordering::Acquire);
+    // SAFETY: getpid has no preconditions.
+    owner == 0 || owner == unsafe { libc::getpid() }
 }
 
 static KINDS: [AtomicU8; FLAT] = [const { AtomicU8::new(FREE) }; FLAT];
@@ -142,6 +166,9 @@ pub fn contains(fd: c_int) -> bool {
 
 pub fn insert(fd: c_int, face: TcpFace) {
     let Ok(i) = usize::try_from(fd) else { return };
+    if !may_change() {
+        return;
+    }
     let fresh = INFO.lock().get_or_insert_with(HashMap::new).insert(fd, face).is_none();
     if fresh {
         COUNT.fetch_add(1, Ordering::AcqRel);
@@ -156,6 +183,9 @@ pub fn insert(fd: c_int, face: TcpFace) {
 /// Forgets the intercepted `fd`; returns what it was, if it was one.
 pub fn remove(fd: c_int) -> Option<TcpFace> {
     let Ok(i) = usize::try_from(fd) else { return None };
+    if !may_change() {
+        return None;
+    }
     if i < FLAT {
         if KINDS[i].compare_exchange(INTERCEPTED, FREE, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return None;
@@ -175,7 +205,7 @@ pub fn remove(fd: c_int) -> Option<TcpFace> {
 
 /// Forgets every intercepted fd from `first` to `last` (inclusive).
 pub fn remove_range(first: c_int, last: c_int) {
-    if COUNT.load(Ordering::Acquire) == 0 {
+    if COUNT.load(Ordering::Acquire) == 0 || !may_change() {
         return;
     }
     let doomed: Vec<c_int> =

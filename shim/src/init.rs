@@ -34,6 +34,7 @@ fn load() {
         }
     };
     log::set_level(config.log);
+    fdtable::claim();
     hooks::dl::resolve();
     // Made now, before any thread of the host can fork while one of ours
     // is making it. (The high fd base waits for the first connection: a
@@ -80,6 +81,7 @@ extern "C" fn after_fork_in_parent() {
 /// stay served by the parent's, and the child's own connections get threads
 /// of its own when it makes them.
 extern "C" fn after_fork_in_child() {
+    fdtable::claim();
     release_after_fork();
     fdtable::close_owned_in_child();
     reactor::forget_in_child();

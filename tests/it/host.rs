@@ -138,6 +138,30 @@ print("hung", hung, "failed", failed)
     assert_eq!(ok(out.clone()), "hung 0 failed 0\n", "{}", stderr(&out));
 }
 
+/// Python's `subprocess` starts children with vfork: the child runs in the
+/// parent's memory and closes every fd above 2 before its exec. Its closes
+/// must not make the parent forget its connections (they did: the next
+/// `setsockopt(TCP_NODELAY)` failed with EOPNOTSUPP and `getpeername` said
+/// the peer was a unix socket).
+#[test]
+fn a_vfork_child_closing_its_fds_leaves_the_parents_connections() {
+    need("python3", "python3");
+    let env = setup("vfork");
+    let script = r#"
+import http.client, socket, subprocess
+c = http.client.HTTPConnection("host.example.test", 80, timeout=10)
+c.request("GET", "/")
+first = c.getresponse().read().decode()
+subprocess.run(["true"], check=True)
+c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+peer = c.sock.getpeername()
+c.request("GET", "/echo/again")
+again = b'"/again"' in c.getresponse().read()
+print(first, c.sock.family.name, peer[1], c.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), again)
+"#;
+    assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "root AF_INET 80 1 True\n");
+}
+
 /// With `INTERCEPT_LOG=info` and a stderr pipe nobody reads, 5,000 requests
 /// still finish: log lines that cannot go out are dropped, never waited on.
 #[test]
