@@ -82,7 +82,10 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, String> {
 pub fn parse(text: &[u8]) -> Result<Vec<Entry>, String> {
     let doc: Value = serde_json::from_slice(text).map_err(|e| format!("line {}: not JSON: {e}", e.line()))?;
     let entries = doc.pointer("/log/entries").and_then(Value::as_array).ok_or("not a HAR file: no log.entries array")?;
-    entries.iter().enumerate().map(|(i, e)| entry(e).map_err(|m| format!("entry {}: {m}", i + 1))).collect()
+    let answered = |e: &&Value| e.pointer("/response/status").and_then(Value::as_u64) != Some(0);
+    // A status of 0 is an exchange that never got an answer (mitmproxy
+    // writes such flows with `_error`): there is nothing to replay.
+    entries.iter().enumerate().filter(|(_, e)| answered(e)).map(|(i, e)| entry(e).map_err(|m| format!("entry {}: {m}", i + 1))).collect()
 }
 
 fn entry(e: &Value) -> Result<Entry, String> {

@@ -81,6 +81,38 @@ fn a_devtools_export_replays() {
     assert!(matches!(&r.body, Body::Bytes(b) if b == &[0, 1, 2]) && r.status == 201);
 }
 
+/// A HAR in the shape mitmproxy's export writes: decoded bodies, `null`
+/// timings, form `params` beside the text, cookie lists, and a flow that
+/// never got an answer (status 0).
+const MITMPROXY: &str = r#"{"log": {"version": "1.2", "creator": {"name": "mitmproxy", "version": "11.0.0", "comment": ""}, "pages": [],
+ "entries": [
+  {"startedDateTime": "2026-11-20T09:00:00.123456+00:00", "time": 12.5,
+   "request": {"method": "POST", "url": "http://api.test:8080/login", "httpVersion": "HTTP/1.1",
+     "cookies": [{"name": "c", "value": "1"}], "headers": [{"name": "Host", "value": "api.test:8080"}, {"name": "Content-Type", "value": "application/x-www-form-urlencoded"}],
+     "queryString": [], "headersSize": 120, "bodySize": 13,
+     "postData": {"mimeType": "application/x-www-form-urlencoded", "text": "user=a&pw=b%21", "params": [{"name": "user", "value": "a"}, {"name": "pw", "value": "b!"}]}},
+   "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1",
+     "cookies": [{"name": "sid", "value": "x", "path": "/", "domain": "", "httpOnly": true, "secure": false}],
+     "headers": [{"name": "Content-Type", "value": "application/json"}, {"name": "Content-Encoding", "value": "gzip"}, {"name": "Content-Length", "value": "31"}],
+     "content": {"size": 31, "compression": -4, "mimeType": "application/json", "text": "{\"token\": \"t1\"}"},
+     "redirectURL": "", "headersSize": 90, "bodySize": 31},
+   "cache": {}, "timings": {"connect": null, "ssl": null, "send": 0.1, "receive": 0.4, "wait": 12.0}, "serverIPAddress": "10.1.1.1"},
+  {"startedDateTime": "2026-11-20T09:00:01+00:00", "time": 0,
+   "request": {"method": "GET", "url": "http://api.test:8080/down", "httpVersion": "HTTP/1.1", "cookies": [], "headers": [], "queryString": [], "headersSize": 0, "bodySize": 0},
+   "response": {"status": 0, "statusText": "", "httpVersion": "", "headers": [], "cookies": [], "content": {}, "redirectURL": "", "headersSize": -1, "bodySize": -1, "_transferSize": 0, "_error": "connection refused"},
+   "cache": {}, "timings": {"connect": null, "ssl": null, "send": 0, "receive": 0, "wait": 0}}
+ ]}}"#;
+
+#[test]
+fn a_mitmproxy_export_replays() {
+    let (app, _dir) = har_with("har-mitmproxy", MITMPROXY, Mode::None);
+    let r = call(&app, "POST", ("http", "api.test", 8080), "/login", &[], b"user=a&pw=b%21");
+    assert_eq!((r.status, text(&r).as_str()), (200, r#"{"token": "t1"}"#));
+    assert_eq!(r.headers, vec![("Content-Type".to_string(), "application/json".to_string())], "decoded: no Content-Encoding, no length");
+    // The flow that never got an answer is not an entry.
+    assert_eq!(call(&app, "GET", ("http", "api.test", 8080), "/down", &[], b"").status, 404);
+}
+
 #[test]
 fn a_miss_in_none_mode_is_a_near_miss_report() {
     let (app, _dir) = har_with("har-miss", DEVTOOLS, Mode::None);
