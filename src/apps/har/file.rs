@@ -103,21 +103,8 @@ fn entry(e: &Value) -> Result<Entry, String> {
     let (path, query) = target.split_once('?').map_or((target, ""), |(p, q)| (p, q));
     let status = res.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()).ok_or("response has no status")?;
     let content = res.get("content");
-    let body = match content.and_then(|c| c.get("text")).and_then(Value::as_str) {
-        Some(t) if content.and_then(|c| c.get("encoding")).and_then(Value::as_str) == Some("base64") => {
-            base64::engine::general_purpose::STANDARD.decode(t.trim()).map_err(|e| format!("response content is not base64: {e}"))?
-        }
-        Some(t) => t.as_bytes().to_vec(),
-        None => Vec::new(),
-    };
-    let post = req.get("postData");
-    let request_body = match post.and_then(|p| p.get("text")).and_then(Value::as_str) {
-        Some(t) if post.and_then(|p| p.get("encoding")).and_then(Value::as_str) == Some("base64") => {
-            base64::engine::general_purpose::STANDARD.decode(t.trim()).map_err(|e| format!("request postData is not base64: {e}"))?
-        }
-        Some(t) => t.as_bytes().to_vec(),
-        None => Vec::new(),
-    };
+    let body = bytes_of(content, "response content")?;
+    let request_body = bytes_of(req.get("postData"), "request postData")?;
     Ok(Entry {
         method,
         scheme,
@@ -135,6 +122,19 @@ fn entry(e: &Value) -> Result<Entry, String> {
         started: text(e, "startedDateTime").unwrap_or_default(),
         millis: e.get("time").and_then(Value::as_f64).unwrap_or(0.0),
     })
+}
+
+/// The bytes of a `content` or `postData` object: its `text`, decoded when
+/// its `encoding` is base64.
+fn bytes_of(holder: Option<&Value>, what: &str) -> Result<Vec<u8>, String> {
+    let field = |key: &str| holder.and_then(|h| h.get(key)).and_then(Value::as_str);
+    match (field("text"), field("encoding")) {
+        (Some(t), Some("base64")) => {
+            base64::engine::general_purpose::STANDARD.decode(t.trim()).map_err(|e| format!("{what} is not base64: {e}"))
+        }
+        (Some(t), _) => Ok(t.as_bytes().to_vec()),
+        (None, _) => Ok(Vec::new()),
+    }
 }
 
 fn headers(v: &Value) -> Result<Vec<(String, String)>, String> {

@@ -133,17 +133,8 @@ impl Har {
         Some((replay::answer(&state.entries[chosen]), replay::label(&state.entries[chosen], chosen)))
     }
 
-    fn record(&self, req: &Request<'_>, target: &str, body: &[u8]) -> Response {
-        let asking = record::Asking {
-            method: &req.method,
-            scheme: req.scheme,
-            host: &req.host,
-            port: req.port,
-            target,
-            headers: &req.headers,
-            body,
-        };
-        let (mut response, entry) = match record::relay(&asking, &self.spec.keep) {
+    fn record(&self, asking: &replay::Asked<'_>) -> Response {
+        let (mut response, entry) = match record::relay(asking, &self.spec.keep) {
             Ok(done) => done,
             Err(e) => {
                 log_error!("har: {e} (nothing recorded)");
@@ -202,8 +193,17 @@ impl App for Har {
         };
         let path = target.split_once('?').map_or(target.as_str(), |(p, _)| p);
         let query = file::parse_query(&req.query);
-        let asked =
-            replay::Asked { method: &req.method, scheme: req.scheme, host: &req.host, port: req.port, path, query: &query, body: &body };
+        let asked = replay::Asked {
+            method: &req.method,
+            scheme: req.scheme,
+            host: &req.host,
+            port: req.port,
+            target: &target,
+            path,
+            query: &query,
+            headers: &req.headers,
+            body: &body,
+        };
         let mut guard = self.state.lock();
         if guard.is_none() {
             *guard = Some(self.load());
@@ -224,7 +224,7 @@ impl App for Har {
         }
         if records_all || self.spec.mode == Mode::NewEpisodes {
             drop(guard); // never held across the network
-            return self.record(req, &target, &body);
+            return self.record(&asked);
         }
         self.miss(state, req, &body)
     }

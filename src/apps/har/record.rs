@@ -6,7 +6,8 @@
 use std::io::Read;
 use std::time::Instant;
 
-use super::file::{Entry, parse_query};
+use super::file::Entry;
+use super::replay::Asked;
 use crate::apps::origin::{self, Origin, Outgoing, Via};
 use crate::apps::{Body, Response};
 
@@ -16,34 +17,21 @@ pub const SECRET: [&str; 5] = ["authorization", "cookie", "set-cookie", "proxy-a
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "[redacted]";
 
-/// A request to record, as received.
-pub struct Asking<'a> {
-    pub method: &'a str,
-    pub scheme: &'a str,
-    pub host: &'a str,
-    pub port: u16,
-    /// Path and query as received.
-    pub target: &'a str,
-    pub headers: &'a [(String, String)],
-    pub body: &'a [u8],
-}
-
 /// Relays the request; the answer for the client and the entry to keep.
-pub fn relay(asking: &Asking<'_>, keep: &[String]) -> Result<(Response, Entry), String> {
+pub fn relay(asking: &Asked<'_>, keep: &[String]) -> Result<(Response, Entry), String> {
     let origin = Origin { tls: asking.scheme == "https", host: asking.host.to_string(), port: asking.port, prefix: String::new() };
     let started = (crate::journal::now(), Instant::now());
     let request = Outgoing { method: asking.method, target: asking.target, headers: asking.headers, body: asking.body };
     let mut answer = origin::exchange(&origin, &request, Via::Real).map_err(|e| format!("cannot reach {}: {e}", origin.authority()))?;
     let mut body = Vec::new();
     answer.body.read_to_end(&mut body).map_err(|e| format!("{}: the answer broke off: {e}", origin.authority()))?;
-    let (path, query) = asking.target.split_once('?').unwrap_or((asking.target, ""));
     let entry = Entry {
         method: asking.method.to_string(),
         scheme: asking.scheme.to_string(),
         host: asking.host.to_ascii_lowercase(),
         port: asking.port,
-        path: path.to_string(),
-        query: parse_query(query),
+        path: asking.path.to_string(),
+        query: asking.query.to_vec(),
         request_headers: redact(asking.headers, keep),
         request_body: asking.body.to_vec(),
         status: answer.status,

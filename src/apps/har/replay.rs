@@ -10,15 +10,19 @@ use super::file::Entry;
 use crate::apps::origin::is_hop_by_hop;
 use crate::apps::{Body, Response};
 
-/// A request as replay compares it.
+/// A request as replay compares it and recording relays it.
 pub struct Asked<'a> {
     pub method: &'a str,
     pub scheme: &'a str,
     pub host: &'a str,
     pub port: u16,
-    /// As received, percent-encoded, without the query.
+    /// Path and query as received.
+    pub target: &'a str,
+    /// The target's path, percent-encoded, without the query.
     pub path: &'a str,
+    /// The target's query, percent-decoded.
     pub query: &'a [(String, String)],
+    pub headers: &'a [(String, String)],
     pub body: &'a [u8],
 }
 
