@@ -248,17 +248,20 @@ impl<R: Read> Read for Dechunk<R> {
     }
 }
 
-/// Trust for `https://` origins: `SSL_CERT_FILE` (under `intercept run`,
-/// the bundle of the system CAs, the user's and ours), else the system's.
+/// Trust for `https://` origins: the system's CAs and those of
+/// `SSL_CERT_FILE` (under `intercept run`, the bundle of the system CAs,
+/// the user's and ours).
 fn client_config() -> io::Result<Arc<rustls::ClientConfig>> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     let made = CONFIG.get_or_init(|| {
         use rustls::pki_types::CertificateDer;
         use rustls::pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
-        let file = std::env::var_os("SSL_CERT_FILE").unwrap_or_else(|| "/etc/ssl/certs/ca-certificates.crt".into());
-        for cert in CertificateDer::pem_file_iter(&file).into_iter().flatten().flatten() {
-            let _ = roots.add(cert);
+        let system = std::ffi::OsString::from("/etc/ssl/certs/ca-certificates.crt");
+        for file in std::iter::once(system).chain(std::env::var_os("SSL_CERT_FILE")) {
+            for cert in CertificateDer::pem_file_iter(&file).into_iter().flatten().flatten() {
+                let _ = roots.add(cert);
+            }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
