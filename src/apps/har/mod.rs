@@ -3,7 +3,7 @@
 //!
 //! | mode | a request that matches an entry | one that does not |
 //! | --- | --- | --- |
-//! | `once` (default) | replayed | recorded if FILE did not exist (when the route was first used, or when `intercept run` began); else 404 |
+//! | `once` (default) | replayed, unless FILE is new: then everything is recorded | recorded if FILE did not exist (when the route was first used, or when `intercept run` began); else 404 |
 //! | `new_episodes` | replayed | recorded |
 //! | `all` | recorded | recorded |
 //! | `none` | replayed | 404 with a near-miss report |
@@ -25,7 +25,6 @@ use super::{App, Request, Response};
 use crate::fork_lock::ForkLock;
 use crate::{log_error, log_info};
 use file::Entry;
-pub use record::{REDACTED, SECRET};
 
 /// The key naming the mode, and the one naming headers kept unredacted.
 pub const RECORD_KEY: &str = "INTERCEPT_RECORD";
