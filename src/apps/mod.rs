@@ -47,6 +47,25 @@ impl Request<'_> {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
+
+    /// The target's path and query, also when it came in absolute form
+    /// (`http://host/p?q`, from a client that takes us for a proxy).
+    pub fn path_and_query(&self) -> String {
+        match self.target.split_once("://") {
+            Some((_, rest)) if !self.target.starts_with('/') => rest.find('/').map_or("/".to_string(), |i| rest[i..].to_string()),
+            _ => self.target.clone(),
+        }
+    }
+}
+
+/// A query string's parameters, percent-decoded (`+` is a space), in order.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').map_or((decode(p), String::new()), |(k, v)| (decode(k), decode(v))))
+        .collect()
 }
 
 /// Waits up to `limit` for `fd` to have bytes to read, giving up early if

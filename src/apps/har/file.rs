@@ -62,16 +62,6 @@ fn encode_query(query: &[(String, String)]) -> String {
     query.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
 }
 
-/// Splits a query string into decoded pairs (`+` is a space).
-pub fn parse_query(query: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').map_or((decode(p), String::new()), |(k, v)| (decode(k), decode(v))))
-        .collect()
-}
-
 /// Reads every entry of a HAR file.
 pub fn read(path: &Path) -> Result<Vec<Entry>, String> {
     let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -111,7 +101,7 @@ fn entry(e: &Value) -> Result<Entry, String> {
         host: host.to_ascii_lowercase(),
         port,
         path: path.to_string(),
-        query: parse_query(query),
+        query: crate::apps::query_pairs(query),
         request_headers: headers(req)?,
         request_body,
         status,

@@ -184,14 +184,9 @@ impl App for Har {
         if let Err(e) = req.body.read_to_end(&mut body) {
             return Response::text(400, &format!("could not read the request body: {e}"));
         }
-        // An absolute-form target (a client that takes us for a proxy):
-        // keep its path and query.
-        let target = match req.target.split_once("://") {
-            Some((_, rest)) if !req.target.starts_with('/') => rest.find('/').map_or("/".to_string(), |i| rest[i..].to_string()),
-            _ => req.target.clone(),
-        };
+        let target = req.path_and_query();
         let path = target.split_once('?').map_or(target.as_str(), |(p, _)| p);
-        let query = file::parse_query(&req.query);
+        let query = super::query_pairs(&req.query);
         let asked = replay::Asked {
             method: &req.method,
             scheme: req.scheme,

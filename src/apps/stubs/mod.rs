@@ -158,19 +158,9 @@ impl Loaded {
 
 impl Seen {
     pub(crate) fn of(req: &Request<'_>, body: &[u8]) -> Seen {
-        let url = match req.target.split_once("://") {
-            // An absolute-form target: keep the path and query.
-            Some((_, rest)) if !req.target.starts_with('/') => rest.find('/').map_or("/".to_string(), |i| rest[i..].to_string()),
-            _ => req.target.clone(),
-        };
+        let url = req.path_and_query();
         let path = url.split_once('?').map_or(url.as_str(), |(p, _)| p).to_string();
-        let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
-        let query = req
-            .query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| p.split_once('=').map_or((decode(p), String::new()), |(k, v)| (decode(k), decode(v))))
-            .collect();
+        let query = super::query_pairs(&req.query);
         let cookies = req
             .headers
             .iter()
