@@ -69,9 +69,15 @@ impl Origin {
 
     /// The `Host` header's value: the port only when not the scheme's.
     pub fn authority(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == if self.tls { 443 } else { 80 } { host } else { format!("{host}:{}", self.port) }
+        authority(&self.host, self.port, self.tls)
     }
+}
+
+/// `host[:port]` as a URL or `Host` header writes it: an IPv6 host in
+/// brackets, the port only when not the scheme's.
+pub fn authority(host: &str, port: u16, tls: bool) -> String {
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    if port == if tls { 443 } else { 80 } { host } else { format!("{host}:{port}") }
 }
 
 /// `host[:port]` or `[v6][:port]`: the host (without brackets) and port.

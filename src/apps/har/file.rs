@@ -43,10 +43,8 @@ pub struct Entry {
 impl Entry {
     /// `scheme://host[:port]path?query` as the entry's URL.
     pub fn url(&self) -> String {
-        let default = if self.scheme == "https" { 443 } else { 80 };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        let port = if self.port == default { String::new() } else { format!(":{}", self.port) };
-        format!("{}://{host}{port}{}", self.scheme, self.target())
+        let authority = crate::apps::origin::authority(&self.host, self.port, self.scheme == "https");
+        format!("{}://{authority}{}", self.scheme, self.target())
     }
 
     /// The request target: path and, if any, query.

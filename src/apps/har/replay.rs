@@ -87,14 +87,20 @@ pub fn label(e: &Entry, index: usize) -> String {
 pub fn mappings(entries: &[Entry]) -> Vec<Value> {
     let key = |e: &Entry| {
         let body = serde_json::from_slice::<Value>(&e.request_body).map_or_else(|_| e.request_body.clone(), |v| v.to_string().into_bytes());
-        (e.method.clone(), e.url_without_query(), sorted(&e.query).into_iter().cloned().collect::<Vec<_>>(), body)
+        let query: Vec<(String, String)> = sorted(&e.query).into_iter().cloned().collect();
+        (e.method.clone(), e.scheme.clone(), e.host.clone(), e.port, e.path.clone(), query, body)
     };
+    // Each entry's group of identical requests, in recorded order.
+    let mut groups: std::collections::HashMap<_, Vec<usize>> = std::collections::HashMap::new();
     let keys: Vec<_> = entries.iter().map(key).collect();
+    for (i, k) in keys.iter().enumerate() {
+        groups.entry(k).or_default().push(i);
+    }
     entries
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let same: Vec<usize> = (0..entries.len()).filter(|&j| keys[j] == keys[i]).collect();
+            let same = &groups[&keys[i]];
             let step = same.iter().position(|&j| j == i).unwrap_or(0);
             let mut m = mapping(e, i);
             if same.len() > 1 {
@@ -159,11 +165,4 @@ pub fn mapping(e: &Entry, index: usize) -> Value {
         }
     }
     json!({"name": label(e, index), "request": request, "response": response})
-}
-
-impl Entry {
-    fn url_without_query(&self) -> String {
-        let url = self.url();
-        url.split_once('?').map_or(url.clone(), |(u, _)| u.to_string())
-    }
 }
