@@ -25,12 +25,18 @@ declare -A PROGRAMS=(
 declare -A PY_MODULES=(
   [requests]=requests
   [pycurl]=pycurl
+  [httpx]=httpx
+  [h2]=h2
+  [websockets]=websockets
 )
+# Node packages the tests require, kept in .deps/node (the tests' NODE_PATH)
+NODE_PACKAGES=(ws@8)
 
 # `--bench` adds what `make bench` needs.
 if [ "${1:-}" = "--bench" ]; then
   PROGRAMS[hyperfine]=hyperfine
   PROGRAMS[nginx]=nginx-light
+  PROGRAMS[h2load]=nghttp2-client
 fi
 
 missing=()
@@ -63,6 +69,13 @@ for module in "${!PY_MODULES[@]}"; do
     echo "install-deps: pip installing ${PY_MODULES[$module]}"
     python3 -m pip install --quiet "${PY_MODULES[$module]}" \
       || python3 -m pip install --quiet --break-system-packages "${PY_MODULES[$module]}"
+  fi
+done
+root="$(cd "$(dirname "$0")/.." && pwd)"
+for package in "${NODE_PACKAGES[@]}"; do
+  if [ ! -d "$root/.deps/node/node_modules/${package%@*}" ]; then
+    echo "install-deps: npm installing $package"
+    npm install --silent --no-save --no-audit --no-fund --prefix "$root/.deps/node" "$package"
   fi
 done
 echo "install-deps: all test dependencies present"

@@ -6,10 +6,12 @@
 #![no_main]
 
 use std::io::{self, Read, Write};
-use std::sync::OnceLock;
 
-use intercept::routing::{Connect, Lookup, Router, Destination};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "common.rs"]
+mod common;
+use common::dest;
 
 /// Input cut into reads at the sizes the first bytes choose (no sizes: all
 /// of it in one read); writes collected.
@@ -52,29 +54,6 @@ impl Write for Pieces<'_> {
 /// The bytes without `Date:` lines, which may differ between two answers.
 fn undated(bytes: &[u8]) -> Vec<&[u8]> {
     bytes.split(|&b| b == b'\n').filter(|line| !line.starts_with(b"Date: ")).collect()
-}
-
-/// Built once and kept in a static, so LeakSanitizer sees it reachable.
-fn dest() -> &'static Destination {
-    static TARGET: OnceLock<(Router, Destination)> = OnceLock::new();
-    let (_, dest) = TARGET.get_or_init(|| {
-        let vars = [
-            ("INTERCEPT_ROUTE_ECHO", "http://fuzz.test/echo -> echo"),
-            ("INTERCEPT_ROUTE_ROOT", "http://fuzz.test -> static:200 root"),
-            ("INTERCEPT_LOG", "off"),
-        ];
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let config = intercept::config::load(&vars).unwrap();
-        intercept::log::set_level(config.log);
-        let router = Router::new(&config);
-        let Lookup::Synthetic(v4, _) = router.lookup("fuzz.test") else { unreachable!() };
-        let dest = match router.connect((v4, 80).into()) {
-            Connect::Intercept(t) => t,
-            _ => unreachable!(),
-        };
-        (router, dest)
-    });
-    dest
 }
 
 fuzz_target!(|input: &[u8]| {

@@ -29,7 +29,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUTE = "http://bench.example.test -> static:200 hello"
 URL = "http://bench.example.test/"
 
-TOOLS = {"wrk": "wrk", "hyperfine": "hyperfine", "nginx": "nginx-light", "curl": "curl", "cc": "gcc"}
+TOOLS = {"wrk": "wrk", "hyperfine": "hyperfine", "nginx": "nginx-light", "curl": "curl", "cc": "gcc", "h2load": "nghttp2-client"}
 
 
 def need_tools():
@@ -67,6 +67,7 @@ class Nginx:
         self.dir = work / "nginx"
         (self.dir / "tmp").mkdir(parents=True)
         self.port = free_port()
+        self.h2_port = free_port()
         conf = self.dir / "nginx.conf"
         conf.write_text(f"""
 worker_processes auto;
@@ -84,6 +85,11 @@ http {{
     server {{
         listen 127.0.0.1:{self.port};
         location = /big {{ alias {big}; default_type application/octet-stream; }}
+        location / {{ default_type text/plain; return 200 "hello"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{self.h2_port} http2;
+        http2_max_concurrent_streams 128;
         location / {{ default_type text/plain; return 200 "hello"; }}
     }}
 }}
@@ -158,6 +164,20 @@ def rate_pairs(nginx, threads, conns, latency):
     pairs.sort(key=lambda p: p[0]["rate"] / p[1]["rate"])
     middle = pairs[1]
     return middle, middle[0]["rate"] / middle[1]["rate"]
+
+
+H2_REQUESTS = int(os.environ.get("BENCH_H2_REQUESTS", "300000"))
+
+
+def h2load(url, under=False):
+    """h2load on one connection with 16 concurrent streams (h2c with prior
+    knowledge); returns requests per second."""
+    cmd = ["h2load", "-c1", "-m16", "-n", str(H2_REQUESTS), url]
+    out = run(under_shim(cmd) if under else cmd)
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
+    if not done or int(done.group(2)) != H2_REQUESTS:
+        sys.exit(f"h2load did not finish every request:\n{out}")
+    return float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
 
 
 def hyperfine(commands, runs, warmup):
@@ -247,6 +267,11 @@ def main():
         rows.append(("Request rate, 16 connections (wrk -t2 -c16, 3 alternated pairs, median)", f"{r16[0]['rate']:,.0f} req/s vs nginx {r16[1]['rate']:,.0f} req/s: **{ratio16:.2f}×**", "≥ 1.0× nginx", ratio16 >= 1.0))
         ceiling = float(run([str(pingpong), "50000"]).strip())
         rows.append(("Reference: bare socketpair ping-pong, the answering thread sleeping between messages (no HTTP)", f"{ceiling:,.0f} round trips/s = {ceiling / r1[1]['rate']:.2f}× nginx's 1-connection rate", "reported", None))
+        pairs = alternated(lambda: h2load(URL, under=True), lambda: h2load(f"http://127.0.0.1:{nginx.h2_port}/"), 3)
+        pairs.sort(key=lambda p: p[0] / p[1])
+        h2_ours, h2_nginx = pairs[1]
+        h2_ratio = h2_ours / h2_nginx
+        rows.append(("HTTP/2, 1 connection × 16 streams (h2load -c1 -m16, h2c, 3 alternated pairs, median)", f"{h2_ours:,.0f} req/s vs nginx {h2_nginx:,.0f} req/s: **{h2_ratio:.2f}×**", "> 1.0× nginx", h2_ratio > 1.0))
         rows.append(("Latency, 1 keep-alive connection (wrk --latency)", f"p50 {r1[0]['p50_us']:.0f} µs, p99 {r1[0]['p99_us']:.0f} µs vs nginx p50 {r1[1]['p50_us']:.0f} µs, p99 {r1[1]['p99_us']:.0f} µs", "reported", None))
 
         stubs = stubs_dir(work)
@@ -354,6 +379,7 @@ whose answering thread sleeps and is woken for every message.
 | A stubs route | `intercept run --route 'http://stubs.example.test -> stubs:DIR' -- wrk -t1 -c1 -d{SECONDS}s http://stubs.example.test/item/500` with {STUBS:,} mappings of one literal path each, in three pairs with the static route's run, the order flipped in the middle pair; the pair with the median ratio is reported |
 | Startup | `hyperfine -N 'env /bin/true' 'env LD_PRELOAD=…/libintercept.so INTERCEPT_ENV_FILE=bench.env INTERCEPT_TRUST_BUNDLE=… /bin/true'` (a trust bundle named, as under `intercept run`, so every open is checked against the system trust files) (200 runs each), the same for `python3 -c pass` (20 runs each); five rounds with the order flipped every other round, the figure the median of the rounds' differences (as for the connect and hooked-call loops, 3 runs each) |
 | Pass-through | `wrk -t1 -c1 -d3s -H 'Connection: close' http://127.0.0.1:PORT/` to nginx, without the shim and under `intercept run` with an unrelated route, in nine pairs whose order alternates (ABBA); the figure is the median of the pairs' differences |
+| HTTP/2 | `intercept run --route '{ROUTE}' -- h2load -c1 -m16 -n {H2_REQUESTS} {URL}` (h2c with prior knowledge) against nginx's `listen … http2` server block answering the same body, in three pairs, the order flipped in the middle pair; the pair with the median ratio is reported |
 | Reference | [pingpong.c](scripts/bench/pingpong.c): two threads, one socketpair, 50,000 round trips |
 | Pass-through connect alone | `hyperfine -N 'connloop 20000 PORT'` with and without the shim preloaded ([connloop.c](scripts/bench/connloop.c)): connections nginx accepts, never requests |
 | Hooked calls | `hyperfine -N 'fdloop 1000000'` with and without the shim preloaded ([fdloop.c](scripts/bench/fdloop.c)) |

@@ -1,7 +1,8 @@
 //! Where an intercepted connection is served: on the event thread
 //! (`reactor`) when every app of its site answers from memory, else on a
-//! thread of its own running the core's connection loop (TLS, HTTP/1.1)
-//! or, for a forward route, the relay to its upstream.
+//! thread of its own running the core's connection loop (TLS, HTTP/1.1,
+//! HTTP/2) or, for a tunnel (or a forward route on http), the byte relay to
+//! its upstream.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use core_lib::apps::forward;
+use core_lib::config::route::Scheme;
 use core_lib::routing::Destination;
 use core_lib::serve;
 
@@ -42,7 +44,10 @@ pub fn spawn(fd: OwnedFd, client: Option<ClientEnd>, dest: Destination, idle: Du
         (peer, dest)
     };
     peer::start_thread("intercept", move || match &dest.site.forward {
-        Some((_, to)) => forward::serve(peer.stream(), to, &upstream::connect),
-        None => serve::serve(peer, &dest, &ca_dir),
+        // Bytes as they come; an https forward ends TLS in `serve` first.
+        Some((_, relay)) if relay.tunnel || dest.site.scheme == Scheme::Http => {
+            forward::serve(peer.stream(), &relay.to, &upstream::connect)
+        }
+        _ => serve::serve(peer, &dest, &ca_dir),
     })
 }

@@ -312,7 +312,7 @@ mod tests {
         let r = native.call(&mut req);
         let bytes = match r.body {
             Body::Bytes(b) | Body::Raw(b) => b,
-            Body::Reset => Vec::new(),
+            Body::Reset | Body::Upgrade(_) => Vec::new(),
             Body::Stream { mut reader, len } => {
                 let mut v = Vec::new();
                 reader.read_to_end(&mut v).unwrap();

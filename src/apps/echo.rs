@@ -1,10 +1,13 @@
-//! `echo`: answers 200 with a JSON description of the request.
+//! `echo`: answers 200 with a JSON description of the request, or accepts
+//! a WebSocket upgrade (RFC 6455) and sends every message back as it came,
+//! text and binary, answering pings and the close handshake.
 
 use std::io::Read;
 
 use base64::Engine;
+use tungstenite::protocol::{Message, Role, WebSocket};
 
-use super::{App, Request, Response};
+use super::{App, Body, Duplex, Request, Response};
 
 /// Answers with a JSON description of the request.
 pub struct Echo;
@@ -18,6 +21,18 @@ impl App for Echo {
     }
 
     fn call(&self, req: &mut Request<'_>) -> Response {
+        if let Some(accept) = websocket_accept(req) {
+            return Response {
+                status: 101,
+                headers: vec![
+                    ("Upgrade".into(), "websocket".into()),
+                    ("Connection".into(), "Upgrade".into()),
+                    ("Sec-WebSocket-Accept".into(), accept),
+                ],
+                body: Body::Upgrade(Box::new(echo_messages)),
+                ..Default::default()
+            };
+        }
         let mut body = Vec::new();
         if let Err(e) = req.body.take(ECHO_MAX_BODY + 1).read_to_end(&mut body) {
             return Response::text(400, &format!("could not read the request body: {e}"));
@@ -55,4 +70,36 @@ fn one_field_per_line(object: &serde_json::Value) -> Vec<u8> {
         .map(|o| o.iter().map(|(k, v)| format!("  {}: {v}", serde_json::Value::from(k.as_str()))).collect())
         .unwrap_or_default();
     format!("{{\n{}\n}}\n", fields.join(",\n")).into_bytes()
+}
+
+/// The `Sec-WebSocket-Accept` for a valid WebSocket upgrade request (RFC
+/// 6455 section 4.2.1); None for any other request.
+fn websocket_accept(req: &Request<'_>) -> Option<String> {
+    let has = |name: &str, token: &str| {
+        req.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let wanted = req.method == "GET" && has("Upgrade", "websocket") && has("Connection", "upgrade") && has("Sec-WebSocket-Version", "13");
+    let key = req.header("Sec-WebSocket-Key").filter(|_| wanted)?;
+    Some(tungstenite::handshake::derive_accept_key(key.trim().as_bytes()))
+}
+
+/// Sends every message back until the client closes (or goes away).
+fn echo_messages(socket: &mut dyn Duplex) {
+    let mut ws = WebSocket::from_raw_socket(socket, Role::Server, None);
+    loop {
+        let sent = match ws.read() {
+            Ok(message @ (Message::Text(_) | Message::Binary(_))) => ws.send(message),
+            // Pongs to pings, and the reply to a close, are queued by the
+            // read: flushing sends them.
+            Ok(_) => ws.flush(),
+            Err(_) => return,
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
 }

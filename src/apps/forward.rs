@@ -1,7 +1,9 @@
-//! `forward:HOST:PORT` and `forward:unix:PATH`: the whole connection's
-//! bytes relayed both ways to a real server, whatever the protocol (TLS
-//! included: a forward route does not terminate it), until both sides
-//! have closed. An unreachable target gets a 502 and a close.
+//! `forward:HOST:PORT`, `tunnel:HOST:PORT` (or `unix:PATH` for either):
+//! the whole connection relayed both ways to a real server until both
+//! sides have closed. A tunnel relays the bytes as they come, TLS
+//! included; a forward route on an https URL ends TLS first and relays the
+//! plaintext (`serve::relay`), like a reverse proxy; on an http URL the
+//! two are the same. An unreachable target gets a 502 and a close.
 //!
 //! Connecting is the caller's: inside the shim it must use the real libc
 //! functions, or a forward to a routed address would loop back into it.
@@ -31,6 +33,20 @@ impl fmt::Display for Upstream {
     }
 }
 
+/// A relaying route's target, and whether TLS is relayed as it comes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relay {
+    pub to: Upstream,
+    /// `tunnel:`: bytes as they come, TLS included.
+    pub tunnel: bool,
+}
+
+impl fmt::Display for Relay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", if self.tunnel { "tunnel" } else { "forward" }, self.to)
+    }
+}
+
 /// Parses what follows `forward:`.
 pub fn parse(arg: &str, base: &Path) -> Result<Upstream, String> {
     let arg = arg.trim();
@@ -53,7 +69,12 @@ pub fn parse(arg: &str, base: &Path) -> Result<Upstream, String> {
     }
 }
 
-const BAD_GATEWAY: &str = "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n";
+/// What a client gets when the target cannot be reached.
+pub fn bad_gateway(target: &Upstream, e: &io::Error) -> Vec<u8> {
+    let body = format!("cannot reach {target}: {e}\n");
+    let head = "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n";
+    format!("{head}Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
 
 /// Relays `client` to the target `connect` reaches.
 pub fn serve(client: &UnixStream, target: &Upstream, connect: &dyn Fn(&Upstream) -> io::Result<OwnedFd>) {
@@ -62,8 +83,7 @@ pub fn serve(client: &UnixStream, target: &Upstream, connect: &dyn Fn(&Upstream)
         Ok(fd) => UnixStream::from(fd),
         Err(e) => {
             log_error!("forward to {target}: {e}");
-            let body = format!("cannot reach {target}: {e}\n");
-            let _ = client.write_all(format!("{BAD_GATEWAY}Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes());
+            let _ = client.write_all(&bad_gateway(target, &e));
             return;
         }
     };

@@ -117,7 +117,18 @@ pub enum Body {
     Raw(Vec<u8>),
     /// No answer: the connection is reset (the client reads ECONNRESET).
     Reset,
+    /// After a 101 (Switching Protocols) head, the connection is the
+    /// app's: this gets it, bytes both ways, and the connection closes when
+    /// it returns. HTTP/1.1 only.
+    Upgrade(Upgraded),
 }
+
+/// What takes an upgraded connection over.
+pub type Upgraded = Box<dyn FnOnce(&mut dyn Duplex) + Send>;
+
+/// A connection's two directions, as an upgraded app gets them.
+pub trait Duplex: Read + io::Write {}
+impl<T: Read + io::Write + ?Sized> Duplex for T {}
 
 /// No bytes.
 impl Default for Body {
@@ -179,8 +190,9 @@ pub enum AppSpec {
     Cgi(cgi::CgiSpec),
     /// A canonical directory.
     Files(PathBuf),
-    /// Not an HTTP app: the router hands the whole connection over.
-    Forward(crate::apps::forward::Upstream),
+    /// Not an HTTP app: the router hands the whole connection over
+    /// (`forward:` or `tunnel:`).
+    Forward(crate::apps::forward::Relay),
     Dylib(crate::apps::dylib::DylibSpec),
     Wsgi(wsgi::WsgiSpec),
     /// A directory of WireMock stub mappings.
@@ -199,7 +211,7 @@ impl std::fmt::Display for AppSpec {
             AppSpec::Files(dir) => write!(f, "files:{}", dir.display()),
             AppSpec::Stubs(dir) => write!(f, "stubs:{}", dir.display()),
             AppSpec::Har(h) => write!(f, "har:{} (record: {})", h.file.display(), h.mode.as_str()),
-            AppSpec::Forward(target) => write!(f, "forward:{target}"),
+            AppSpec::Forward(relay) => write!(f, "{relay}"),
             AppSpec::Dylib(d) => write!(f, "dylib:{}#{}", d.path.display(), d.symbol),
             AppSpec::Wsgi(w) => write!(f, "wsgi:{}:{} (python: {})", w.module, w.callable, w.python),
             AppSpec::Cgi(c) => {
@@ -236,8 +248,11 @@ pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
         ("cgi", Some(arg)) => cgi::parse(arg, base).map(AppSpec::Cgi),
         ("files", Some(arg)) => files::parse(arg, base).map(AppSpec::Files),
         ("files", None) => Err("expected files:DIR".into()),
-        ("forward", Some(arg)) => crate::apps::forward::parse(arg, base).map(AppSpec::Forward),
+        ("forward" | "tunnel", Some(arg)) => forward::parse(arg, base)
+            .map(|to| AppSpec::Forward(forward::Relay { to, tunnel: kind == "tunnel" }))
+            .map_err(|e| if kind == "tunnel" { e.replace("forward:", "tunnel:") } else { e }),
         ("forward", None) => Err("expected forward:HOST:PORT or forward:unix:PATH".into()),
+        ("tunnel", None) => Err("expected tunnel:HOST:PORT or tunnel:unix:PATH".into()),
         ("dylib", Some(arg)) => crate::apps::dylib::parse(arg, base).map(AppSpec::Dylib),
         ("dylib", None) => Err("expected dylib:PATH[#SYMBOL]".into()),
         ("wsgi", Some(arg)) => wsgi::parse(arg, base).map(AppSpec::Wsgi),
@@ -248,7 +263,7 @@ pub fn parse_spec(spec: &str, base: &Path) -> Result<AppSpec, String> {
         ("har", None) => Err("expected har:FILE".into()),
         ("cgi", None) => Err("expected cgi:PROGRAM [ARG...]".into()),
         (k, _) => Err(format!(
-            "unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM, forward:HOST:PORT, dylib:PATH, wsgi:MODULE:CALLABLE, stubs:DIR or har:FILE)"
+            "unknown app kind `{k}` (expected echo, static:STATUS [BODY], files:DIR, cgi:PROGRAM, forward:HOST:PORT, tunnel:HOST:PORT, dylib:PATH, wsgi:MODULE:CALLABLE, stubs:DIR or har:FILE)"
         )),
     }
 }
@@ -345,7 +360,7 @@ mod tests {
     fn bytes(r: Response) -> Vec<u8> {
         match r.body {
             Body::Bytes(b) | Body::Raw(b) => b,
-            Body::Reset => Vec::new(),
+            Body::Reset | Body::Upgrade(_) => Vec::new(),
             Body::Stream { mut reader, .. } => {
                 let mut v = Vec::new();
                 reader.read_to_end(&mut v).unwrap();

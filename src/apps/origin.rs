@@ -14,6 +14,7 @@ use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, OnceLock};
 
+use super::Duplex;
 use super::forward::{self, Upstream};
 
 /// Headers that describe one hop, never passed on either way.
@@ -98,6 +99,14 @@ pub fn split_authority(authority: &str, default: u16) -> Result<(&str, u16), Str
     }
 }
 
+/// Connects to `upstream`.
+pub fn connect(upstream: &Upstream, via: Via) -> io::Result<OwnedFd> {
+    match via {
+        Via::Process => forward::connect_std(upstream),
+        Via::Real => REAL.get().copied().unwrap_or(forward::connect_std)(upstream),
+    }
+}
+
 /// A request to send: the target is appended to the origin's prefix.
 pub struct Outgoing<'a> {
     pub method: &'a str,
@@ -121,12 +130,8 @@ pub struct Incoming {
 /// Sends one request (HTTP/1.1, `Connection: close`) and reads the head of
 /// its response.
 pub fn exchange(origin: &Origin, request: &Outgoing<'_>, via: Via) -> io::Result<Incoming> {
-    let upstream = Upstream::Tcp { host: origin.host.clone(), port: origin.port };
-    let tcp: TcpStream = match via {
-        Via::Process => TcpStream::connect((origin.host.as_str(), origin.port))?,
-        Via::Real => REAL.get().copied().unwrap_or(forward::connect_std)(&upstream)?.into(),
-    };
-    let mut stream: Box<dyn ReadWrite> = if origin.tls {
+    let tcp: TcpStream = connect(&Upstream::Tcp { host: origin.host.clone(), port: origin.port }, via)?.into();
+    let mut stream: Box<dyn Duplex + Send> = if origin.tls {
         let name = rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(io::Error::other)?;
         let session = rustls::ClientConnection::new(client_config()?, name).map_err(io::Error::other)?;
         Box::new(rustls::StreamOwned::new(session, tcp))
@@ -148,7 +153,7 @@ pub fn exchange(origin: &Origin, request: &Outgoing<'_>, via: Via) -> io::Result
     read_head(stream, request.method == "HEAD")
 }
 
-fn read_head(mut stream: Box<dyn ReadWrite>, head_only: bool) -> io::Result<Incoming> {
+fn read_head(mut stream: Box<dyn Duplex + Send>, head_only: bool) -> io::Result<Incoming> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
@@ -198,9 +203,6 @@ fn read_head(mut stream: Box<dyn ReadWrite>, head_only: bool) -> io::Result<Inco
         return Ok(Incoming { status, reason, headers: kept, body, length });
     }
 }
-
-trait ReadWrite: Read + Write + Send {}
-impl<T: Read + Write + Send> ReadWrite for T {}
 
 /// A chunked body read as plain bytes; trailers are read and dropped.
 pub struct Dechunk<R> {

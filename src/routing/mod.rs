@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::apps::forward::Upstream;
+use crate::apps::forward::Relay;
 use crate::apps::{self, App, AppSpec};
 use crate::config::{Config, Passthrough};
 use crate::fork_lock::ForkLock;
@@ -34,8 +34,9 @@ pub struct Site {
     pub port: u16,
     /// Longest prefix first, so the first match is the one that wins.
     pub mounts: Vec<Mount>,
-    /// A `forward:` route takes the whole connection: (route name, target).
-    pub forward: Option<(String, Upstream)>,
+    /// A `forward:` or `tunnel:` route takes the whole connection: (route
+    /// name, target).
+    pub forward: Option<(String, Relay)>,
 }
 
 impl Site {
@@ -121,14 +122,14 @@ impl Router {
     pub fn add(&self, name: &str, url: &RouteUrl, app: RouteApp) -> Result<(), String> {
         let forward = matches!(app, RouteApp::Spec(AppSpec::Forward(_)));
         if forward && !url.prefix.is_empty() {
-            return Err("a forward route relays whole connections, so its URL takes no path".into());
+            return Err("a forward or tunnel route relays whole connections, so its URL takes no path".into());
         }
         if let Some(site) = self.snapshot().iter().find(|s| s.host == url.host && s.port == url.port) {
             if site.scheme != url.scheme {
                 return Err(format!("{url}: the same host and port are already served as {}", site.scheme.as_str()));
             }
             if forward || site.forward.is_some() {
-                return Err(format!("{url}: a forward route cannot share its host and port"));
+                return Err(format!("{url}: a forward or tunnel route cannot share its host and port"));
             }
             if site.mounts.iter().any(|m| m.prefix == url.prefix) {
                 return Err(format!("{url} is already routed"));

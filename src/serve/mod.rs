@@ -1,7 +1,11 @@
 //! One routed connection from its first byte to its close: a TLS session
-//! first when the site is `https://`, then the HTTP/1.1 loop.
+//! first when the site is `https://`, then HTTP/2 when ALPN chose it (or
+//! the client opened with the HTTP/2 preface), else the HTTP/1.1 loop; or,
+//! for an https `forward:` route, the plaintext relay to its upstream.
 
+pub mod h2;
 pub mod http;
+pub mod relay;
 pub mod tls;
 pub mod trust;
 
@@ -41,7 +45,10 @@ pub fn serve<S: Transport + Send>(mut stream: S, dest: &Destination, ca_dir: &Pa
         return http::serve(stream, dest);
     }
     let where_ = format!("https://{}:{}", dest.host, dest.port);
-    let config = match tls::authority(ca_dir).and_then(|a| a.server_config(&dest.host).map_err(std::io::Error::other)) {
+    // A relay's upstream speaks HTTP/1.1 (or what it upgrades to): its
+    // clients are offered nothing else.
+    let offer_h2 = dest.site.forward.is_none();
+    let config = match tls::authority(ca_dir).and_then(|a| a.server_config(&dest.host, offer_h2).map_err(std::io::Error::other)) {
         Ok(config) => config,
         Err(e) => {
             log_error!("{where_}: cannot serve TLS: {e}");
@@ -62,6 +69,15 @@ pub fn serve<S: Transport + Send>(mut stream: S, dest: &Destination, ca_dir: &Pa
             log_error!("{where_}: TLS handshake failed: {e}");
             return;
         }
+    }
+    if let Some(forward) = &dest.site.forward {
+        return relay::serve(session, stream, &forward.1.to);
+    }
+    if session.alpn_protocol() == Some(b"h2")
+        && let Some(fd) = stream.raw_fd()
+    {
+        // `stream` stays ours (and open) while HTTP/2 borrows its socket.
+        return h2::serve_tls(fd, session, dest);
     }
     let mut tls_stream = rustls::StreamOwned::new(session, stream);
     http::serve(&mut tls_stream, dest);

@@ -31,11 +31,11 @@ pub const CA_NAME: &str = "intercept local CA";
 /// The local certificate authority.
 pub struct Authority {
     pub dir: PathBuf,
-    ca_der: CertificateDer<'static>,
+    pub(crate) ca_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
     provider: Arc<CryptoProvider>,
     leaves: Mutex<HashMap<String, Arc<CertifiedKey>>>,
-    configs: Mutex<HashMap<String, Arc<rustls::ServerConfig>>>,
+    configs: Mutex<HashMap<(String, bool), Arc<rustls::ServerConfig>>>,
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {
@@ -83,9 +83,11 @@ impl Authority {
 
     /// The server configuration for a connection to `host`: the certificate
     /// follows SNI, and `host` is used when the client sends none (an
-    /// address literal). ALPN offers http/1.1 only.
-    pub fn server_config(self: &Arc<Self>, host: &str) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
-        if let Some(found) = self.configs.lock().get(host) {
+    /// address literal). ALPN offers h2, then http/1.1, or with `h2` false
+    /// http/1.1 alone.
+    pub fn server_config(self: &Arc<Self>, host: &str, h2: bool) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+        let key = (host.to_string(), h2);
+        if let Some(found) = self.configs.lock().get(&key) {
             return Ok(found.clone());
         }
         let resolver = Arc::new(BySni { authority: self.clone(), fallback: host.to_string() });
@@ -93,9 +95,9 @@ impl Authority {
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_cert_resolver(resolver);
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
         let config = Arc::new(config);
-        self.configs.lock().insert(host.to_string(), config.clone());
+        self.configs.lock().insert(key, config.clone());
         Ok(config)
     }
 }
@@ -274,7 +276,7 @@ mod tests {
     fn a_client_trusting_the_ca_verifies_the_leaf() {
         let (_guard, dir) = temp("handshake");
         let authority = Arc::new(Authority::open(&dir).unwrap());
-        let server_config = authority.server_config("fallback.test").unwrap();
+        let server_config = authority.server_config("fallback.test", true).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(authority.ca_der.clone()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -298,7 +300,9 @@ mod tests {
             client.process_new_packets().unwrap();
         }
         assert!(!client.is_handshaking());
-        assert_eq!(client.alpn_protocol(), Some(&b"http/1.1"[..]));
+        // h2 first, as offered; a relaying route offers http/1.1 alone.
+        assert_eq!(client.alpn_protocol(), Some(&b"h2"[..]));
+        assert_eq!(authority.server_config("fallback.test", false).unwrap().alpn_protocols, [b"http/1.1".to_vec()]);
         client.writer().write_all(b"ping").unwrap();
         let mut buf = Vec::new();
         client.write_tls(&mut buf).unwrap();

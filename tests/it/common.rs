@@ -4,9 +4,10 @@
 //! commands with `HOME`, `TMPDIR` and `INTERCEPT_CA_DIR` inside it, so no
 //! test writes to the user's home or leaves files behind.
 
+use std::io::{BufRead, BufReader};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 // Shared with the core's unit tests, which use parts these tests do not.
@@ -147,4 +148,57 @@ pub fn ok(out: Output) -> String {
 /// Parses the echo app's JSON answer.
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// The local API (tests/fixtures/har_server.py), stopped when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn start(tls: Option<&(PathBuf, PathBuf)>) -> Server {
+        need("python3", "python3");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/har_server.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(script).stdout(Stdio::piped());
+        if let Some((cert, key)) = tls {
+            cmd.arg(cert).arg(key);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("the test server said `{line}`"));
+        Server { child, port }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA file (the test's own, for SSL_CERT_FILE) and a certificate and key
+/// for `localhost` that it signed.
+pub fn certificates(dir: &Path) -> (PathBuf, (PathBuf, PathBuf)) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Names of their own: a leaf whose issuer name equals its subject
+    // looks self-signed to OpenSSL.
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "intercept test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    let leaf = leaf.signed_by(&key, &issuer).unwrap();
+    let paths = (dir.join("test-ca.pem"), dir.join("localhost.pem"), dir.join("localhost-key.pem"));
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, leaf.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    (paths.0, (paths.1, paths.2))
 }

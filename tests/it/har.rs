@@ -2,59 +2,10 @@
 //! local API over http and https, the API goes away, and the same
 //! programs get the same statuses and bytes back from the file.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Output;
 
 use crate::common::*;
-
-/// The local API (tests/fixtures/har_server.py), stopped when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(tls: Option<&(PathBuf, PathBuf)>) -> Server {
-        need("python3", "python3");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/har_server.py");
-        let mut cmd = Command::new("python3");
-        cmd.arg(script).stdout(Stdio::piped());
-        if let Some((cert, key)) = tls {
-            cmd.arg(cert).arg(key);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| panic!("the test server said `{line}`"));
-        Server { child, port }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A CA file (the test's own, for SSL_CERT_FILE) and a certificate and key
-/// for `localhost` that it signed.
-fn certificates(dir: &Path) -> (PathBuf, (PathBuf, PathBuf)) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
-    let paths = (dir.join("test-ca.pem"), dir.join("localhost.pem"), dir.join("localhost-key.pem"));
-    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
-    std::fs::write(&paths.1, leaf.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
-    (paths.0, (paths.1, paths.2))
-}
 
 /// Two real servers, http and https, and an env file routing both to one
 /// HAR file.
@@ -288,7 +239,8 @@ fn a_browser_export_replays_to_curl_over_https() {
     let env = env_file(&dir, "INTERCEPT_ROUTE_SHOP=https://shop.example.test -> har:browser.har\nINTERCEPT_RECORD=none\n");
     let out = run_with(&env, &["curl", "-sS", "-D", "-", "https://shop.example.test/api/cart?lang=en&id=7"]);
     let text = ok(out);
-    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    // curl and the route agree on HTTP/2 by ALPN, as with the browser.
+    assert!(text.starts_with("HTTP/2 200 \r\n"), "{text}");
     assert!(text.contains("x-cart: 7\r\n") && !text.contains("content-encoding"), "{text}");
     assert!(text.ends_with("\r\n\r\n{\"cart\":7,\"items\":[\"tea\"]}"), "{text}");
 }

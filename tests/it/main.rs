@@ -7,6 +7,7 @@ mod abi;
 mod apps;
 mod cli;
 mod clients;
+mod h2;
 mod har;
 mod host;
 mod http;

@@ -43,7 +43,7 @@ fn call(stubs: &Stubs, line: &str, headers: &[(&str, &str)], body: &str) -> (u16
     let r = stubs.call(&mut request(line, headers, &mut reader));
     let body = match r.body {
         Body::Bytes(b) | Body::Raw(b) => String::from_utf8_lossy(&b).into_owned(),
-        Body::Reset => "(reset)".into(),
+        Body::Reset | Body::Upgrade(_) => "(reset)".into(),
         Body::Stream { mut reader, .. } => {
             let mut b = Vec::new();
             std::io::Read::read_to_end(&mut reader, &mut b).unwrap();

@@ -19,7 +19,7 @@ pub enum Buffered {
     /// done with, and the connection closes after the answer unless `keep`.
     Answered { consumed: usize, keep: bool },
     /// No whole request, or one this path does not take (a chunked or
-    /// partial body, an `Expect`, an app that may block, bad input, https):
+    /// partial body, an `Expect` or `Upgrade`, an app that may block, bad input, https):
     /// serve the connection with [`serve_after`] instead.
     NeedsThread,
 }
@@ -39,7 +39,9 @@ pub fn answer_buffered(input: &[u8], out: &mut Vec<u8>, dest: &Destination) -> B
         Ok(Framing::Length(n)) => usize::try_from(n).ok().and_then(|n| head.len.checked_add(n)).filter(|&end| end <= input.len()),
         _ => None,
     };
-    let Some(end) = whole.filter(|_| head.values("Expect").next().is_none()) else { return Buffered::NeedsThread };
+    // An upgrade may take the connection over: not on the shared thread.
+    let plain = head.values("Expect").next().is_none() && head.values("Upgrade").next().is_none();
+    let Some(end) = whole.filter(|_| plain) else { return Buffered::NeedsThread };
     let (path, _) = split_target(&head.target);
     if !dest.site.mount_for(path).is_none_or(|m| m.app.answers_from_memory()) {
         return Buffered::NeedsThread;

@@ -147,7 +147,7 @@ fn is_other_version(buf: &[u8]) -> bool {
 
 /// Splits a request target into path and query; absolute-form targets
 /// (`http://host/path`) lose their scheme and authority.
-pub(super) fn split_target(target: &str) -> (&str, &str) {
+pub(crate) fn split_target(target: &str) -> (&str, &str) {
     let target = match target.split_once("://") {
         Some((_, rest)) if !target.starts_with('/') => rest.find('/').map_or("/", |i| &rest[i..]),
         _ => target,

@@ -23,7 +23,7 @@ mod buffered;
 mod head;
 mod response;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod wire;
 
 use std::io;
@@ -31,6 +31,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use crate::apps::{Request, Response};
+use crate::config::route::Scheme;
 use crate::journal::Exchange;
 use crate::routing::Destination;
 use crate::{log_debug, log_error, log_info};
@@ -38,8 +39,9 @@ use body::BodyReader;
 use wire::Wire;
 
 pub use buffered::{Buffered, answer_all_buffered, answer_buffered};
+use head::Head;
 pub use head::MAX_HEAD;
-use head::{Head, split_target};
+pub(crate) use head::split_target;
 pub use wire::Transport;
 
 /// How much of a body the app left unread is skipped to keep the connection;
@@ -60,6 +62,14 @@ pub fn serve_after<S: Transport + Send>(stream: S, dest: &Destination, read: Vec
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(r) => {
+                // h2c with prior knowledge: the preface is no HTTP/1 head.
+                if wire.consumed == 0
+                    && dest.site.scheme == Scheme::Http
+                    && super::h2::starts_preface(wire.buffered())
+                    && let Some(fd) = wire.stream.raw_fd()
+                {
+                    return super::h2::serve_plain(fd, wire.buffered().to_vec(), dest);
+                }
                 let url = format!("{}://{}:{}", dest.site.scheme.as_str(), dest.host, dest.port);
                 log_error!("{url}: {} ({})", r.status, r.why);
                 if answer(&mut wire, dest, None, Response::text(r.status, &r.why), None).is_ok() {
@@ -170,6 +180,16 @@ fn answer<S: Transport>(
         wire.stream.reset();
     }
     let extra = std::mem::take(&mut response.journal);
+    let upgrade = match std::mem::take(&mut response.body) {
+        crate::apps::Body::Upgrade(app) if status == 101 => {
+            response.body = crate::apps::Body::Upgrade(Box::new(|_| {}));
+            Some(app)
+        }
+        body => {
+            response.body = body;
+            None
+        }
+    };
     let mut out = response::Holdback::new(&mut wire.stream, journal.is_some());
     let result = response::write(&mut out, response, &how);
     if let Some(journal) = journal {
@@ -187,5 +207,35 @@ fn answer<S: Transport>(
     }
     let keep = result?;
     out.release()?;
+    if let Some(app) = upgrade {
+        app(&mut Upgraded(wire));
+    }
     Ok(keep)
+}
+
+/// An upgraded connection: what the client sent after the request head
+/// first, then the stream.
+struct Upgraded<'a, S>(&'a mut Wire<S>);
+
+impl<S: Transport> io::Read for Upgraded<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let wire = &mut *self.0;
+        if wire.buffered().is_empty() {
+            return wire.stream.read(buf);
+        }
+        let n = buf.len().min(wire.buffered().len());
+        buf[..n].copy_from_slice(&wire.buffered()[..n]);
+        wire.consume(n);
+        Ok(n)
+    }
+}
+
+impl<S: Transport> io::Write for Upgraded<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.stream.flush()
+    }
 }

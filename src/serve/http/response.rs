@@ -25,6 +25,8 @@ pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> i
         }
         // The caller resets the connection; nothing is written.
         Body::Reset => return Ok(false),
+        // The caller hands the connection over after the head.
+        Body::Upgrade(_) => return switching(out, status, &headers),
         body => body,
     };
     let bodiless_status = status < 200 || status == 204 || status == 304;
@@ -32,7 +34,7 @@ pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> i
     let len = match &body {
         Body::Bytes(b) => Some(b.len() as u64),
         Body::Stream { len, .. } => *len,
-        Body::Raw(_) | Body::Reset => unreachable!("written above"),
+        Body::Raw(_) | Body::Reset | Body::Upgrade(_) => unreachable!("written above"),
     };
     let chunked = len.is_none() && how.minor >= 1 && !no_body;
     let keep = how.keep_alive && (len.is_some() || chunked || no_body);
@@ -68,7 +70,7 @@ pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> i
             all.extend_from_slice(&bytes);
             out.write_all(&all)?;
         }
-        Body::Raw(_) | Body::Reset => unreachable!("written above"),
+        Body::Raw(_) | Body::Reset | Body::Upgrade(_) => unreachable!("written above"),
         Body::Stream { mut reader, len } => {
             out.write_all(head.as_bytes())?;
             if chunked {
@@ -98,6 +100,19 @@ pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> i
         }
     }
     Ok(keep)
+}
+
+/// The head of a 101 (Switching Protocols): the app's headers as they are,
+/// `Connection: Upgrade` included, and no framing; the connection is then
+/// no longer HTTP's, so it is not kept.
+fn switching(out: &mut dyn Write, status: u16, headers: &[(String, String)]) -> io::Result<bool> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (name, value) in headers.iter().filter(|(n, v)| !has_line_break(n, v)) {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    Ok(false)
 }
 
 /// Body bytes move in pieces this large: every piece is a system call on

@@ -46,11 +46,12 @@ impl Write for Duplex {
     }
 }
 
-fn dest(routes: &[&str]) -> Destination {
+pub(crate) fn dest(routes: &[&str]) -> Destination {
     let vars: Vec<(String, String)> = routes.iter().enumerate().map(|(i, r)| (format!("INTERCEPT_ROUTE_R{i}"), r.to_string())).collect();
     let router = Router::new(&load(&vars).unwrap());
     let crate::routing::Lookup::Synthetic(v4, _) = router.lookup("h.test") else { panic!() };
-    match router.connect((v4, 80).into()) {
+    let port = if routes[0].starts_with("https:") { 443 } else { 80 };
+    match router.connect((v4, port).into()) {
         Connect::Intercept(t) => t,
         _ => panic!(),
     }

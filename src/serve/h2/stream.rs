@@ -1,0 +1,301 @@
+//! One HTTP/2 stream: the request handed to the route's app in the same
+//! model HTTP/1.1 uses, and the app's response sent back with the stream's
+//! flow control.
+//!
+//! An app that answers from memory is called on the connection's own
+//! thread, its request body (if any) gathered first; any other app runs on
+//! the runtime's blocking threads and reads the body as it arrives, so
+//! streams on one connection are served concurrently. A streamed response
+//! body is read on a blocking thread and sent as the client's window
+//! allows, never gathered whole.
+
+use std::future::poll_fn;
+use std::io::{self, Read};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::header::{CONTENT_LENGTH, DATE, HOST, HeaderName, HeaderValue};
+use tokio::runtime::Handle;
+
+use crate::apps::{Body, Request, Response};
+use crate::journal::Exchange;
+use crate::routing::Destination;
+use crate::serve::http::split_target;
+use crate::{log_debug, log_error, log_info};
+
+/// A request body an app that answers from memory gets whole; larger ones
+/// get 413.
+const MAX_GATHERED: usize = 64 << 20;
+/// How much of a streamed response body is read at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// The request, owned, as the app's [`Request`] is made from it.
+struct Asked {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    started: Instant,
+    url: String,
+}
+
+impl Asked {
+    fn request<'a>(&self, dest: &Destination, mount_prefix: &str, body: &'a mut (dyn Read + Send)) -> Request<'a> {
+        let (path, query) = split_target(&self.target);
+        let rest = path.get(mount_prefix.len()..).unwrap_or("");
+        Request {
+            method: self.method.clone(),
+            scheme: dest.site.scheme.as_str(),
+            host: dest.host.clone(),
+            port: dest.port,
+            target: self.target.clone(),
+            script_name: mount_prefix.to_string(),
+            path_info: percent_encoding::percent_decode_str(rest).decode_utf8_lossy().into_owned(),
+            query: query.to_string(),
+            headers: self.headers.clone(),
+            body,
+            client: None,
+        }
+    }
+}
+
+/// Serves one stream to its end.
+pub(super) async fn serve(request: http::Request<RecvStream>, mut respond: SendResponse<Bytes>, dest: Destination) {
+    let (parts, mut body) = request.into_parts();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let mut headers = Vec::with_capacity(parts.headers.len() + 1);
+    // Apps (CGI, WSGI, stubs) read the host from the Host header, which
+    // HTTP/2 carries as :authority.
+    if let Some(authority) = parts.uri.authority().filter(|_| !parts.headers.contains_key(HOST)) {
+        headers.push(("host".to_string(), authority.to_string()));
+    }
+    for (name, value) in &parts.headers {
+        headers.push((name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()));
+    }
+    let url = format!("{}://{}:{}{}", dest.site.scheme.as_str(), dest.host, dest.port, target);
+    let asked = Asked { method: parts.method.as_str().to_string(), target, headers, started: Instant::now(), url };
+    let head_only = parts.method == http::Method::HEAD;
+    let (path, _) = split_target(&asked.target);
+    let mount = if parts.method == http::Method::CONNECT { None } else { dest.site.mount_for(path) };
+    let (response, route, received) = match mount {
+        None if parts.method == http::Method::CONNECT => (Response::text(405, "CONNECT is not served here"), "-".to_string(), 0),
+        None => (Response::text(404, &format!("no route for {path} on {}:{}", dest.host, dest.port)), "-".to_string(), 0),
+        Some(mount) if mount.app.answers_from_memory() => {
+            let (response, received) = match gather(&mut body, dest.idle).await {
+                Ok(whole) => (call(&dest, &asked, &mount.prefix, &mut whole.as_slice()), whole.len() as u64),
+                Err(response) => (response, 0),
+            };
+            (response, mount.route.clone(), received)
+        }
+        Some(mount) => {
+            let (route, prefix) = (mount.route.clone(), mount.prefix.clone());
+            let (dest2, handle) = (dest.clone(), Handle::current());
+            let task = tokio::task::spawn_blocking(move || {
+                let mut reader = BodyReader { body, handle, idle: dest2.idle, pending: Bytes::new(), received: 0 };
+                let response = call(&dest2, &asked, &prefix, &mut reader);
+                (response, reader.received, asked)
+            });
+            match task.await {
+                Ok((response, received, back)) => {
+                    return finish(&mut respond, &dest, &back, response, route, received, head_only).await;
+                }
+                Err(_) => return respond.send_reset(Reason::INTERNAL_ERROR),
+            }
+        }
+    };
+    finish(&mut respond, &dest, &asked, response, route, received, head_only).await;
+}
+
+/// Sends the response and writes its log and journal lines.
+async fn finish(
+    respond: &mut SendResponse<Bytes>,
+    dest: &Destination,
+    asked: &Asked,
+    mut response: Response,
+    route: String,
+    received: u64,
+    head_only: bool,
+) {
+    let status = response.status;
+    log_info!("{} {} -> {status} (route {route}, {} ms)", asked.method, asked.url, asked.started.elapsed().as_millis());
+    let mut extra = std::mem::take(&mut response.journal);
+    let sent = match send(respond, response, head_only).await {
+        Ok(sent) => sent,
+        Err(e) => {
+            log_debug!("{} {}: the response was cut short: {e}", asked.method, asked.url);
+            0
+        }
+    };
+    if let Some(journal) = dest.journal.as_deref() {
+        extra.push(("http", "2".into()));
+        journal.request(&Exchange {
+            route: &route,
+            method: &asked.method,
+            url: &asked.url,
+            status,
+            request_bytes: received,
+            response_bytes: sent,
+            duration_ms: asked.started.elapsed().as_secs_f64() * 1000.0,
+            extra: &extra,
+        });
+    }
+}
+
+/// Calls the app, a panic becoming 500.
+fn call(dest: &Destination, asked: &Asked, prefix: &str, body: &mut (dyn Read + Send)) -> Response {
+    let Some(mount) = dest.site.mount_for(split_target(&asked.target).0) else { return Response::text(404, "no route") };
+    let mut request = asked.request(dest, prefix, body);
+    catch_unwind(AssertUnwindSafe(|| mount.app.call(&mut request))).unwrap_or_else(|_| {
+        log_error!("{} {}: the app of route {} panicked", asked.method, asked.url, mount.route);
+        Response::text(500, "the app failed")
+    })
+}
+
+/// The whole request body, for an app that answers from memory.
+async fn gather(body: &mut RecvStream, idle: Duration) -> Result<Vec<u8>, Response> {
+    let mut whole = Vec::new();
+    loop {
+        let next = if idle.is_zero() {
+            body.data().await
+        } else {
+            tokio::time::timeout(idle, body.data()).await.map_err(|_| Response::text(408, "the request body stopped arriving"))?
+        };
+        match next {
+            None => return Ok(whole),
+            Some(Ok(chunk)) => {
+                let _ = body.flow_control().release_capacity(chunk.len());
+                if whole.len() + chunk.len() > MAX_GATHERED {
+                    return Err(Response::text(413, "request body too large"));
+                }
+                whole.extend_from_slice(&chunk);
+            }
+            Some(Err(e)) => return Err(Response::text(400, &format!("the request body was cut short: {e}"))),
+        }
+    }
+}
+
+/// A stream's request body read from a blocking thread as it arrives.
+struct BodyReader {
+    body: RecvStream,
+    handle: Handle,
+    idle: Duration,
+    pending: Bytes,
+    received: u64,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pending.is_empty() {
+            let (body, idle) = (&mut self.body, self.idle);
+            let next = self
+                .handle
+                .block_on(async { if idle.is_zero() { Ok(body.data().await) } else { tokio::time::timeout(idle, body.data()).await } });
+            match next {
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "the request body stopped arriving")),
+                Ok(None) => return Ok(0),
+                Ok(Some(Ok(chunk))) => {
+                    let _ = self.body.flow_control().release_capacity(chunk.len());
+                    self.received += chunk.len() as u64;
+                    self.pending = chunk;
+                }
+                Ok(Some(Err(e))) => return Err(io::Error::other(e)),
+            }
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Sends `response` on the stream; returns the body bytes sent.
+async fn send(respond: &mut SendResponse<Bytes>, response: Response, head_only: bool) -> Result<u64, h2::Error> {
+    let Response { status, headers, body, .. } = response;
+    let len = match &body {
+        Body::Bytes(b) => Some(b.len() as u64),
+        Body::Stream { len, .. } => *len,
+        // A fault has no HTTP/2 form but a reset stream.
+        Body::Raw(_) => return reset(respond, Reason::PROTOCOL_ERROR),
+        Body::Reset | Body::Upgrade(_) => return reset(respond, Reason::INTERNAL_ERROR),
+    };
+    let Ok(code) = http::StatusCode::from_u16(status).map_err(drop).and_then(|c| if c.is_informational() { Err(()) } else { Ok(c) }) else {
+        return reset(respond, Reason::INTERNAL_ERROR);
+    };
+    let bodiless = status == 204 || status == 304;
+    let mut head = http::Response::new(());
+    *head.status_mut() = code;
+    let map = head.headers_mut();
+    for (name, value) in &headers {
+        if crate::apps::origin::is_hop_by_hop(name) || name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("date") {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            map.append(name, value);
+        }
+    }
+    if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now())) {
+        map.insert(DATE, date);
+    }
+    if let Some(len) = len.filter(|_| !bodiless) {
+        map.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    let end = head_only || bodiless || len == Some(0);
+    let mut stream = respond.send_response(head, end)?;
+    if end {
+        return Ok(0);
+    }
+    match body {
+        Body::Bytes(bytes) => {
+            let n = bytes.len() as u64;
+            // Already in memory: h2 sends it as the window opens.
+            stream.send_data(Bytes::from(bytes), true)?;
+            Ok(n)
+        }
+        Body::Stream { reader, .. } => {
+            let handle = Handle::current();
+            tokio::task::spawn_blocking(move || pump(reader, stream, handle)).await.unwrap_or(Ok(0))
+        }
+        _ => unreachable!("answered above"),
+    }
+}
+
+fn reset(respond: &mut SendResponse<Bytes>, reason: Reason) -> Result<u64, h2::Error> {
+    respond.send_reset(reason);
+    Ok(0)
+}
+
+/// Sends a streamed body as the client's window allows.
+fn pump(mut reader: Box<dyn Read + Send>, mut stream: SendStream<Bytes>, handle: Handle) -> Result<u64, h2::Error> {
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log_error!("a response body failed after {sent} bytes: {e}");
+                stream.send_reset(Reason::INTERNAL_ERROR);
+                return Ok(sent);
+            }
+        };
+        if n == 0 {
+            stream.send_data(Bytes::new(), true)?;
+            return Ok(sent);
+        }
+        let mut chunk = Bytes::copy_from_slice(&buf[..n]);
+        while !chunk.is_empty() {
+            stream.reserve_capacity(chunk.len());
+            let granted = handle.block_on(poll_fn(|cx| stream.poll_capacity(cx)));
+            let granted = match granted {
+                Some(granted) => granted?,
+                None => return Ok(sent), // the stream was reset
+            };
+            if granted > 0 {
+                let piece = chunk.split_to(granted.min(chunk.len()));
+                sent += piece.len() as u64;
+                stream.send_data(piece, false)?;
+            }
+        }
+    }
+}
