@@ -48,10 +48,10 @@ impl Write for Duplex {
 
 pub(crate) fn dest(routes: &[&str]) -> Destination {
     let vars: Vec<(String, String)> = routes.iter().enumerate().map(|(i, r)| (format!("INTERCEPT_ROUTE_R{i}"), r.to_string())).collect();
-    let router = Router::new(&load(&vars).unwrap());
+    let config = load(&vars).unwrap();
+    let router = Router::new(&config);
     let crate::routing::Lookup::Synthetic(v4, _) = router.lookup("h.test") else { panic!() };
-    let port = if routes[0].starts_with("https:") { 443 } else { 80 };
-    match router.connect((v4, port).into()) {
+    match router.connect((v4, config.routes[0].url.port).into()) {
         Connect::Intercept(t) => t,
         _ => panic!(),
     }
