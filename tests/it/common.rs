@@ -150,22 +150,25 @@ pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-/// The local API (tests/fixtures/har_server.py), stopped when dropped.
+/// A local server from tests/fixtures, stopped when dropped.
 pub struct Server {
     child: Child,
     pub port: u16,
 }
 
 impl Server {
+    /// The API of tests/fixtures/har_server.py, over https with a
+    /// certificate and key.
     pub fn start(tls: Option<&(PathBuf, PathBuf)>) -> Server {
+        let args: Vec<&Path> = tls.map(|(cert, key)| vec![cert.as_path(), key.as_path()]).unwrap_or_default();
+        Server::fixture("har_server.py", &args)
+    }
+
+    /// A Python server from tests/fixtures that prints its port first.
+    pub fn fixture(script: &str, args: &[&Path]) -> Server {
         need("python3", "python3");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/har_server.py");
-        let mut cmd = Command::new("python3");
-        cmd.arg(script).stdout(Stdio::piped());
-        if let Some((cert, key)) = tls {
-            cmd.arg(cert).arg(key);
-        }
-        let mut child = cmd.spawn().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(script);
+        let mut child = Command::new("python3").arg(script).args(args).stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
         let port = line.trim().parse().unwrap_or_else(|_| panic!("the test server said `{line}`"));

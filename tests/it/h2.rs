@@ -250,3 +250,24 @@ fn a_tunnel_route_relays_tls_to_a_real_tls_server() {
     let out = ok(out);
     assert!(out.starts_with(r#"{"items": [1, 2], "query": [["x", "1"]]"#) && out.ends_with(" 200"), "{out}");
 }
+
+#[test]
+fn forward_routes_carry_websockets_both_ways_over_ws_and_wss() {
+    need_python_module("websockets", "websockets");
+    let server = Server::fixture("ws_server.py", &[]);
+    let env_text = format!(
+        "INTERCEPT_ROUTE_PLAIN=http://up.test -> forward:127.0.0.1:{0}\nINTERCEPT_ROUTE_SECURE=https://up.test -> forward:127.0.0.1:{0}\n",
+        server.port
+    );
+    let script = r#"
+from websockets.sync.client import connect
+for url in ("ws://up.test/", "wss://up.test/"):
+    with connect(url) as ws:
+        ws.send("text over " + url.split(":")[0])
+        print(ws.recv())
+        ws.send(b"\x00bytes")
+        print(ws.recv())
+"#;
+    let (out, _) = run_in("ws-forward", &env_text, &[], &["python3", "-c", script]);
+    assert_eq!(ok(out), "upstream: text over ws\nb'upstream: \\x00bytes'\nupstream: text over wss\nb'upstream: \\x00bytes'\n");
+}
