@@ -82,9 +82,17 @@ int intercept_add_route(const char *url, const char *app);
 /* Adds a route served by `create`'s app (called once, on first use). */
 int intercept_add_app(const char *url, intercept_app_create_fn create);
 
-/* Removes every route on host:port; returns how many went. Connections
- * already open keep being served; new ones pass through. */
+/* Removes every route on host:port; returns how many went. The name stops
+ * resolving once no route uses it; a kept-alive connection is closed at
+ * its next request (over HTTP/2 the stream is refused). */
 int intercept_remove_routes(const char *host, uint16_t port);
+
+/* Inside an app's handle(): the pthread_t of the thread of this process
+ * that opened the connection being answered (as a number), and the
+ * client's fd in *fd (when fd is not NULL); 0 and -1 when the client is
+ * another process or nothing is being answered on this thread. An app
+ * running in the client's own runtime can raise its errors there. */
+uint64_t intercept_request_opener(int *fd);
 
 /* The reason the last call on this thread failed, or "". */
 const char *intercept_last_error(void);

@@ -5,6 +5,13 @@
 # when .venv already has them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# wsgi_intercept's own test suite, which the package must pass unchanged:
+# its release from PyPI (the tests come in the sdist), kept in .deps.
+suite=.deps/wsgi_intercept-1.13.1.tar.gz
+if [ ! -f "$suite" ]; then
+  mkdir -p .deps
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: --dest .deps wsgi-intercept==1.13.1
+fi
 stamp=.venv/.installed-$(sha256sum bindings/python/pyproject.toml | cut -c1-16)
 if [ -f "$stamp" ]; then
   exit 0

@@ -1,6 +1,7 @@
 //! The runtime API of `include/intercept.h`, exported with C linkage: add a
 //! route from a URL and an app spec, add a route served by a create
-//! function's app, remove the routes of a host and port. Usable from C,
+//! function's app, remove the routes of a host and port, and, inside an
+//! app's handler, the thread that opened the connection. Usable from C,
 //! Rust, and Python through ctypes, in a process started under the shim.
 
 use std::cell::RefCell;
@@ -107,6 +108,19 @@ pub extern "C" fn intercept_remove_routes(host: *const c_char, port: u16) -> c_i
         log_info!("{removed} route(s) removed from {host}:{port}");
         Ok(removed as c_int)
     })
+}
+
+/// Inside an app's handler: the `pthread_t` of the thread of this process
+/// that opened the connection being answered, and the client's fd in
+/// `*fd` (when not NULL); 0 and -1 when there is none.
+#[unsafe(no_mangle)]
+pub extern "C" fn intercept_request_opener(fd: *mut c_int) -> u64 {
+    let opener = core_lib::apps::dylib::current_opener();
+    if !fd.is_null() {
+        // SAFETY: the caller passes NULL or a pointer to an int.
+        unsafe { *fd = opener.map_or(-1, |o| o.fd) };
+    }
+    opener.map_or(0, |o| o.thread)
 }
 
 #[unsafe(no_mangle)]

@@ -38,7 +38,7 @@ pub fn spawn(fd: OwnedFd, client: Option<ClientEnd>, dest: Destination, idle: Du
     let (peer, dest) = if reactor::takes(&dest) {
         match reactor::submit(peer, dest, idle) {
             Ok(()) => return Ok(()),
-            Err(back) => back,
+            Err(back) => *back,
         }
     } else {
         (peer, dest)

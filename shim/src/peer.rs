@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use core_lib::apps::Opener;
 use core_lib::log_error;
 use core_lib::routing::Destination;
 use core_lib::serve::http::{self, Transport};
@@ -34,6 +35,8 @@ pub struct Peer(std::mem::ManuallyDrop<UnixStream>, Option<ClientEnd>);
 pub struct ClientEnd {
     pub fd: libc::c_int,
     pub socket: (u64, u64),
+    /// The thread that connected it (`pthread_self`).
+    pub thread: u64,
 }
 
 impl Peer {
@@ -117,6 +120,10 @@ impl Write for Peer {
 }
 
 impl Transport for Peer {
+    fn opener(&self) -> Option<Opener> {
+        self.1.map(|client| Opener { thread: client.thread, fd: client.fd })
+    }
+
     fn close_write(&mut self) {
         // SAFETY: shutdown of our own socket (not a hooked function).
         unsafe { libc::shutdown(self.0.as_raw_fd(), libc::SHUT_WR) };

@@ -95,14 +95,14 @@ pub fn takes(dest: &Destination) -> bool {
 
 /// Gives the connection to the loop, starting it if need be; hands the
 /// connection back when the loop cannot take it (then a thread serves it).
-pub fn submit(peer: Peer, dest: Destination, idle: Duration) -> Result<(), (Peer, Destination)> {
-    let Some(pipe) = channel() else { return Err((peer, dest)) };
+pub fn submit(peer: Peer, dest: Destination, idle: Duration) -> Result<(), Box<(Peer, Destination)>> {
+    let Some(pipe) = channel() else { return Err(Box::new((peer, dest))) };
     let entry = Box::into_raw(Box::new(Entry { peer, dest, idle, last: Instant::now(), read: Vec::new() }));
     let taken_back = |entry: *mut Entry| {
         // SAFETY: the entry is out of every slot again (or never was in
         // one): ours alone.
         let entry = unsafe { Box::from_raw(entry) };
-        Err((entry.peer, entry.dest))
+        Err(Box::new((entry.peer, entry.dest)))
     };
     let Some(slot) = INBOX.iter().position(|s| s.compare_exchange(null_mut(), entry, Ordering::SeqCst, Ordering::Relaxed).is_ok()) else {
         return taken_back(entry);

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use intercept_app::abi;
 
-use crate::apps::{App, Body, Request, Response};
+use crate::apps::{App, Body, Opener, Request, Response};
 use crate::log_error;
 
 pub const DEFAULT_SYMBOL: &str = "intercept_app_create";
@@ -147,13 +147,28 @@ impl Loaded {
         let mut sink = Sink { status: 200, headers: Vec::new(), memory: Vec::new(), spill: None, written: 0, failed: false };
         let out = abi::intercept_response { ctx: (&raw mut sink).cast(), set_status, add_header, write: write_body };
         let handle = self.app.handle.expect("checked at load");
+        let before = OPENER.replace(req.opener);
         // SAFETY: pointers valid for the call; the app was created by its own create function.
         let rc = unsafe { handle(self.app.state, &raw, &out) };
+        OPENER.set(before);
         if rc != 0 || sink.failed {
             return Response::text(500, if rc != 0 { "the app failed" } else { "the app's response could not be kept" });
         }
         sink.into_response()
     }
+}
+
+thread_local! {
+    /// The opener of the connection whose request this thread's app is
+    /// handling now.
+    static OPENER: std::cell::Cell<Option<Opener>> = const { std::cell::Cell::new(None) };
+}
+
+/// For an app inside its handler: who in this process opened the
+/// connection being answered; None when the client is not this process
+/// or no request is being handled on this thread.
+pub fn current_opener() -> Option<Opener> {
+    OPENER.get()
 }
 
 unsafe extern "C" fn read_body(body: *mut c_void, buf: *mut u8, len: usize) -> isize {
@@ -308,6 +323,7 @@ mod tests {
             headers: vec![],
             body: &mut reader,
             client: None,
+            opener: None,
         };
         let r = native.call(&mut req);
         let bytes = match r.body {

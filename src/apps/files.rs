@@ -238,6 +238,7 @@ mod tests {
             headers: Vec::new(),
             body,
             client: None,
+            opener: None,
         }
     }
 

@@ -41,6 +41,18 @@ pub struct Request<'a> {
     /// The client's socket, so an app that waits can notice a client that
     /// went away; None for a request not read from a socket.
     pub client: Option<RawFd>,
+    /// Who in this process opened the connection, when the client is
+    /// this process; apps that run in the client's own runtime (Python)
+    /// raise their errors there.
+    pub opener: Option<Opener>,
+}
+
+/// The thread that opened a connection (its `pthread_t`) and the client's
+/// fd number, both in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opener {
+    pub thread: u64,
+    pub fd: i32,
 }
 
 impl Request<'_> {
@@ -354,6 +366,7 @@ mod tests {
             headers: vec![("X-One".into(), "1".into()), ("x-two".into(), "2".into())],
             body,
             client: None,
+            opener: None,
         }
     }
 

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::apps::forward::Relay;
@@ -56,6 +57,41 @@ pub struct Destination {
     pub port: u16,
     pub journal: Option<Arc<Journal>>,
     pub idle: Duration,
+    /// The router's sites, and which change of them `site` is from.
+    pub live: Option<(Arc<Live>, u64)>,
+}
+
+impl Destination {
+    /// The site serving this connection's host and port now: the one it
+    /// started with while no route was added or removed since (one atomic
+    /// load), else the one there now; None once its routes are gone.
+    pub fn site_now(&self) -> Option<Arc<Site>> {
+        match &self.live {
+            Some((live, seen)) if live.changes.load(Ordering::Acquire) != *seen => {
+                live.snapshot().iter().find(|s| s.host == self.site.host && s.port == self.site.port).cloned()
+            }
+            _ => Some(self.site.clone()),
+        }
+    }
+}
+
+/// The sites now, shared by the router and every connection: replaced
+/// whole (copy on write) when routes are added or removed at run time, and
+/// counted, so a connection sees at its next request that they changed.
+pub struct Live {
+    sites: ForkLock<Arc<Vec<Arc<Site>>>>,
+    changes: AtomicU64,
+}
+
+impl Live {
+    fn snapshot(&self) -> Arc<Vec<Arc<Site>>> {
+        self.sites.lock().clone()
+    }
+
+    fn replace(&self, guard: &mut Arc<Vec<Arc<Site>>>, sites: Vec<Arc<Site>>) {
+        *guard = Arc::new(sites);
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// What a `connect` to an address becomes.
@@ -82,9 +118,7 @@ pub enum Lookup {
 }
 
 pub struct Router {
-    /// Replaced whole (copy on write) when routes are added or removed at
-    /// run time; a connection keeps the site it started with.
-    sites: ForkLock<Arc<Vec<Arc<Site>>>>,
+    live: Arc<Live>,
     names: Names,
     pub passthrough: Passthrough,
     pub journal: Option<Arc<Journal>>,
@@ -101,7 +135,7 @@ pub enum RouteApp {
 impl Router {
     pub fn new(config: &Config) -> Router {
         let router = Router {
-            sites: ForkLock::new(Arc::new(Vec::new())),
+            live: Arc::new(Live { sites: ForkLock::new(Arc::new(Vec::new())), changes: AtomicU64::new(0) }),
             names: Names::default(),
             passthrough: config.passthrough,
             journal: config.journal.clone().map(|path| Arc::new(Journal::new(path))),
@@ -114,7 +148,7 @@ impl Router {
         for r in &config.routes {
             router.insert_into(&mut sites, &mut index, &r.name, &r.url, RouteApp::Spec(r.app.clone()));
         }
-        *router.sites.lock() = Arc::new(sites);
+        *router.live.sites.lock() = Arc::new(sites);
         router
     }
 
@@ -141,16 +175,16 @@ impl Router {
 
     /// The sites now: a connection keeps the ones it started with.
     fn snapshot(&self) -> Arc<Vec<Arc<Site>>> {
-        self.sites.lock().clone()
+        self.live.snapshot()
     }
 
     /// Adds one route, copying the sites (run-time additions are few).
     fn insert(&self, name: &str, url: &RouteUrl, app: RouteApp) {
-        let mut guard = self.sites.lock();
+        let mut guard = self.live.sites.lock();
         let mut sites = (**guard).clone();
         let mut index = sites.iter().enumerate().map(|(i, s)| ((s.host.clone(), s.port), i)).collect();
         self.insert_into(&mut sites, &mut index, name, url, app);
-        *guard = Arc::new(sites);
+        self.live.replace(&mut guard, sites);
     }
 
     /// Adds one route to `sites`, whose positions by host and port `index`
@@ -200,7 +234,7 @@ impl Router {
 
     /// Removes every route on a host pattern and port; returns how many.
     pub fn remove(&self, host: &HostPattern, port: u16) -> usize {
-        let mut guard = self.sites.lock();
+        let mut guard = self.live.sites.lock();
         let mut sites = (**guard).clone();
         let mut removed = 0;
         sites.retain(|s| {
@@ -210,7 +244,7 @@ impl Router {
             }
             !hit
         });
-        *guard = Arc::new(sites);
+        self.live.replace(&mut guard, sites);
         removed
     }
 
@@ -233,8 +267,11 @@ impl Router {
             .cloned()
     }
 
-    fn target(&self, site: &Arc<Site>, host: String, port: u16) -> Destination {
-        Destination { site: site.clone(), host, port, journal: self.journal.clone(), idle: self.idle_timeout }
+    /// The destination for `site`, found in the sites of change `seen`
+    /// (read before them, so a change since is never missed).
+    fn target(&self, site: &Arc<Site>, host: String, port: u16, seen: u64) -> Destination {
+        let live = Some((self.live.clone(), seen));
+        Destination { site: site.clone(), host, port, journal: self.journal.clone(), idle: self.idle_timeout, live }
     }
 
     /// The name table (the reverse lookups of getnameinfo).
@@ -245,7 +282,7 @@ impl Router {
     /// Before `fork`: takes the router's locks so a child never inherits
     /// one held by a thread that does not exist there.
     pub fn hold_for_fork(&self) {
-        self.sites.hold_for_fork();
+        self.live.sites.hold_for_fork();
         self.names.hold_for_fork();
     }
 
@@ -256,7 +293,7 @@ impl Router {
     pub unsafe fn release_after_fork(&self) {
         unsafe {
             self.names.release_after_fork();
-            self.sites.release_after_fork();
+            self.live.sites.release_after_fork();
         }
     }
 
@@ -274,13 +311,14 @@ impl Router {
     }
 
     pub fn connect(&self, addr: SocketAddr) -> Connect {
+        let seen = self.live.changes.load(Ordering::Acquire);
         let ip = addr.ip().to_canonical();
         let port = addr.port();
         if names::is_synthetic(ip)
             && let Some(name) = self.names.name_of(ip)
         {
             return match self.site_for_name(&name, port) {
-                Some(site) => Connect::Intercept(self.target(&site, name, port)),
+                Some(site) => Connect::Intercept(self.target(&site, name, port, seen)),
                 None if self.passthrough == Passthrough::Allow => Connect::Resolve { name, port },
                 None => Connect::Refuse,
             };
@@ -299,7 +337,7 @@ impl Router {
                 HostPattern::Localhost => "localhost".to_string(),
                 _ => ip.to_string(),
             };
-            return Connect::Intercept(self.target(site, host, port));
+            return Connect::Intercept(self.target(site, host, port, seen));
         }
         match self.passthrough {
             Passthrough::Allow => Connect::Pass,
@@ -385,5 +423,22 @@ mod tests {
         assert_eq!(deny.lookup("127.0.0.1"), Lookup::Pass);
         let Lookup::Synthetic(v4, _) = deny.lookup("a.test") else { panic!() };
         assert!(matches!(deny.connect(addr(v4.into(), 8080)), Connect::Refuse));
+    }
+
+    #[test]
+    fn a_connection_sees_the_site_serving_its_host_now() {
+        let r = router(&["http://now.test -> static:200 first"], "allow");
+        let Lookup::Synthetic(v4, _) = r.lookup("now.test") else { panic!() };
+        let dest = intercepted(r.connect(addr(v4.into(), 80)));
+        // No change: the very site the connection started with.
+        assert!(Arc::ptr_eq(&dest.site_now().unwrap(), &dest.site));
+        let url = route::parse_url("http://now.test").unwrap();
+        assert_eq!(r.remove(&url.host, 80), 1);
+        assert!(dest.site_now().is_none());
+        let spec = apps::parse_spec("static:200 second", std::path::Path::new("/")).unwrap();
+        r.add("AGAIN", &url, RouteApp::Spec(spec)).unwrap();
+        let now = dest.site_now().unwrap();
+        assert!(!Arc::ptr_eq(&now, &dest.site));
+        assert_eq!(now.mounts[0].route, "AGAIN");
     }
 }

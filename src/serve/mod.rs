@@ -37,6 +37,10 @@ impl<S: Transport> Transport for rustls::StreamOwned<rustls::ServerConnection, S
     fn reset(&mut self) {
         self.sock.reset();
     }
+
+    fn opener(&self) -> Option<crate::apps::Opener> {
+        self.sock.opener()
+    }
 }
 
 /// Serves `stream` for `dest`; `ca_dir` holds the CA for https sites.

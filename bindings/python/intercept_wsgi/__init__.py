@@ -18,11 +18,32 @@ from urllib.parse import urlsplit
 
 from intercept_wsgi.wsgi import environ_for, run_wsgi
 
-__all__ = ["add_wsgi_intercept", "remove_wsgi_intercept", "intercepted", "NotPreloaded"]
+__all__ = ["add_wsgi_intercept", "remove_wsgi_intercept", "installed", "intercepted", "NotPreloaded", "WSGIAppError"]
 
 
 class NotPreloaded(RuntimeError):
     """libintercept.so is not preloaded into this process."""
+
+
+class WSGIAppError(Exception):
+    """An exception the app raised, raised again in the client's call (the
+    thread of this process that opened the connection), as wsgi_intercept
+    raises it: ``error`` is the app's exception, ``exception_info`` its
+    ``sys.exc_info()``. Clients in other processes get a 500 instead."""
+
+    def __init__(self, error=None, exc_info=None):
+        if error is None and exc_info is None:
+            error, exc_info = getattr(type(self), "_carried", (None, (None, None, None)))
+        Exception.__init__(self)
+        self.error = error
+        self.exception_info = exc_info
+        self.exception_type, self.exception_value, self.traceback = exc_info
+
+    def __str__(self):
+        if self.traceback is None:
+            return repr(self.error)
+        frame = traceback.extract_tb(self.traceback)[-1]
+        return "{0!r} at {1}:{2}".format(self.error, frame[0], frame[1])
 
 
 # ---- the C ABI of include/intercept.h ------------------------------------
@@ -65,6 +86,8 @@ _lib = None
 _lock = threading.Lock()
 # (host, port) -> [callbacks...]: ctypes callbacks must outlive their use.
 _registry = {}
+# The (host, port) pairs routed now.
+_installed = set()
 
 
 def _library():
@@ -79,6 +102,8 @@ def _library():
         lib.intercept_add_app.argtypes = [ctypes.c_char_p, _CREATE]
         lib.intercept_remove_routes.argtypes = [ctypes.c_char_p, ctypes.c_uint16]
         lib.intercept_last_error.restype = ctypes.c_char_p
+        lib.intercept_request_opener.argtypes = [ctypes.POINTER(ctypes.c_int)]
+        lib.intercept_request_opener.restype = ctypes.c_uint64
         _lib = lib
     return _lib
 
@@ -148,7 +173,11 @@ def _environ(request, script_name):
                        text(r.query), headers, _Input(r), multiprocess=False)
 
 
-def _make_handler(app_create_fn, script_name):
+class _NotNativeStr(TypeError):
+    """A response header that is not a native str, under strict headers."""
+
+
+def _make_handler(app_create_fn, script_name, strict_headers=lambda: False):
     app_box = []
 
     @_HANDLE
@@ -162,7 +191,11 @@ def _make_handler(app_create_fn, script_name):
             def send_head(status, headers):
                 out.set_status(out.ctx, int(status.split(None, 1)[0]))
                 for name, value in headers:
-                    out.add_header(out.ctx, name.encode("latin-1"), value.encode("latin-1"))
+                    if strict_headers() and not (isinstance(name, str) and isinstance(value, str)):
+                        raise _NotNativeStr(f"Header has a key '{name}' or value '{value}' which is not a native str.")
+                    name = name if isinstance(name, bytes) else name.encode("latin-1")
+                    value = value if isinstance(value, bytes) else value.encode("latin-1")
+                    out.add_header(out.ctx, name, value)
 
             def send_body(data):
                 if out.write(out.ctx, data, len(data)) != 0:
@@ -170,23 +203,70 @@ def _make_handler(app_create_fn, script_name):
 
             run_wsgi(app_box[0], environ, send_head, send_body)
             return 0
-        except BaseException:
-            traceback.print_exc(file=sys.stderr)
+        except BaseException as error:
+            if not _raise_in_opener(_client_side(error, sys.exc_info())):
+                traceback.print_exc(file=sys.stderr)
             return 1
 
     return handle
 
 
+def _client_side(error, exc_info):
+    """The exception the client's call raises for the app's ``error``: a
+    header type error as itself, anything else as WSGIAppError. A class
+    (an asynchronous exception is raised from its class, with no
+    arguments) carrying the error."""
+    if isinstance(error, _NotNativeStr):
+        message = str(error)
+        return type("TypeError", (TypeError,), {"__init__": lambda self: TypeError.__init__(self, message)})
+    return type("WSGIAppError", (WSGIAppError,), {"_carried": (error, exc_info), "__module__": WSGIAppError.__module__})
+
+
+def _raise_in_opener(exception_class):
+    """Raises ``exception_class`` in the Python thread of this process that
+    opened the connection being served (the shim knows it), where the
+    client's call is waiting for the answer. Only a thread that connected
+    a blocking socket (or one with a timeout) is interrupted: an event
+    loop's non-blocking sockets (asyncio, aiohttp, httpx's async client)
+    get the 500, as a client in another process does. False when not
+    raised."""
+    fd = ctypes.c_int(-1)
+    opener = _library().intercept_request_opener(ctypes.byref(fd))
+    if not opener or opener == threading.get_ident() or _connects.get(fd.value) != (opener, True):
+        return False
+    raised = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(opener), ctypes.py_object(exception_class))
+    return raised == 1
+
+
+# fd -> (the thread that connected it, whether it waits in its calls):
+# which connection a client's call is waiting on, for _raise_in_opener.
+_connects = {}
+
+
+def _note_connects(event, args):
+    if event == "socket.connect":
+        sock = args[0]
+        try:
+            _connects[sock.fileno()] = (threading.get_ident(), sock.gettimeout() != 0.0)
+        except (OSError, AttributeError):
+            pass
+
+
+sys.addaudithook(_note_connects)
+
+
 # ---- the seed's API --------------------------------------------------------
 
-def add_wsgi_intercept(host, port, app_create_fn, script_name=""):
+def add_wsgi_intercept(host, port, app_create_fn, script_name="", strict_headers=None):
     """Serve ``app_create_fn()`` (called once, on first use) in place of
-    host:port. Port 443 is served over https."""
+    host:port. Port 443 is served over https. ``strict_headers``, a function
+    asked at each response, makes a header that is not a native str a
+    TypeError in the client's call."""
     lib = _library()
     port = int(port)
     scheme = "https" if port == 443 else "http"
     script_name = script_name.rstrip("/")
-    handle = _make_handler(app_create_fn, script_name)
+    handle = _make_handler(app_create_fn, script_name, strict_headers or (lambda: False))
 
     @_CREATE
     def create(app):
@@ -199,6 +279,7 @@ def add_wsgi_intercept(host, port, app_create_fn, script_name=""):
         if lib.intercept_add_app(url, create) != 0:
             raise ValueError(lib.intercept_last_error().decode())
         _registry.setdefault((host.lower(), port), []).append((create, handle))
+        _installed.add((host.lower(), port))
     _bypass_proxies(host)
 
 
@@ -216,13 +297,22 @@ def _bypass_proxies(host):
 
 
 def remove_wsgi_intercept(host, port):
-    """Remove the apps on host:port; returns how many were removed."""
+    """Remove the apps on host:port; returns how many were removed. The
+    name stops resolving once no route uses it, and a kept-alive connection
+    to host:port is closed at its next request."""
     lib = _library()
     port = int(port)
     with _lock:
         count = lib.intercept_remove_routes(host.encode(), port)
+        _installed.discard((host.lower(), port))
         # Callbacks stay referenced: a connection opened before may still use them.
         return max(count, 0)
+
+
+def installed():
+    """The (host, port) pairs this package has routed and not removed."""
+    with _lock:
+        return sorted(_installed)
 
 
 class intercepted:

@@ -1,52 +1,71 @@
 """Context managers that install a WSGI app in place of a host, named as
 wsgi_intercept names them. Each takes an app *create* function and either
-``host``/``port`` (and ``prefix``) or ``url``; entering returns the URL."""
+``host``/``port`` (and ``prefix``) or ``url``, or neither: then a host name
+of its own is made up. Entering returns the URL (without a trailing slash
+unless given one)."""
 
-from urllib.parse import urlsplit
+from importlib import import_module
+from urllib.parse import urlsplit, urlunsplit
+from uuid import uuid4
 
-from intercept_wsgi import add_wsgi_intercept, remove_wsgi_intercept
+import wsgi_intercept
 
 
 class Interceptor:
+    MODULE_NAME = "http_client_intercept"
+
     def __init__(self, app, host=None, port=80, prefix=None, url=None):
+        assert app
+        self.app = app
         if url:
             parts = urlsplit(url)
-            host = parts.hostname
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            prefix = parts.path
-        if not host:
-            raise ValueError("an interceptor needs host= or url=")
-        self.app, self.host, self.port = app, host, int(port)
-        self.script_name = (prefix or "").rstrip("/")
-        scheme = "https" if self.port == 443 else "http"
-        default = 443 if scheme == "https" else 80
-        authority = host if self.port == default else f"{host}:{self.port}"
-        self.url = url or f"{scheme}://{authority}{self.script_name or '/'}"
+            self.host = parts.hostname
+            self.port = parts.port or (443 if parts.scheme == "https" else 80)
+            self.script_name = "" if parts.path in ("", "/") else parts.path
+            self.url = url
+        else:
+            self.host = host or str(uuid4())
+            self.port = int(port)
+            self.script_name = prefix or ""
+            scheme = "https" if self.port == 443 else "http"
+            netloc = self.host if self.port in (80, 443) else f"{self.host}:{self.port}"
+            self.url = urlunsplit((scheme, netloc, self.script_name, None, None))
+        self._module = import_module(f".{self.MODULE_NAME}", package="wsgi_intercept")
 
     def __enter__(self):
-        add_wsgi_intercept(self.host, self.port, self.app, script_name=self.script_name)
+        self.install_intercept()
         return self.url
 
     def __exit__(self, *exc):
-        remove_wsgi_intercept(self.host, self.port)
-        return False
+        self.uninstall_intercept()
+
+    def install_intercept(self):
+        self._module.install()
+        wsgi_intercept.add_wsgi_intercept(self.host, self.port, self.app, script_name=self.script_name)
+
+    def uninstall_intercept(self):
+        if not wsgi_intercept.remove_wsgi_intercept(self.host, self.port):
+            self.uninstall_module()
+
+    def uninstall_module(self):
+        self._module.uninstall()
 
 
 class HttpClientInterceptor(Interceptor):
-    pass
+    MODULE_NAME = "http_client_intercept"
 
 
 class Httplib2Interceptor(Interceptor):
-    pass
+    MODULE_NAME = "httplib2_intercept"
 
 
 class RequestsInterceptor(Interceptor):
-    pass
+    MODULE_NAME = "requests_intercept"
 
 
 class Urllib3Interceptor(Interceptor):
-    pass
+    MODULE_NAME = "urllib3_intercept"
 
 
 class UrllibInterceptor(Interceptor):
-    pass
+    MODULE_NAME = "urllib_intercept"

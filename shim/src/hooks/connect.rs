@@ -178,7 +178,9 @@ fn intercept(fd: c_int, to: SocketAddr, dest: Destination, router: &Router) -> c
     let host = format!("{}:{}", dest.host, dest.port);
     // SAFETY: `ours` was just created and is owned by nobody else.
     let ours = unsafe { peer::own(ours) };
-    let client = fdtable::identity(theirs).map(|socket| peer::ClientEnd { fd, socket });
+    // SAFETY: pthread_self has no preconditions.
+    let thread = unsafe { libc::pthread_self() } as u64;
+    let client = fdtable::identity(theirs).map(|socket| peer::ClientEnd { fd, socket, thread });
     if let Err(e) = dispatch::spawn(ours, client, dest, router.idle_timeout, router.ca_dir.clone()) {
         log_error!("cannot start a dispatcher thread for {host}: {e}");
         // SAFETY: our own fd, not yet handed to anyone.

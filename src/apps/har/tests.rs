@@ -26,6 +26,7 @@ fn call(
         headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
         body: &mut body,
         client: None,
+        opener: None,
     };
     app.call(&mut req)
 }

@@ -34,6 +34,7 @@ fn request<'a>(line: &str, headers: &[(&str, &str)], body: &'a mut &[u8]) -> Req
         headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
         body,
         client: None,
+        opener: None,
     }
 }
 

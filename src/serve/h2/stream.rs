@@ -57,6 +57,7 @@ impl Asked {
             headers: self.headers.clone(),
             body,
             client: None,
+            opener: None,
         }
     }
 }
@@ -78,7 +79,11 @@ pub(super) async fn serve(request: http::Request<RecvStream>, mut respond: SendR
     let asked = Asked { method: parts.method.as_str().to_string(), target, headers, started: Instant::now(), url };
     let head_only = parts.method == http::Method::HEAD;
     let (path, _) = split_target(&asked.target);
-    let mount = if parts.method == http::Method::CONNECT { None } else { dest.site.mount_for(path) };
+    let Some(site) = dest.site_now() else {
+        // Its routes were removed: refused, so the client may retry it.
+        return respond.send_reset(Reason::REFUSED_STREAM);
+    };
+    let mount = if parts.method == http::Method::CONNECT { None } else { site.mount_for(path) };
     let (response, route, received) = match mount {
         None if parts.method == http::Method::CONNECT => (Response::text(405, "CONNECT is not served here"), "-".to_string(), 0),
         None => (Response::text(404, &format!("no route for {path} on {}:{}", dest.host, dest.port)), "-".to_string(), 0),
@@ -145,7 +150,10 @@ async fn finish(
 
 /// Calls the app, a panic becoming 500.
 fn call(dest: &Destination, asked: &Asked, prefix: &str, body: &mut (dyn Read + Send)) -> Response {
-    let Some(mount) = dest.site.mount_for(split_target(&asked.target).0) else { return Response::text(404, "no route") };
+    let site = dest.site_now();
+    let Some(mount) = site.as_ref().and_then(|s| s.mount_for(split_target(&asked.target).0)) else {
+        return Response::text(404, "no route");
+    };
     let mut request = asked.request(dest, prefix, body);
     catch_unwind(AssertUnwindSafe(|| mount.app.call(&mut request))).unwrap_or_else(|_| {
         log_error!("{} {}: the app of route {} panicked", asked.method, asked.url, mount.route);

@@ -43,7 +43,8 @@ pub fn answer_buffered(input: &[u8], out: &mut Vec<u8>, dest: &Destination) -> B
     let plain = head.values("Expect").next().is_none() && head.values("Upgrade").next().is_none();
     let Some(end) = whole.filter(|_| plain) else { return Buffered::NeedsThread };
     let (path, _) = split_target(&head.target);
-    if !dest.site.mount_for(path).is_none_or(|m| m.app.answers_from_memory()) {
+    // A site that changed or went away is left to the serve loop.
+    if !dest.site_now().is_some_and(|site| site.mount_for(path).is_none_or(|m| m.app.answers_from_memory())) {
         return Buffered::NeedsThread;
     }
     let mut wire = Wire::with_buffered(Memory(out), input[head.len..end].to_vec());

@@ -115,8 +115,14 @@ fn exchange<S: Transport + Send>(wire: &mut Wire<S>, head: &Head, dest: &Destina
     };
     let expect_continue = head.minor >= 1 && head.has_token("Expect", "100-continue");
     let (path, query) = split_target(&head.target);
-    let mount = dest.site.mount_for(path);
-    let client = wire.stream.raw_fd();
+    let Some(site) = dest.site_now() else {
+        // Its routes were removed: closed with no answer, as a server that
+        // went away closes a kept-alive connection.
+        log_info!("{} {url}: the route is gone; the connection closes", head.method);
+        return Ok(false);
+    };
+    let mount = site.mount_for(path);
+    let (client, opener) = (wire.stream.raw_fd(), wire.stream.opener());
     let mut body = BodyReader::new(wire, framing, expect_continue);
     let (mut response, route) = match mount {
         None => (Response::text(404, &format!("no route for {path} on {}:{}", dest.host, dest.port)), "-"),
@@ -134,6 +140,7 @@ fn exchange<S: Transport + Send>(wire: &mut Wire<S>, head: &Head, dest: &Destina
                 headers: head.headers.clone(),
                 body: &mut body,
                 client,
+                opener,
             };
             let answer = catch_unwind(AssertUnwindSafe(|| mount.app.call(&mut req))).unwrap_or_else(|_| {
                 log_error!("{} {url}: the app of route {} panicked", head.method, mount.route);

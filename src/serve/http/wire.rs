@@ -26,6 +26,12 @@ pub trait Transport: Read + Write {
     /// Makes the client's next read fail with ECONNRESET, as a TCP reset
     /// would; by default, a plain close is all there is.
     fn reset(&mut self) {}
+
+    /// The thread of this process that opened the connection, when the
+    /// client is this process.
+    fn opener(&self) -> Option<crate::apps::Opener> {
+        None
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for &mut T {
@@ -43,6 +49,10 @@ impl<T: Transport + ?Sized> Transport for &mut T {
 
     fn reset(&mut self) {
         (**self).reset();
+    }
+
+    fn opener(&self) -> Option<crate::apps::Opener> {
+        (**self).opener()
     }
 }
 
