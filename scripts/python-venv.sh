@@ -19,7 +19,8 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e 'bindings/python[test]'
+# Editable and pure Python: the tests run it under the CLI they built.
+INTERCEPT_PURE_PYTHON=1 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e 'bindings/python[test]'
 rm -f .venv/.installed-*
 touch "$stamp"
 echo "python-venv: .venv ready"

@@ -14,5 +14,6 @@ mod http;
 mod https;
 mod layout;
 mod passthrough;
+mod python;
 mod stubs;
 mod tcp;

@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 
 from intercept_wsgi.wsgi import environ_for, run_wsgi
 
-__all__ = ["add_wsgi_intercept", "remove_wsgi_intercept", "installed", "intercepted", "NotPreloaded", "WSGIAppError"]
+__all__ = [
+    "add_wsgi_intercept", "add_route", "remove_wsgi_intercept", "installed", "intercepted", "preloaded", "NotPreloaded", "WSGIAppError",
+]
 
 
 class NotPreloaded(RuntimeError):
@@ -90,16 +92,28 @@ _registry = {}
 _installed = set()
 
 
+def preloaded():
+    """Whether libintercept.so is preloaded into this process."""
+    lib = ctypes.CDLL(None)  # the process's global symbols, preloaded ones first
+    return hasattr(lib, "intercept_is_preloaded") and bool(lib.intercept_is_preloaded())
+
+
+def require_shim():
+    """Raises NotPreloaded, saying how to start, without the shim."""
+    _library()
+
+
 def _library():
     global _lib
     if _lib is None:
-        lib = ctypes.CDLL(None)  # the process's global symbols, preloaded ones first
-        if not hasattr(lib, "intercept_is_preloaded") or not lib.intercept_is_preloaded():
+        lib = ctypes.CDLL(None)
+        if not preloaded():
             raise NotPreloaded(
                 "libintercept.so is not preloaded into this process; start it under the shim, "
                 "for example: intercept run -- pytest"
             )
         lib.intercept_add_app.argtypes = [ctypes.c_char_p, _CREATE]
+        lib.intercept_add_route.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
         lib.intercept_remove_routes.argtypes = [ctypes.c_char_p, ctypes.c_uint16]
         lib.intercept_last_error.restype = ctypes.c_char_p
         lib.intercept_request_opener.argtypes = [ctypes.POINTER(ctypes.c_int)]
@@ -281,6 +295,18 @@ def add_wsgi_intercept(host, port, app_create_fn, script_name="", strict_headers
         _registry.setdefault((host.lower(), port), []).append((create, handle))
         _installed.add((host.lower(), port))
     _bypass_proxies(host)
+
+
+def add_route(url, app):
+    """Any app an env file can name (``"echo"``, ``"static:200 hi"``,
+    ``"stubs:DIR"``, ``"har:FILE"``…) in place of ``url``."""
+    lib = _library()
+    with _lock:
+        if lib.intercept_add_route(url.encode(), app.encode()) != 0:
+            raise ValueError(lib.intercept_last_error().decode())
+        parts = urlsplit(url)
+        _installed.add((parts.hostname.lower(), parts.port or (443 if parts.scheme == "https" else 80)))
+    _bypass_proxies(urlsplit(url).hostname)
 
 
 def _bypass_proxies(host):

@@ -194,3 +194,19 @@ def test_a_proxy_set_inside_a_test_does_not_take_routed_hosts_away(monkeypatch):
                 module.install()
     finally:
         remove_wsgi_intercept("proxied.test", 80)
+
+
+def test_the_intercept_fixture_adds_for_one_test(intercept):
+    intercept.add("http://fixture.test/api", saying("from the fixture")())
+    assert requests_("http://fixture.test/api/x") == "from the fixture"
+    intercept.add_route("http://fixture-echo.test", "echo")
+    assert httpx.get("http://fixture-echo.test/e?q=1").json()["query"] == "q=1"
+    intercept.add_stub("http://fixture-stub.test", {"request": {"url": "/s"}, "response": {"status": 201, "body": "stubbed"}})
+    r = requests.get("http://fixture-stub.test/s")
+    assert (r.status_code, r.text) == (201, "stubbed")
+
+
+def test_what_the_fixture_added_is_gone_after_its_test():
+    for host in ("fixture.test", "fixture-echo.test", "fixture-stub.test"):
+        with pytest.raises(socket.gaierror):
+            socket.getaddrinfo(host, 80)
