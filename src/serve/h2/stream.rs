@@ -22,7 +22,7 @@ use tokio::runtime::Handle;
 
 use crate::apps::{Body, Request, Response};
 use crate::journal::Exchange;
-use crate::routing::Destination;
+use crate::routing::{Destination, Mount};
 use crate::serve::http::split_target;
 use crate::{log_debug, log_error, log_info};
 
@@ -89,21 +89,20 @@ pub(super) async fn serve(request: http::Request<RecvStream>, mut respond: SendR
         None => (Response::text(404, &format!("no route for {path} on {}:{}", dest.host, dest.port)), "-".to_string(), 0),
         Some(mount) if mount.app.answers_from_memory() => {
             let (response, received) = match gather(&mut body, dest.idle).await {
-                Ok(whole) => (call(&dest, &asked, &mount.prefix, &mut whole.as_slice()), whole.len() as u64),
+                Ok(whole) => (call(&dest, &asked, mount, &mut whole.as_slice()), whole.len() as u64),
                 Err(response) => (response, 0),
             };
             (response, mount.route.clone(), received)
         }
         Some(mount) => {
-            let (route, prefix) = (mount.route.clone(), mount.prefix.clone());
-            let (dest2, handle) = (dest.clone(), Handle::current());
+            let (mount, dest2, handle) = (mount.clone(), dest.clone(), Handle::current());
             let task = tokio::task::spawn_blocking(move || {
                 let mut reader = BodyReader { body, handle, idle: dest2.idle, pending: Bytes::new(), received: 0 };
-                let response = call(&dest2, &asked, &prefix, &mut reader);
-                (response, reader.received, asked)
+                let response = call(&dest2, &asked, &mount, &mut reader);
+                (response, reader.received, asked, mount.route)
             });
             match task.await {
-                Ok((response, received, back)) => {
+                Ok((response, received, back, route)) => {
                     return finish(&mut respond, &dest, &back, response, route, received, head_only).await;
                 }
                 Err(_) => return respond.send_reset(Reason::INTERNAL_ERROR),
@@ -148,13 +147,9 @@ async fn finish(
     }
 }
 
-/// Calls the app, a panic becoming 500.
-fn call(dest: &Destination, asked: &Asked, prefix: &str, body: &mut (dyn Read + Send)) -> Response {
-    let site = dest.site_now();
-    let Some(mount) = site.as_ref().and_then(|s| s.mount_for(split_target(&asked.target).0)) else {
-        return Response::text(404, "no route");
-    };
-    let mut request = asked.request(dest, prefix, body);
+/// Calls the mount's app, a panic becoming 500.
+fn call(dest: &Destination, asked: &Asked, mount: &Mount, body: &mut (dyn Read + Send)) -> Response {
+    let mut request = asked.request(dest, &mount.prefix, body);
     catch_unwind(AssertUnwindSafe(|| mount.app.call(&mut request))).unwrap_or_else(|_| {
         log_error!("{} {}: the app of route {} panicked", asked.method, asked.url, mount.route);
         Response::text(500, "the app failed")
