@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from intercept_wsgi.wsgi import environ_for, run_wsgi
 
 __all__ = [
-    "add_wsgi_intercept", "add_route", "remove_wsgi_intercept", "installed", "intercepted", "preloaded", "NotPreloaded", "WSGIAppError",
+    "add_wsgi_intercept", "add_route", "remove_wsgi_intercept", "intercepted", "preloaded", "NotPreloaded", "WSGIAppError",
 ]
 
 
@@ -88,10 +88,6 @@ _lib = None
 _lock = threading.Lock()
 # (host, port) -> [callbacks...]: ctypes callbacks must outlive their use.
 _registry = {}
-# The (host, port) pairs routed now.
-_installed = set()
-
-
 def preloaded():
     """Whether libintercept.so is preloaded into this process."""
     lib = ctypes.CDLL(None)  # the process's global symbols, preloaded ones first
@@ -293,7 +289,6 @@ def add_wsgi_intercept(host, port, app_create_fn, script_name="", strict_headers
         if lib.intercept_add_app(url, create) != 0:
             raise ValueError(lib.intercept_last_error().decode())
         _registry.setdefault((host.lower(), port), []).append((create, handle))
-        _installed.add((host.lower(), port))
     _bypass_proxies(host)
 
 
@@ -304,8 +299,6 @@ def add_route(url, app):
     with _lock:
         if lib.intercept_add_route(url.encode(), app.encode()) != 0:
             raise ValueError(lib.intercept_last_error().decode())
-        parts = urlsplit(url)
-        _installed.add((parts.hostname.lower(), parts.port or (443 if parts.scheme == "https" else 80)))
     _bypass_proxies(urlsplit(url).hostname)
 
 
@@ -330,15 +323,8 @@ def remove_wsgi_intercept(host, port):
     port = int(port)
     with _lock:
         count = lib.intercept_remove_routes(host.encode(), port)
-        _installed.discard((host.lower(), port))
         # Callbacks stay referenced: a connection opened before may still use them.
         return max(count, 0)
-
-
-def installed():
-    """The (host, port) pairs this package has routed and not removed."""
-    with _lock:
-        return sorted(_installed)
 
 
 class intercepted:
