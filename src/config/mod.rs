@@ -21,9 +21,20 @@ pub const ENV_FILE: &str = "INTERCEPT_ENV_FILE";
 pub const ROUTE_PREFIX: &str = "INTERCEPT_ROUTE_";
 
 /// Keys that are known but read by other parts of the tool (the trust
-/// bundle's path, set by `intercept run` for the shim); accepted so that
-/// they are not an error.
-const OTHER_KEYS: &[&str] = &[ENV_FILE, "INTERCEPT_TRUST_BUNDLE", apps::har::NEW_FILES_KEY];
+/// bundle's path, set by `intercept run` for the shim; the Python
+/// package's: where its CLI is, whose binaries its build takes, whether its
+/// pytest plugin starts pytest again); accepted so that they are not an
+/// error.
+const OTHER_KEYS: &[&str] = &[
+    ENV_FILE,
+    "INTERCEPT_TRUST_BUNDLE",
+    apps::har::NEW_FILES_KEY,
+    "INTERCEPT_BIN",
+    "INTERCEPT_BIN_DIR",
+    "INTERCEPT_SOURCE",
+    "INTERCEPT_PURE_PYTHON",
+    "INTERCEPT_PYTEST",
+];
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -471,5 +482,12 @@ mod tests {
     fn nothing_configured_is_inactive() {
         assert!(!load(&[]).unwrap().is_active());
         assert!(load(&vars(&[("INTERCEPT_PASSTHROUGH", "deny")])).unwrap().is_active());
+    }
+
+    #[test]
+    fn the_python_packages_keys_are_known() {
+        for key in ["INTERCEPT_BIN", "INTERCEPT_BIN_DIR", "INTERCEPT_SOURCE", "INTERCEPT_PURE_PYTHON", "INTERCEPT_PYTEST"] {
+            assert!(load(&[(key.to_string(), "1".to_string())]).is_ok(), "{key}");
+        }
     }
 }

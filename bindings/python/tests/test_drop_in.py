@@ -210,3 +210,25 @@ def test_what_the_fixture_added_is_gone_after_its_test():
     for host in ("fixture.test", "fixture-echo.test", "fixture-stub.test"):
         with pytest.raises(socket.gaierror):
             socket.getaddrinfo(host, 80)
+
+
+def test_plain_pytest_starts_itself_again_under_the_shim(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(__file__).resolve().parents[3] / "target" / "release" / "intercept"
+    assert cli.is_file(), f"{cli} is missing: `make test` builds it"
+    (tmp_path / "test_inner.py").write_text(
+        "import urllib.request\n\n"
+        "def test_inner(intercept):\n"
+        "    intercept.add_route('http://inner.test', 'static:200 inner')\n"
+        "    assert urllib.request.urlopen('http://inner.test/').read() == b'inner'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("INTERCEPT_")}
+    env.update(INTERCEPT_BIN=str(cli), HOME=str(tmp_path), INTERCEPT_CA_DIR=str(tmp_path / "ca"), PYTHONDONTWRITEBYTECODE="1")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
+    assert run.stderr.count("intercept: pytest started without the shim; running it again under") == 1, run.stderr
