@@ -41,13 +41,19 @@ INTERCEPT_ROUTE_SECHO=https://h2s.test/echo -> echo
 INTERCEPT_ROUTE_SFILES=https://h2s.test/files -> files:site
 ";
 
+/// An env file with [`ROUTES`] in a test directory of its own, with the
+/// `site/` its files routes serve.
+fn routes_env(name: &str) -> Env {
+    let dir = temp_dir(name);
+    std::fs::create_dir_all(dir.join("site")).unwrap();
+    env_file(&dir, ROUTES)
+}
+
 #[test]
 fn curl_speaks_http2_to_static_echo_and_files_routes_over_http_and_https() {
     need("curl", "curl");
-    let dir = temp_dir("h2-curl");
-    std::fs::create_dir_all(dir.join("site")).unwrap();
-    std::fs::write(dir.join("site/page.txt"), "a file over h2\n").unwrap();
-    let env = env_file(&dir, ROUTES);
+    let env = routes_env("h2-curl");
+    std::fs::write(env.parent().unwrap().join("site/page.txt"), "a file over h2\n").unwrap();
     let script = r#"
 for base in "--http2-prior-knowledge http://h2.test" "--http2 https://h2s.test"; do
   set -- $base
@@ -95,9 +101,7 @@ fn journal_lines_of_http2_requests_say_so() {
 fn python_httpx_uses_http2_over_https_and_with_prior_knowledge() {
     need_python_module("httpx", "httpx");
     need_python_module("h2", "h2");
-    let dir = temp_dir("h2-httpx");
-    std::fs::create_dir_all(dir.join("site")).unwrap();
-    let env = env_file(&dir, ROUTES);
+    let env = routes_env("h2-httpx");
     let script = r#"
 import httpx
 with httpx.Client(http2=True) as c:
@@ -115,9 +119,7 @@ with httpx.Client(http1=False, http2=True) as c:
 #[test]
 fn node_http2_runs_fifty_concurrent_streams_on_one_session() {
     need("node", "nodejs");
-    let dir = temp_dir("h2-node");
-    std::fs::create_dir_all(dir.join("site")).unwrap();
-    let env = env_file(&dir, ROUTES);
+    let env = routes_env("h2-node");
     let script = r#"
 const http2 = require('http2');
 const session = http2.connect('https://h2s.test');
@@ -150,9 +152,7 @@ for (let i = 0; i < 50; i++) {
 #[test]
 fn a_request_with_trailers_reaches_echo_with_its_body_intact() {
     need("node", "nodejs");
-    let dir = temp_dir("h2-trailers");
-    std::fs::create_dir_all(dir.join("site")).unwrap();
-    let env = env_file(&dir, ROUTES);
+    let env = routes_env("h2-trailers");
     let script = r#"
 const http2 = require('http2');
 const session = http2.connect('http://h2.test');
