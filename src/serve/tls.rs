@@ -96,6 +96,13 @@ impl Authority {
             .with_no_client_auth()
             .with_cert_resolver(resolver);
         config.alpn_protocols = if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+        // No TLS 1.3 session tickets. Nothing resumes a session with us
+        // across processes, and a ticket arrives just after the handshake,
+        // when many clients start writing their request: a client that
+        // reads the socket on one thread while writing it on another
+        // (Python's `websockets` with OpenSSL) can then lose its request,
+        // against any server that sends tickets.
+        config.send_tls13_tickets = 0;
         let config = Arc::new(config);
         self.configs.lock().insert(key, config.clone());
         Ok(config)
@@ -300,6 +307,8 @@ mod tests {
             client.process_new_packets().unwrap();
         }
         assert!(!client.is_handshaking());
+        // Nothing follows the handshake: no session ticket.
+        assert_eq!(client.tls13_tickets_received(), 0);
         // h2 first, as offered; a relaying route offers http/1.1 alone.
         assert_eq!(client.alpn_protocol(), Some(&b"h2"[..]));
         assert_eq!(authority.server_config("fallback.test", false).unwrap().alpn_protocols, [b"http/1.1".to_vec()]);
