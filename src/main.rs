@@ -13,7 +13,7 @@ use intercept::config::{self, Config, ENV_FILE, ROUTE_PREFIX};
 use intercept::serve::{tls, trust};
 
 mod cli;
-use cli::{program, verify};
+use cli::{program, supervise, verify};
 
 const SHIM: &str = "libintercept.so";
 const DEFAULT_ENV_FILE: &str = "intercept.env";
@@ -205,7 +205,7 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Cmd::Env { settings } => match environment(&settings) {
+        Cmd::Env { settings } => match environment(&settings).map(|(vars, _)| vars) {
             Ok(vars) => {
                 for (key, value) in &vars {
                     if value.contains('\n') {
@@ -254,7 +254,10 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
         Cmd::Run { settings, command } => match environment(&settings) {
-            Ok(vars) => {
+            Ok((vars, config)) => {
+                if config.supervise {
+                    return supervise::run(&command, vars, &config);
+                }
                 if let Some(path) = program::find(&command[0])
                     && let Some(why) = program::bypass_reason(&path)
                 {
@@ -271,7 +274,7 @@ fn main() -> ExitCode {
 
 /// Everything a program under the shim needs: `LD_PRELOAD` first, then the
 /// validated `INTERCEPT_*` variables.
-fn environment(settings: &Settings) -> Result<Vec<(String, String)>, ExitCode> {
+fn environment(settings: &Settings) -> Result<(Vec<(String, String)>, Config), ExitCode> {
     let (mut vars, config) = validate(settings)?;
     // Clients verify intercepted names against the bundle, and real hosts
     // against the system CAs in the same bundle. Set even with no https
@@ -312,7 +315,7 @@ fn environment(settings: &Settings) -> Result<Vec<(String, String)>, ExitCode> {
         vars.push((har::NEW_FILES_KEY.to_string(), path_text(Path::new(&joined)).map_err(|e| fail(&e))?));
     }
     let preload = shim_path().and_then(|s| preload_value(&s)).map_err(|e| fail(&e))?;
-    Ok(std::iter::once(("LD_PRELOAD".to_string(), preload)).chain(vars).collect())
+    Ok((std::iter::once(("LD_PRELOAD".to_string(), preload)).chain(vars).collect(), config))
 }
 
 /// Makes the CA if needed and writes the trust bundle: the system CAs, any

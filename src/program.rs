@@ -4,6 +4,17 @@
 //! start of its ELF image (no allocation: the shim asks from `execve`,
 //! which may run in a `vfork` child); scripts and anything that is not a
 //! 64-bit ELF file get the benefit of the doubt.
+//!
+//! Under `intercept run` such programs are supervised instead: their
+//! socket calls stop in a seccomp filter. [`SHIM_CALL`] is how the filter
+//! tells the shim's own calls, already decided, from a program's.
+
+/// Passed by the shim in an argument slot the kernel ignores (the fourth
+/// of `connect`, `getpeername`, `getsockname` and `open`, the fifth of
+/// `openat`, the sixth of `setsockopt` and `getsockopt`), so the
+/// supervisor's filter lets those calls through untouched. It marks, it
+/// does not guard: a program that forges it only escapes interception.
+pub const SHIM_CALL: u64 = 0x1e7e_5c0f_f1ce_0001;
 
 /// A one-line reason why the shim cannot reach a program with file mode
 /// `mode` whose file starts with `head`, if there is one.

@@ -7,11 +7,16 @@
 //! libc uses for "not supported", never a panic. [`resolve_all`] looks every
 //! symbol up at once, before a fork, so a child never calls `dlsym` (which
 //! takes a lock another thread may have held at the fork).
+//!
+//! The calls a supervised program's seccomp filter stops (connect, socket
+//! names and TCP options, opens) are made here as system calls carrying
+//! `program::SHIM_CALL`, so the shim's own, already decided, pass it.
 
 use std::ffi::{CStr, c_void};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
+use core_lib::program::SHIM_CALL;
 use libc::{addrinfo, c_char, c_int, c_uint, c_ulong, hostent, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 pub fn set_errno(code: c_int) {
@@ -64,10 +69,6 @@ macro_rules! real_fns {
                     Err(_) => panic!("bad symbol name"),
                 });)*
             pub(super) static fcntl: super::Slot = super::Slot::new(c"fcntl");
-            pub(super) static open: super::Slot = super::Slot::new(c"open");
-            pub(super) static open64: super::Slot = super::Slot::new(c"open64");
-            pub(super) static openat: super::Slot = super::Slot::new(c"openat");
-            pub(super) static openat64: super::Slot = super::Slot::new(c"openat64");
         }
 
         $(
@@ -90,24 +91,17 @@ macro_rules! real_fns {
         /// Looks every real function up now (see the module doc).
         pub fn resolve_all() {
             $(slots::$name.get();)*
-            for slot in [&slots::fcntl, &slots::open, &slots::open64, &slots::openat, &slots::openat64] {
-                slot.get();
-            }
+            slots::fcntl.get();
         }
     };
 }
 
 real_fns! {
-    fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int, missing = fail(libc::ENOSYS);
     fn close(fd: c_int) -> c_int, missing = fail(libc::ENOSYS);
     fn dup(fd: c_int) -> c_int, missing = fail(libc::ENOSYS);
     fn dup2(fd: c_int, to: c_int) -> c_int, missing = fail(libc::ENOSYS);
     fn dup3(fd: c_int, to: c_int, flags: c_int) -> c_int, missing = fail(libc::ENOSYS);
     fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int, missing = libc::EAI_SYSTEM;
-    fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int, missing = fail(libc::ENOSYS);
-    fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int, missing = fail(libc::ENOSYS);
-    fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int, missing = fail(libc::ENOSYS);
-    fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> c_int, missing = fail(libc::ENOSYS);
     fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int, missing = fail(libc::ENOSYS);
     fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
     fn sendto(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
@@ -143,30 +137,77 @@ pub unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     unsafe { real(fd, cmd, arg) }
 }
 
-/// The real `open`, `open64`, `openat` and `openat64`: variadic, their
-/// optional mode passed as an int, as `fcntl`'s argument is.
-macro_rules! real_opens {
-    ($(fn $name:ident($($arg:ident: $ty:ty),*);)*) => {$(
-        /// The real function of this name.
-        ///
-        /// # Safety
-        /// As for the libc function.
-        pub unsafe fn $name($($arg: $ty),*, mode: libc::c_uint) -> c_int {
-            let ptr = slots::$name.get();
-            if ptr.is_null() {
-                return fail(libc::ENOSYS);
-            }
-            // SAFETY: dlsym found libc's function, whose prototype this is.
-            let real: unsafe extern "C" fn($($ty),*, ...) -> c_int = unsafe { std::mem::transmute(ptr) };
-            // SAFETY: the caller upholds the function's contract.
-            unsafe { real($($arg),*, mode) }
-        }
-    )*};
+/// The real `open`, `open64`, `openat` and `openat64`, all as the
+/// `openat` system call, marked as ours (see [`marked`]).
+///
+/// # Safety
+/// As for libc's `openat`.
+pub unsafe fn openat(dir: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+    // SAFETY: the caller upholds openat's contract; the sixth slot is the mark.
+    unsafe { marked(libc::SYS_openat, [dir as i64, path as i64, flags as i64, mode as i64, 0]) as c_int }
 }
 
-real_opens! {
-    fn open(path: *const c_char, flags: c_int);
-    fn open64(path: *const c_char, flags: c_int);
-    fn openat(dir: c_int, path: *const c_char, flags: c_int);
-    fn openat64(dir: c_int, path: *const c_char, flags: c_int);
+/// # Safety
+/// As for libc's `open`.
+pub unsafe fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+    // SAFETY: as above.
+    unsafe { openat(libc::AT_FDCWD, path, flags, mode) }
+}
+
+pub use open as open64;
+pub use openat as openat64;
+
+/// # Safety
+/// As for libc's `connect`.
+pub unsafe fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: the caller upholds connect's contract.
+    unsafe { marked(libc::SYS_connect, [fd as i64, addr as i64, len as i64, 0, 0]) as c_int }
+}
+
+/// # Safety
+/// As for libc's `getpeername`.
+pub unsafe fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: the caller upholds getpeername's contract.
+    unsafe { marked(libc::SYS_getpeername, [fd as i64, addr as i64, len as i64, 0, 0]) as c_int }
+}
+
+/// # Safety
+/// As for libc's `getsockname`.
+pub unsafe fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: the caller upholds getsockname's contract.
+    unsafe { marked(libc::SYS_getsockname, [fd as i64, addr as i64, len as i64, 0, 0]) as c_int }
+}
+
+/// # Safety
+/// As for libc's `setsockopt`.
+pub unsafe fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int {
+    // SAFETY: the caller upholds setsockopt's contract.
+    unsafe { marked(libc::SYS_setsockopt, [fd as i64, level as i64, name as i64, value as i64, len as i64]) as c_int }
+}
+
+/// # Safety
+/// As for libc's `getsockopt`.
+pub unsafe fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut c_void, len: *mut socklen_t) -> c_int {
+    // SAFETY: the caller upholds getsockopt's contract.
+    unsafe { marked(libc::SYS_getsockopt, [fd as i64, level as i64, name as i64, value as i64, len as i64]) as c_int }
+}
+
+/// A system call the supervisor's filter lets through: `args` in the
+/// first slots, the rest zero, and the mark ([`SHIM_CALL`]) in the slot
+/// after the call's last argument (`used` counts them), which the kernel
+/// ignores. Returns -1 with errno set on failure, as libc does.
+///
+/// # Safety
+/// `args` must be valid arguments for the call.
+unsafe fn marked(nr: libc::c_long, args: [i64; 5]) -> libc::c_long {
+    let used = match nr {
+        libc::SYS_openat => 4,
+        libc::SYS_setsockopt | libc::SYS_getsockopt => 5,
+        _ => 3,
+    };
+    let mut slots = [0i64; 6];
+    slots[..used].copy_from_slice(&args[..used]);
+    slots[used] = SHIM_CALL as i64;
+    // SAFETY: the caller's arguments; the extra slot is ignored by the kernel.
+    unsafe { libc::syscall(nr, slots[0], slots[1], slots[2], slots[3], slots[4], slots[5]) }
 }

@@ -34,7 +34,12 @@ const OTHER_KEYS: &[&str] = &[
     "INTERCEPT_SOURCE",
     "INTERCEPT_PURE_PYTHON",
     "INTERCEPT_PYTEST",
+    SUPERVISED_KEY,
 ];
+
+/// Set by `intercept run` in a program it supervises, so that the shim
+/// does not warn of programs that bypass it.
+pub const SUPERVISED_KEY: &str = "INTERCEPT_SUPERVISED";
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +113,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Where the CA for https routes lives.
     pub ca_dir: PathBuf,
+    /// Whether `intercept run` supervises programs that bypass the shim
+    /// (`INTERCEPT_SUPERVISE=auto`, the default) or not (`never`).
+    pub supervise: bool,
 }
 
 /// Where the CA lives unless `INTERCEPT_CA_DIR` says: the user's cache
@@ -134,6 +142,7 @@ impl Default for Config {
             journal: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             ca_dir: default_ca_dir(),
+            supervise: true,
         }
     }
 }
@@ -217,6 +226,13 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
                     "loopback" => Passthrough::Loopback,
                     "deny" => Passthrough::Deny,
                     _ => return Err(fail(format!("{key}=`{value}`: expected allow, loopback or deny"))),
+                }
+            }
+            "INTERCEPT_SUPERVISE" => {
+                config.supervise = match value.trim().to_ascii_lowercase().as_str() {
+                    "auto" | "" => true,
+                    "never" => false,
+                    _ => return Err(fail(format!("{key}=`{value}`: expected auto or never"))),
                 }
             }
             "INTERCEPT_LOG" => {
@@ -455,6 +471,7 @@ mod tests {
             ("status", "INTERCEPT_ROUTE_A=http://a.test -> static:42 x\n", 1, "bad status code"),
             ("file", "INTERCEPT_ROUTE_A=http://a.test -> static:200 @missing.txt\n", 1, "missing.txt"),
             ("pass", "INTERCEPT_LOG=info\nINTERCEPT_PASSTHROUGH=sometimes\n", 2, "expected allow, loopback or deny"),
+            ("supervise", "INTERCEPT_SUPERVISE=always\n", 1, "expected auto or never"),
             ("quote", "INTERCEPT_LOG=info\nINTERCEPT_ROUTE_A='http://a.test -> echo\n", 2, "unterminated single quote"),
             ("arrow", "INTERCEPT_ROUTE_A=http://a.test echo\n", 1, "expected `URL -> APP`"),
             ("unknown", "INTERCEPT_PASTHROUGH=deny\n", 1, "unknown key INTERCEPT_PASTHROUGH"),
