@@ -20,6 +20,8 @@ declare -A PROGRAMS=(
   [php]=php-cli
   [wget2]=wget2
   [npm]=npm
+  [go]=golang-go
+  [unshare]=util-linux
 )
 # python module -> pip package
 declare -A PY_MODULES=(
@@ -46,6 +48,9 @@ done
 
 # Static linking (the test of the static-binary warning) needs libc.a.
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+# A statically linked busybox (the supervisor's tests; Debian's `busybox`
+# package is dynamically linked).
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 # PHP's curl extension (the RTLD_DEEPBIND test).
 command -v php >/dev/null 2>&1 && php -m 2>/dev/null | grep -qx curl || missing+=(php-curl)
 # Perl LWP with https (a client that reads a fixed CA path).

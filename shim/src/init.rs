@@ -50,6 +50,9 @@ fn load() {
     if config.is_active() {
         state::activate();
     }
+    if std::env::var_os(config::SUPERVISED_KEY).is_some() {
+        state::set_supervised();
+    }
     if let Some(bundle) = std::env::var_os(trust::BUNDLE_VARIABLE).filter(|b| !b.is_empty()) {
         let store = trust::truststore_of(std::path::Path::new(&bundle));
         let (bundle, store) = (bundle.into_encoded_bytes(), store.into_os_string().into_encoded_bytes());

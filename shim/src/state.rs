@@ -1,6 +1,7 @@
 //! The process-wide state: the router built from the configuration,
-//! whether the hooks have anything to do, and the trust files to serve in
-//! place of the system's. Set once by `init`; the runtime API may turn the
+//! whether the hooks have anything to do, the trust files to serve in
+//! place of the system's, and whether a supervisor covers the programs
+//! that bypass the shim. Set once by `init`; the runtime API may turn the
 //! hooks on later.
 
 use std::ffi::CString;
@@ -13,6 +14,9 @@ static ROUTER: OnceLock<Router> = OnceLock::new();
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// The trust bundle and truststore served for system trust files.
 static TRUST: OnceLock<(CString, CString)> = OnceLock::new();
+/// Whether `intercept run` supervises this process (programs that bypass
+/// the shim are intercepted all the same).
+static SUPERVISED: AtomicBool = AtomicBool::new(false);
 
 /// Whether hooks have anything to do. One load on every hook.
 #[inline]
@@ -49,4 +53,13 @@ pub fn set_trust(bundle: CString, truststore: CString) {
 #[inline]
 pub fn trust() -> Option<&'static (CString, CString)> {
     TRUST.get()
+}
+
+/// Notes that `intercept run` supervises this process.
+pub fn set_supervised() {
+    SUPERVISED.store(true, Ordering::Release);
+}
+
+pub fn supervised() -> bool {
+    SUPERVISED.load(Ordering::Acquire)
 }

@@ -16,4 +16,5 @@ mod layout;
 mod passthrough;
 mod python;
 mod stubs;
+mod supervise;
 mod tcp;

@@ -1,6 +1,7 @@
 //! `execve`: a program the shim cannot reach (statically linked, setuid)
 //! started from under it — by a shell, say — gets the one-line warning
-//! `intercept run` gives for the command it starts itself.
+//! `intercept run` gives for the command it starts itself, unless
+//! `intercept run` supervises it (then such a program is intercepted).
 //!
 //! `execve` may run in a `vfork` child, on the parent's memory: the check
 //! allocates nothing (a stack buffer for the file's first bytes and for the
@@ -21,7 +22,7 @@ pub unsafe extern "C" fn execve(path: *const c_char, argv: *const *const c_char,
 }
 
 unsafe fn execve_impl(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
-    if state::active() && !path.is_null() && log::enabled(Level::Error) {
+    if state::active() && !state::supervised() && !path.is_null() && log::enabled(Level::Error) {
         // SAFETY: a NUL-terminated path from the caller.
         warn_if_out_of_reach(unsafe { CStr::from_ptr(path) });
     }

@@ -14,8 +14,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
 use intercept::apps::forward;
-use intercept::config::route::{HostPattern, Scheme};
 use intercept::config::Config;
+use intercept::config::route::{HostPattern, Scheme};
 use intercept::routing::{Connect, Destination, Lookup, Router};
 use intercept::{log_debug, log_error, serve};
 use libc::c_int;
@@ -88,7 +88,9 @@ impl Supervisor {
                 Reply::Error(libc::ECONNREFUSED)
             }
             Connect::Resolve { name, port } => match TcpStream::connect((name.as_str(), port)) {
-                Ok(stream) => self.put_in_place(call, fd, OwnedFd::from(stream)).map_or(Reply::Error(libc::ECONNREFUSED), |_| Reply::Value(0)),
+                Ok(stream) => {
+                    self.put_in_place(call, fd, OwnedFd::from(stream)).map_or(Reply::Error(libc::ECONNREFUSED), |_| Reply::Value(0))
+                }
                 Err(e) => Reply::Error(e.raw_os_error().unwrap_or(libc::ECONNREFUSED)),
             },
             Connect::Intercept(dest) => self.intercept(call, fd, to, dest),
@@ -146,9 +148,7 @@ impl Supervisor {
 
     fn serve(&self, ours: UnixStream, dest: Destination) {
         match &dest.site.forward {
-            Some((_, relay)) if relay.tunnel || dest.site.scheme == Scheme::Http => {
-                forward::serve(&ours, &relay.to, &forward::connect_std)
-            }
+            Some((_, relay)) if relay.tunnel || dest.site.scheme == Scheme::Http => forward::serve(&ours, &relay.to, &forward::connect_std),
             _ => {
                 // A client quiet for the idle timeout is hung up on.
                 let idle = self.router.idle_timeout;

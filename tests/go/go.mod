@@ -1,0 +1,3 @@
+module intercept.test/supervised
+
+go 1.19

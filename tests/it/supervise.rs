@@ -1,0 +1,194 @@
+//! Programs that bypass the shim, intercepted by `intercept run`'s
+//! supervisor: a static busybox, Go clients with and without cgo, a raw
+//! `connect` system call, children of a Go program. Each runs in a fresh
+//! network namespace holding only a loopback that is down, so nothing
+//! unintercepted can succeed (not even a DNS query).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::*;
+
+const ROUTES: &str = "INTERCEPT_ROUTE_PLAIN=http://api.test -> echo
+INTERCEPT_ROUTE_SECURE=https://secure.test -> echo
+INTERCEPT_ROUTE_TEXT=http://text.test -> static:200 hello from a route
+";
+
+/// `intercept run` with `env`, inside a new network namespace.
+fn isolated(env: &Path, cmd: &[&str]) -> Output {
+    need("unshare", "util-linux");
+    let dir = env.parent().unwrap();
+    let mut command = command("unshare", dir);
+    command.current_dir(dir);
+    // Without root, a user namespace grants the right to make one.
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        command.arg("-r");
+    }
+    command.args(["-n", "--"]).arg(intercept_bin()).args(["run", "--env-file", env.to_str().unwrap(), "--"]).args(cmd);
+    command.output().unwrap()
+}
+
+/// The static busybox, which Debian's `busybox-static` installs.
+fn static_busybox() -> &'static str {
+    need("busybox", "busybox-static");
+    let out = Command::new("file").arg("-L").arg("/bin/busybox").output();
+    if let Ok(out) = out {
+        let text = stdout(&out);
+        assert!(!text.contains("dynamically linked"), "/bin/busybox is dynamically linked: install `busybox-static`");
+    }
+    "busybox"
+}
+
+/// Builds one of the Go programs in `tests/go` into `dir`, offline, with
+/// the standard library only; the build cache stays in `target/`.
+fn go_build(dir: &Path, package: &str, cgo: bool) -> PathBuf {
+    need("go", "golang-go");
+    let out_file = dir.join(format!("{package}-{}", if cgo { "cgo" } else { "static" }));
+    let cache = intercept_bin().parent().unwrap().join("go-cache");
+    let built = Command::new("go")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go"))
+        .args(["build", "-o"])
+        .arg(&out_file)
+        .arg(format!("./{package}"))
+        .env("CGO_ENABLED", if cgo { "1" } else { "0" })
+        .env("GOCACHE", cache)
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-buildvcs=false -modcacherw")
+        .env("GOTELEMETRY", "off")
+        .env("HOME", dir.join("home"))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "go build ./{package}: {}", stderr(&built));
+    out_file
+}
+
+#[test]
+fn static_busybox_wget_fetches_a_route_directly_and_from_a_shell() {
+    let busybox = static_busybox();
+    let dir = temp_dir("sup-busybox");
+    let env = env_file(&dir, ROUTES);
+    let out = isolated(&env, &[busybox, "wget", "-q", "-O", "-", "http://text.test/"]);
+    assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("hello from a route", ""));
+    // A dynamic shell starts it: no warning, and intercepted all the same.
+    let out = isolated(
+        &env,
+        &[
+            "sh",
+            "-c",
+            "busybox wget -q -O - http://text.test/a; echo; busybox wget -q -O - --post-data=posted http://api.test/b | grep body",
+        ],
+    );
+    assert_eq!(stdout(&out), "hello from a route\n  \"body\": \"posted\"\n");
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn go_clients_with_and_without_cgo_get_and_post_over_http_and_https() {
+    static_busybox();
+    let dir = temp_dir("sup-go");
+    let env = env_file(&dir, ROUTES);
+    for cgo in [false, true] {
+        let client = go_build(&dir, "client", cgo);
+        let client = client.to_str().unwrap();
+        // The routed names' addresses, from /etc/hosts as a supervised
+        // program reads it.
+        let script = format!(
+            "busybox grep -E '^198[.].* (api|secure)[.]test$' /etc/hosts; \
+             {client} GET 'http://api.test/get?q=1' && {client} POST https://secure.test/post 'a posted body'"
+        );
+        let out = isolated(&env, &["sh", "-c", &script]);
+        let text = ok(out);
+        let lines: Vec<&str> = text.lines().collect();
+        let address =
+            |name: &str| lines.iter().find_map(|l| l.strip_suffix(&format!(" {name}"))).unwrap_or_else(|| panic!("{name} not in {text}"));
+        let (plain, secure) = (address("api.test"), address("secure.test"));
+        let got: Vec<&str> = lines.iter().copied().filter(|l| !l.starts_with("  \"headers\"")).collect();
+        let text = got.join("\n");
+        for expected in [
+            format!("200\ntcp {plain}:80\n{{"),
+            "\"method\": \"GET\"".to_string(),
+            "\"query\": \"q=1\"".to_string(),
+            format!("200\ntcp {secure}:443\n{{"),
+            "\"method\": \"POST\"".to_string(),
+            "\"scheme\": \"https\"".to_string(),
+            "\"body\": \"a posted body\"".to_string(),
+        ] {
+            assert!(text.contains(&expected), "cgo={cgo}: `{expected}` not in:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn a_go_program_runs_curl_and_static_busybox_as_children() {
+    need("curl", "curl");
+    let busybox = static_busybox();
+    let dir = temp_dir("sup-children");
+    let env = env_file(&dir, ROUTES);
+    let spawn = go_build(&dir, "spawn", false);
+    let out = isolated(&env, &[spawn.to_str().unwrap(), "http://text.test/"]);
+    assert_eq!(ok(out), format!("curl: hello from a route\n{busybox}: hello from a route\n"));
+}
+
+#[test]
+fn a_raw_connect_system_call_is_intercepted() {
+    need("cc", "gcc");
+    let dir = temp_dir("sup-raw");
+    let program = dir.join("raw_connect");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/raw_connect.c");
+    let built = Command::new("cc").arg("-O2").arg("-o").arg(&program).arg(&source).output().unwrap();
+    assert!(built.status.success(), "cc: {}", stderr(&built));
+    let env = env_file(&dir, ROUTES);
+    let out = ok(isolated(&env, &[program.to_str().unwrap(), "text.test", "80"]));
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\nhello from a route"), "{out}");
+}
+
+#[test]
+fn deny_mode_refuses_a_supervised_programs_unrouted_connect() {
+    let busybox = static_busybox();
+    let dir = temp_dir("sup-deny");
+    let env = env_file(&dir, &format!("{ROUTES}INTERCEPT_PASSTHROUGH=deny\nINTERCEPT_JOURNAL=journal.jsonl\n"));
+    let out = isolated(&env, &[busybox, "wget", "-q", "-O", "-", "http://127.0.0.1:9/"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("intercept: refused connection to 127.0.0.1:9") && err.contains("INTERCEPT_PASSTHROUGH=deny"), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"blocked\"") && journal.contains("127.0.0.1:9"), "{journal}");
+    // A routed host still answers.
+    let out = isolated(&env, &[busybox, "wget", "-q", "-O", "-", "http://text.test/"]);
+    assert_eq!(ok(out), "hello from a route");
+}
+
+#[test]
+fn unsupervised_a_static_program_is_named_and_runs_unintercepted() {
+    let busybox = static_busybox();
+    let dir = temp_dir("sup-off");
+    let env = env_file(&dir, ROUTES);
+    let wget = [busybox, "wget", "-q", "-O", "-", "http://text.test/"];
+    // Supervision unavailable: an outer `intercept run` (with no route)
+    // already listens, and Linux allows one listener per process.
+    let bin = intercept_bin();
+    let outer = env_file(&temp_dir("sup-outer"), "");
+    let mut inner = vec![bin.to_str().unwrap(), "run", "--env-file", env.to_str().unwrap(), "--"];
+    inner.extend(wget);
+    let out = isolated(&outer, &inner);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert_eq!(
+        stderr(&out).lines().next().unwrap_or(""),
+        "intercept: cannot supervise busybox: another supervisor already listens to its system calls; \
+         only what loads libintercept.so is intercepted (static binaries and Go are not)"
+    );
+    // INTERCEPT_SUPERVISE=never: the warning of old, and no interception.
+    let never = env_file(&temp_dir("sup-never"), &format!("{ROUTES}INTERCEPT_SUPERVISE=never\n"));
+    let out = isolated(&never, &wget);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).starts_with("intercept: warning: ")
+            && stderr(&out).contains("busybox is statically linked, so it does not load libintercept.so"),
+        "{}",
+        stderr(&out)
+    );
+}
