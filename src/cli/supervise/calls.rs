@@ -87,12 +87,22 @@ impl Supervisor {
                 }
                 Reply::Error(libc::ECONNREFUSED)
             }
-            Connect::Resolve { name, port } => match TcpStream::connect((name.as_str(), port)) {
-                Ok(stream) => {
-                    self.put_in_place(call, fd, OwnedFd::from(stream)).map_or(Reply::Error(libc::ECONNREFUSED), |_| Reply::Value(0))
-                }
-                Err(e) => Reply::Error(e.raw_os_error().unwrap_or(libc::ECONNREFUSED)),
-            },
+            // A routed name on a port no route serves: connected for real,
+            // on a thread of its own, so a slow host holds up no other call.
+            Connect::Resolve { name, port } => {
+                let (supervisor, call) = (self.clone(), *call);
+                let started = std::thread::Builder::new().name("intercept".into()).spawn(move || {
+                    let reply = match TcpStream::connect((name.as_str(), port)) {
+                        Ok(stream) => match supervisor.put_in_place(&call, fd, OwnedFd::from(stream)) {
+                            Ok(()) => Reply::Value(0),
+                            Err(_) => Reply::Error(libc::ECONNREFUSED),
+                        },
+                        Err(e) => Reply::Error(e.raw_os_error().unwrap_or(libc::ECONNREFUSED)),
+                    };
+                    call.answer(reply);
+                });
+                if started.is_ok() { Reply::Sent } else { Reply::Error(libc::EAGAIN) }
+            }
             Connect::Intercept(dest) => self.intercept(call, fd, to, dest),
         }
     }

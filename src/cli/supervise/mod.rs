@@ -115,7 +115,7 @@ fn watch(listener: OwnedFd, supervisor: Arc<Supervisor>) {
                 _ => return,
             }
         }
-        let call = Call { listener: fd, notif: &notif };
+        let call = Call { listener: fd, notif };
         let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| supervisor.answer(&call))).unwrap_or_else(|_| {
             log_error!("internal error answering a supervised call; it runs as made");
             Reply::Continue

@@ -10,9 +10,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use libc::{c_int, seccomp_notif};
 
 /// One stopped call, and the listener it came from.
-pub struct Call<'a> {
+#[derive(Clone, Copy)]
+pub struct Call {
     pub listener: RawFd,
-    pub notif: &'a seccomp_notif,
+    pub notif: seccomp_notif,
 }
 
 /// What the supervisor answers.
@@ -23,11 +24,12 @@ pub enum Reply {
     Value(i64),
     /// The call fails with this errno.
     Error(c_int),
-    /// Answered already (an fd sent as the call's result).
+    /// Answered already (an fd sent as the call's result), or to be
+    /// answered by another thread.
     Sent,
 }
 
-impl Call<'_> {
+impl Call {
     pub fn pid(&self) -> libc::pid_t {
         self.notif.pid as libc::pid_t
     }
