@@ -143,7 +143,7 @@ pub unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
 /// # Safety
 /// As for libc's `openat`.
 pub unsafe fn openat(dir: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    // SAFETY: the caller upholds openat's contract; the sixth slot is the mark.
+    // SAFETY: the caller upholds openat's contract; the fifth slot is the mark.
     unsafe { marked(libc::SYS_openat, [dir as i64, path as i64, flags as i64, mode as i64, 0]) as c_int }
 }
 
