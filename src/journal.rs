@@ -17,6 +17,26 @@ use serde_json::{Value, json};
 
 use crate::log_error;
 
+thread_local! {
+    /// The process a supervised connection belongs to, when this thread
+    /// serves one for `intercept run`'s supervisor (0: this process).
+    static FOR_PID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Lines this thread writes name `pid`: the supervised process whose
+/// connection it serves, not the supervisor.
+pub fn write_for_pid(pid: u32) {
+    FOR_PID.with(|p| p.set(pid));
+}
+
+/// The pid a line names.
+fn pid() -> u32 {
+    match FOR_PID.with(|p| p.get()) {
+        0 => std::process::id(),
+        pid => pid,
+    }
+}
+
 pub struct Journal {
     path: PathBuf,
     file: OnceLock<Option<File>>,
@@ -43,7 +63,7 @@ impl Journal {
     pub fn request(&self, e: &Exchange<'_>) {
         let mut line = json!({
             "time": now(),
-            "pid": std::process::id(),
+            "pid": pid(),
             "event": "request",
             "route": e.route,
             "method": e.method,
@@ -64,7 +84,7 @@ impl Journal {
     pub fn blocked(&self, target: &str, passthrough: &str) {
         self.append(json!({
             "time": now(),
-            "pid": std::process::id(),
+            "pid": pid(),
             "event": "blocked",
             "target": target,
             "passthrough": passthrough,

@@ -157,9 +157,17 @@ fn deny_mode_refuses_a_supervised_programs_unrouted_connect() {
     assert!(err.contains("Connection refused"), "{err}");
     let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
     assert!(journal.contains("\"blocked\"") && journal.contains("127.0.0.1:9"), "{journal}");
-    // A routed host still answers.
-    let out = isolated(&env, &[busybox, "wget", "-q", "-O", "-", "http://text.test/"]);
-    assert_eq!(ok(out), "hello from a route");
+    // A routed host still answers. Journal lines name the supervised
+    // process (the shell's pid, which `exec` keeps), not the supervisor.
+    let out = isolated(&env, &["sh", "-c", "echo $$; exec busybox wget -q -O - http://text.test/"]);
+    let text = ok(out);
+    let (pid, body) = text.split_once('\n').unwrap();
+    assert_eq!(body, "hello from a route");
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    let request = journal.lines().map(json).find(|l| l["event"] == "request").expect("a request line");
+    assert_eq!(request["pid"].to_string(), pid, "{journal}");
+    // busybox names the port in its Host header.
+    assert_eq!(request["url"], "http://text.test:80/");
 }
 
 #[test]
@@ -191,4 +199,29 @@ fn unsupervised_a_static_program_is_named_and_runs_unintercepted() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn intercept_run_passes_signals_on_and_exits_as_the_program_did() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let dir = temp_dir("sup-signals");
+    let env = env_file(&dir, ROUTES);
+    let mut child = command(intercept_bin(), &dir)
+        .args(["run", "--env-file", env.to_str().unwrap(), "--", "sh", "-c"])
+        .arg("trap 'echo got TERM; exit 3' TERM; echo ready; sleep 10 & wait")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(lines.next().unwrap().unwrap(), "got TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    // A program killed by a signal: intercept run ends by the same one.
+    let out = run_with(&env, &["sh", "-c", "kill -TERM $$"]);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM));
+    assert_eq!(run_with(&env, &["sh", "-c", "exit 7"]).status.code(), Some(7));
 }

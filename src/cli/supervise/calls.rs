@@ -83,7 +83,9 @@ impl Supervisor {
                 let mode = self.router.passthrough.as_str();
                 log_error!("refused connection to {to} (pid {}): INTERCEPT_PASSTHROUGH={mode}", call.pid());
                 if let Some(journal) = &self.router.journal {
+                    intercept::journal::write_for_pid(call.pid() as u32);
                     journal.blocked(&to.to_string(), mode);
+                    intercept::journal::write_for_pid(0);
                 }
                 Reply::Error(libc::ECONNREFUSED)
             }
@@ -131,8 +133,9 @@ impl Supervisor {
             return Reply::Error(libc::ECONNREFUSED);
         }
         log_debug!("intercepted connection to {to} ({}:{}) on fd {fd} of supervised pid {}", dest.host, dest.port, call.pid());
-        let supervisor = self.clone();
+        let (supervisor, pid) = (self.clone(), call.pid() as u32);
         let started = std::thread::Builder::new().name("intercept".into()).spawn(move || {
+            intercept::journal::write_for_pid(pid);
             supervisor.serve(ours, dest);
             supervisor.swapped.lock().unwrap().remove(&inode);
         });
