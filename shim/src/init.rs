@@ -36,10 +36,11 @@ fn load() {
     log::set_level(config.log);
     fdtable::claim();
     hooks::dl::resolve();
-    // Made now, before any thread of the host can fork while one of ours
-    // is making it. (The high fd base waits for the first connection: a
-    // program may lower its fd limit before then.)
-    peer::spare_cores();
+    // The core count (`peer::spare_cores`, read from cgroup files: a few
+    // opens, which a sandbox makes slow) and the high fd base wait for the
+    // first connection, so a process that never uses a route does not pay
+    // for them; `before_fork` makes sure a child never inherits either
+    // half-made. (A program may also lower its fd limit before then.)
     // Cheap (no thread, no file): kept even with no route, so the runtime
     // API can add routes later.
     state::set_router(Router::new(&config));
