@@ -94,12 +94,13 @@ impl Supervisor {
             Connect::Resolve { name, port } => {
                 let (supervisor, call) = (self.clone(), *call);
                 let started = std::thread::Builder::new().name("intercept".into()).spawn(move || {
-                    let reply = match TcpStream::connect((name.as_str(), port)) {
-                        Ok(stream) => match supervisor.put_in_place(&call, fd, OwnedFd::from(stream)) {
+                    let reply = match (call.copy_fd(fd), TcpStream::connect((name.as_str(), port))) {
+                        (Ok(original), Ok(stream)) => match supervisor.put_in_place(&call, fd, &original, OwnedFd::from(stream)) {
                             Ok(()) => Reply::Value(0),
                             Err(_) => Reply::Error(libc::ECONNREFUSED),
                         },
-                        Err(e) => Reply::Error(e.raw_os_error().unwrap_or(libc::ECONNREFUSED)),
+                        (Err(_), _) => Reply::Error(libc::EBADF),
+                        (_, Err(e)) => Reply::Error(e.raw_os_error().unwrap_or(libc::ECONNREFUSED)),
                     };
                     call.answer(reply);
                 });
@@ -112,7 +113,13 @@ impl Supervisor {
     fn intercept(self: &Arc<Self>, call: &Call, fd: c_int, to: SocketAddr, dest: Destination) -> Reply {
         // Only streams are ours; a datagram "connect" to a routed address
         // goes on as it came.
-        let Ok(original) = call.copy_fd(fd) else { return Reply::Continue };
+        let original = match call.copy_fd(fd) {
+            Ok(original) => original,
+            Err(e) => {
+                log_error!("cannot intercept a connect of pid {} to {to}: {e}", call.pid());
+                return Reply::Error(libc::ECONNREFUSED);
+            }
+        };
         if socket_type(&original) != Some(libc::SOCK_STREAM) {
             return Reply::Continue;
         }
@@ -127,7 +134,7 @@ impl Supervisor {
         let Some(inode) = inode_of(&theirs) else { return Reply::Error(libc::ENOBUFS) };
         let local = local_name(to, inode);
         self.swapped.lock().unwrap().insert(inode, Swapped { peer: to, local, options: HashMap::new() });
-        if let Err(e) = self.put_in_place(call, fd, theirs) {
+        if let Err(e) = self.put_in_place(call, fd, &original, theirs) {
             self.swapped.lock().unwrap().remove(&inode);
             log_debug!("cannot put a socket in place of fd {fd} of pid {}: {e}", call.pid());
             return Reply::Error(libc::ECONNREFUSED);
@@ -145,10 +152,9 @@ impl Supervisor {
         Reply::Value(0)
     }
 
-    /// Puts `socket` over the process's fd `fd`, with its blocking mode
-    /// and close-on-exec flag.
-    fn put_in_place(&self, call: &Call, fd: c_int, socket: OwnedFd) -> io::Result<()> {
-        let original = call.copy_fd(fd)?;
+    /// Puts `socket` over the process's fd `fd` (`original` is our copy
+    /// of what it held), with its blocking mode and close-on-exec flag.
+    fn put_in_place(&self, call: &Call, fd: c_int, original: &OwnedFd, socket: OwnedFd) -> io::Result<()> {
         // SAFETY: fcntl on fds we hold.
         unsafe {
             let status = libc::fcntl(original.as_raw_fd(), libc::F_GETFL);

@@ -84,11 +84,24 @@ impl Call {
         n == bytes.len() as isize
     }
 
+    /// The process the calling thread belongs to: `pid` names the thread
+    /// that made the call (Go makes its calls from any of its threads).
+    fn process(&self) -> io::Result<libc::pid_t> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Tgid:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| io::Error::other("no Tgid in /proc/PID/status"))
+    }
+
     /// A copy of the process's fd `fd`.
     pub fn copy_fd(&self, fd: c_int) -> io::Result<OwnedFd> {
+        let process = self.process()?;
         // SAFETY: pidfd_open and pidfd_getfd return new fds or -1.
         unsafe {
-            let pidfd = libc::syscall(libc::SYS_pidfd_open, self.pid(), 0);
+            // pidfd_open takes a process, not a thread (before Linux 6.9).
+            let pidfd = libc::syscall(libc::SYS_pidfd_open, process, 0);
             if pidfd < 0 {
                 return Err(io::Error::last_os_error());
             }
