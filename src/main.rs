@@ -264,8 +264,7 @@ fn main() -> ExitCode {
                     eprintln!("intercept: warning: {} {why}; its connections are not intercepted", path.display());
                 }
                 let err = Command::new(&command[0]).args(&command[1..]).envs(vars).exec();
-                eprintln!("intercept: cannot run {}: {err}", command[0].to_string_lossy());
-                ExitCode::from(if err.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
+                program::cannot_run(&command[0], &err)
             }
             Err(code) => code,
         },

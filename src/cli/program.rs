@@ -1,7 +1,8 @@
 //! What `intercept run` can tell about a program before starting it: a
 //! statically linked or setuid program ignores `LD_PRELOAD`, so its
 //! connections would bypass the shim. Read from the ELF header; scripts and
-//! anything unreadable get the benefit of the doubt.
+//! anything unreadable get the benefit of the doubt. And what it says when
+//! a program cannot start.
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -16,6 +17,13 @@ pub fn find(command: &OsStr) -> Option<PathBuf> {
     }
     let paths = std::env::var_os("PATH")?;
     std::env::split_paths(&paths).map(|dir| dir.join(given)).find(|p| p.is_file())
+}
+
+/// What `intercept run` says and exits with when the program cannot
+/// start: 127 when it is not found, as a shell does, else 126.
+pub fn cannot_run(command: &OsStr, e: &std::io::Error) -> std::process::ExitCode {
+    eprintln!("intercept: cannot run {}: {e}", command.to_string_lossy());
+    std::process::ExitCode::from(if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
 }
 
 /// A one-line reason why the shim cannot reach this program, if there is one.

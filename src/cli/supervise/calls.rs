@@ -189,7 +189,7 @@ impl Supervisor {
             None => return Reply::Continue,
         };
         let (addr, len_at) = (call.arg(1), call.arg(2));
-        let Some(room) = call.read(len_at, 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize) else {
+        let Some(room) = call.read_u32(len_at).map(|n| n as usize) else {
             return Reply::Error(libc::EFAULT);
         };
         let bytes = sockaddr_bytes(name);
@@ -208,13 +208,13 @@ impl Supervisor {
         let Some(socket) = swapped.get_mut(&inode) else { return Reply::Continue };
         let (value_at, len) = (call.arg(3), call.arg(4));
         if set {
-            if let Some(v) = call.read(value_at, 4).filter(|_| len >= 4) {
-                socket.options.insert(name, c_int::from_ne_bytes([v[0], v[1], v[2], v[3]]));
+            if let Some(v) = call.read_u32(value_at).filter(|_| len >= 4) {
+                socket.options.insert(name, v as c_int);
             }
             return Reply::Value(0);
         }
         let value = socket.options.get(&name).copied().unwrap_or(0);
-        let Some(room) = call.read(len, 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]])) else {
+        let Some(room) = call.read_u32(len) else {
             return Reply::Error(libc::EFAULT);
         };
         if room < 4 {

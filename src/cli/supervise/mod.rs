@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use intercept::config::{Config, SUPERVISED_KEY};
 use intercept::log_error;
 
+use super::program;
 use calls::Supervisor;
 use target::{Call, Reply};
 
@@ -31,7 +32,7 @@ use target::{Call, Reply};
 pub fn run(command: &[OsString], vars: Vec<(String, String)>, config: &Config) -> ExitCode {
     let (parent, child) = match UnixStream::pair() {
         Ok(pair) => pair,
-        Err(e) => return cannot_run(command, &e),
+        Err(e) => return program::cannot_run(&command[0], &e),
     };
     let program = filter::program();
     let child_end = child.as_raw_fd();
@@ -55,7 +56,7 @@ pub fn run(command: &[OsString], vars: Vec<(String, String)>, config: &Config) -
     drop(child);
     let mut child = match spawned {
         Ok(child) => child,
-        Err(e) => return cannot_run(command, &e),
+        Err(e) => return program::cannot_run(&command[0], &e),
     };
     CHILD.store(child.id() as i32, Ordering::Release);
     forward_signals();
@@ -82,13 +83,8 @@ pub fn run(command: &[OsString], vars: Vec<(String, String)>, config: &Config) -
     exit_as(status)
 }
 
-fn cannot_run(command: &[OsString], e: &io::Error) -> ExitCode {
-    eprintln!("intercept: cannot run {}: {e}", command[0].to_string_lossy());
-    ExitCode::from(if e.kind() == io::ErrorKind::NotFound { 127 } else { 126 })
-}
-
 /// The one line saying a program runs unsupervised.
-pub fn notice(program: &OsString, why: &str) {
+fn notice(program: &OsString, why: &str) {
     eprintln!(
         "intercept: cannot supervise {}: {why}; only what loads libintercept.so is intercepted (static binaries and Go are not)",
         program.to_string_lossy()

@@ -57,6 +57,11 @@ impl Call {
         (n == len as isize).then_some(buf)
     }
 
+    /// A native-endian u32 (a length, an int option) at `addr`.
+    pub fn read_u32(&self, addr: u64) -> Option<u32> {
+        self.read(addr, 4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
     /// A NUL-terminated string at `addr`, read a page at a time (the
     /// string may end just before an unmapped page).
     pub fn read_str(&self, addr: u64, max: usize) -> Option<Vec<u8>> {
