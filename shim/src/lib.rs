@@ -11,7 +11,8 @@
 //!
 //! 1. `real` (the real libc functions, errno), `sockaddr`, `fdtable`,
 //!    `state` (the router), `upstream` (connecting for real), `peer` (our
-//!    end of a connection and the threads that serve it);
+//!    end of a connection and the threads that serve it), `slots` (who
+//!    serves an event-thread connection now);
 //! 2. `reactor` (the event thread);
 //! 3. `dispatch` (event thread or a thread of its own);
 //! 4. `hooks` (the exported libc functions) and `api` (the runtime API);
@@ -29,6 +30,7 @@ mod init;
 mod peer;
 mod reactor;
 mod real;
+mod slots;
 mod sockaddr;
 mod state;
 mod upstream;

@@ -47,6 +47,11 @@ impl Peer {
         Peer(std::mem::ManuallyDrop::new(UnixStream::from(fd)), client)
     }
 
+    /// Where the client's end is, when known.
+    pub fn client(&self) -> Option<ClientEnd> {
+        self.1
+    }
+
     /// The socket, for the relay of a forward route.
     pub fn stream(&self) -> &UnixStream {
         &self.0

@@ -22,12 +22,23 @@
 //! A panic on the loop (our bug) is caught: the loop is marked dead, every
 //! connection it had moves to a thread of its own, and so does every later
 //! one — the thread stays only to pass on what was already on its way.
+//!
+//! The caller's thread: a client's own `write` (or `send`, `writev`,
+//! `sendmsg`) of a request to such a connection is answered inside that
+//! call ([`answer_in_caller`]): the bytes go to the entry's buffer instead
+//! of the socket, the same buffered answer is written to our end, and the
+//! program's next read finds it with no other thread woken. The loop and
+//! the caller take turns through the connection's slot (`slots`); what the
+//! caller cannot answer there (a partial or chunked request, an answer
+//! larger than the socket takes) leaves the loop for a thread exactly as
+//! the loop would have sent it, and the loop only frees the entry.
 
+use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use core_lib::config::route::Scheme;
@@ -36,17 +47,38 @@ use core_lib::routing::Destination;
 use core_lib::serve::http;
 
 use crate::peer::{self, Peer};
+use crate::slots::{self, Take};
 use crate::{fdtable, real};
 
-/// One connection the loop serves.
+/// One connection the loop serves. What never changes is read by whoever
+/// has the entry's address; the body only by whoever holds its slot (or
+/// by the loop alone, when no slot names the entry).
 struct Entry {
-    peer: Peer,
+    /// Our end's number, for epoll and for reading.
+    peer_fd: libc::c_int,
+    /// The client's fd whose slot names this entry, and its socket.
+    client: Option<(libc::c_int, (u64, u64))>,
+    /// The process's [`GENERATION`] when the entry was made.
+    generation: u32,
     dest: Destination,
     /// Zero: never hung up on for quietness.
     idle: Duration,
+    /// Set, before its slot is emptied, when a caller's thread took the
+    /// connection off the loop: the loop then only frees the entry.
+    detached: AtomicBool,
+    body: UnsafeCell<Body>,
+}
+
+struct Body {
+    /// None once a caller's thread took it off the loop.
+    peer: Option<Peer>,
     last: Instant,
     /// Bytes received and not yet answered.
     read: Vec<u8>,
+    /// Answers not yet sent.
+    out: Vec<u8>,
+    /// In the loop's epoll set.
+    registered: bool,
 }
 
 /// How serving a ready connection ended.
@@ -71,6 +103,9 @@ static STATE: AtomicU8 = AtomicU8::new(STOPPED);
 static EPOLL: AtomicI32 = AtomicI32::new(-1);
 static PIPE_READ: AtomicI32 = AtomicI32::new(-1);
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+/// Counts forks in children: an entry made before this process's last
+/// fork is its parent's, whose memory this is a copy of.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
 
 /// Entries on their way to the loop, each in a slot of its own.
 const SLOTS: usize = 1024;
@@ -80,7 +115,8 @@ static INBOX: [AtomicPtr<Entry>; SLOTS] = [const { AtomicPtr::new(null_mut()) };
 const PIPE_TOKEN: u64 = 0;
 /// How long the loop polls for the next request before sleeping.
 const SPIN: Duration = peer::SPIN;
-/// Bytes taken from one connection per wake-up before answering.
+/// Bytes taken from one connection per wake-up before answering, and the
+/// most one write may carry to be answered in the caller's thread.
 const READ_CHUNK: usize = 64 * 1024;
 /// `_INTERCEPT_TEST_PANIC=event-thread` makes the loop panic on its first
 /// ready connection, so a test can show what a bug there costs.
@@ -97,12 +133,28 @@ pub fn takes(dest: &Destination) -> bool {
 /// connection back when the loop cannot take it (then a thread serves it).
 pub fn submit(peer: Peer, dest: Destination, idle: Duration) -> Result<(), Box<(Peer, Destination)>> {
     let Some(pipe) = channel() else { return Err(Box::new((peer, dest))) };
-    let entry = Box::into_raw(Box::new(Entry { peer, dest, idle, last: Instant::now(), read: Vec::new() }));
+    let client = peer.client().map(|c| (c.fd, c.socket));
+    let peer_fd = peer.as_raw_fd();
+    let body = Body { peer: Some(peer), last: Instant::now(), read: Vec::new(), out: Vec::new(), registered: false };
+    let generation = GENERATION.load(Ordering::Relaxed);
+    let entry = Entry { peer_fd, client, generation, dest, idle, detached: AtomicBool::new(false), body: UnsafeCell::new(body) };
+    let entry = Box::into_raw(Box::new(entry));
+    // The client's fd is not its socket yet (its connect has not returned):
+    // no caller can take the slot before the loop has the entry.
+    if let Some((fd, _)) = client {
+        slots::install(fd, entry as usize);
+    }
     let taken_back = |entry: *mut Entry| {
-        // SAFETY: the entry is out of every slot again (or never was in
-        // one): ours alone.
+        // SAFETY: the entry is out of every inbox slot again (or never was
+        // in one), and no caller could reach it yet: ours alone.
         let entry = unsafe { Box::from_raw(entry) };
-        Err(Box::new((entry.peer, entry.dest)))
+        if let Some((fd, _)) = entry.client {
+            slots::take(fd, &*entry as *const Entry as usize);
+            slots::clear(fd, &*entry as *const Entry as usize);
+        }
+        let Entry { dest, body, .. } = *entry;
+        let peer = body.into_inner().peer.expect("a new entry has its peer");
+        Err(Box::new((peer, dest)))
     };
     let Some(slot) = INBOX.iter().position(|s| s.compare_exchange(null_mut(), entry, Ordering::SeqCst, Ordering::Relaxed).is_ok()) else {
         return taken_back(entry);
@@ -186,10 +238,12 @@ fn start() -> io::Result<()> {
 /// In a forked child, which has no event thread: forgets the parent's loop
 /// (its fds, like every fd of ours, are closed by
 /// `fdtable::close_owned_in_child`), so the child's first such connection
-/// starts a loop of its own. The parent's entries are left. Async-signal
-/// safe: atomics only.
+/// starts a loop of its own. The parent's entries are left, and no longer
+/// answered in this process's writes: the parent's loop serves them. Async-
+/// signal safe: atomics only.
 pub fn forget_in_child() {
     STATE.store(STOPPED, Ordering::Release);
+    GENERATION.fetch_add(1, Ordering::AcqRel);
     for fd in [&EPOLL, &PIPE_READ, &PIPE_WRITE] {
         fd.store(-1, Ordering::Relaxed);
     }
@@ -198,33 +252,73 @@ pub fn forget_in_child() {
     }
 }
 
+/// What the loop may do with an entry now.
+enum Claim {
+    /// Its slot is taken: the loop's until given back.
+    Held,
+    /// No slot names it: the loop's alone.
+    Alone,
+    /// A caller holds it now (and will serve what came in).
+    Busy,
+    /// A caller took the connection off the loop: only to be freed.
+    Detached,
+}
+
+fn claim(entry: *mut Entry) -> Claim {
+    // SAFETY: entries stay alive until the loop frees them, and only the
+    // fixed fields are read here.
+    let e = unsafe { &*entry };
+    let Some((fd, _)) = e.client else { return Claim::Alone };
+    match slots::take(fd, entry as usize) {
+        Take::Taken => Claim::Held,
+        Take::Busy => Claim::Busy,
+        Take::Elsewhere if e.detached.load(Ordering::Acquire) => Claim::Detached,
+        Take::Elsewhere => Claim::Alone,
+    }
+}
+
+/// Frees an entry a caller took off the loop.
+fn free_detached(ep: libc::c_int, entry: *mut Entry) {
+    // SAFETY: a detached entry is reached by the loop alone, which frees it
+    // once (it is dropped from every list first).
+    let entry = unsafe { Box::from_raw(entry) };
+    // SAFETY: unregisters a number that may be gone already (harmless).
+    unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, entry.peer_fd, std::ptr::null_mut()) };
+}
+
 /// The thread: the loop, then — if it ends, by a panic or a broken epoll
 /// fd — every connection it had, and every one still on its way, goes to a
 /// thread of its own.
 fn run(ep: libc::c_int, pipe: libc::c_int, panic_once: bool) {
     let mut live: Vec<*mut Entry> = Vec::new();
-    match catch_unwind(AssertUnwindSafe(|| serve_loop(ep, pipe, &mut live, panic_once))) {
+    let mut waiting: Vec<*mut Entry> = Vec::new();
+    match catch_unwind(AssertUnwindSafe(|| serve_loop(ep, pipe, &mut live, &mut waiting, panic_once))) {
         Ok(e) => log_error!("the event thread stops ({e}); its connections move to threads"),
         Err(_) => log_error!("internal error on the event thread; its connections move to threads"),
     }
     STATE.store(DEAD, Ordering::SeqCst);
-    for entry in live.drain(..) {
-        // SAFETY: every entry in `live` is owned by the loop, and the loop
-        // is over.
-        finish(ep, *unsafe { Box::from_raw(entry) }, Next::HandOff { unsent: Vec::new(), close: false });
-    }
+    let to_thread = |entry: *mut Entry| loop {
+        match claim(entry) {
+            Claim::Busy => std::thread::yield_now(),
+            Claim::Detached => return free_detached(ep, entry),
+            Claim::Held | Claim::Alone => return finish(ep, entry, Next::HandOff { unsent: Vec::new(), close: false }),
+        }
+    };
+    live.drain(..).chain(waiting.drain(..)).for_each(to_thread);
     // An entry submitted before the loop was marked dead is in a slot (a
     // later one is taken back by `submit`).
-    take_inbox(None, |entry| finish(ep, *entry, Next::HandOff { unsent: Vec::new(), close: false }));
+    take_inbox(None, |entry| to_thread(Box::into_raw(entry)));
 }
 
 /// Serves until epoll fails; returns its error.
-fn serve_loop(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, mut panic_once: bool) -> io::Error {
+fn serve_loop(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, waiting: &mut Vec<*mut Entry>, mut panic_once: bool) -> io::Error {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
-    let mut scratch = vec![0u8; READ_CHUNK];
-    let mut out = Vec::with_capacity(READ_CHUNK);
     let mut next_sweep = Instant::now() + Duration::from_secs(1);
     loop {
+        // Entries a caller held when they arrived: again now.
+        for entry in std::mem::take(waiting) {
+            register(ep, entry, live, waiting);
+        }
         // While connections are fewer than the cores left to spare, poll
         // briefly before sleeping: a keep-alive client usually sends its
         // next request within microseconds, and a sleep and wake-up of this
@@ -239,7 +333,7 @@ fn serve_loop(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, mu
             }
         }
         if n == 0 {
-            let timeout = if live.is_empty() { -1 } else { 1000 };
+            let timeout = if !waiting.is_empty() { 1 } else if live.is_empty() { -1 } else { 1000 };
             // SAFETY: events is a valid array of its length.
             n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as libc::c_int, timeout) };
         }
@@ -251,40 +345,66 @@ fn serve_loop(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, mu
         }
         for event in &events[..n as usize] {
             if event.u64 == PIPE_TOKEN {
-                adopt(ep, pipe, live);
+                adopt(ep, pipe, live, waiting);
                 continue;
             }
             if std::mem::take(&mut panic_once) {
                 panic!("{TEST_PANIC}=event-thread");
             }
             let entry = event.u64 as *mut Entry;
-            // SAFETY: registered entries stay alive until `finish`, and an
-            // fd is reported at most once per epoll_wait.
-            let next = serve(unsafe { &mut *entry }, &mut scratch, &mut out);
-            if !matches!(next, Next::Keep) {
-                live.retain(|e| *e != entry);
-                // SAFETY: removed from `live` and from epoll just below: the
-                // last reference.
-                finish(ep, *unsafe { Box::from_raw(entry) }, next);
+            match claim(entry) {
+                // The caller serves what came in before it lets go.
+                Claim::Busy => {}
+                Claim::Detached => {
+                    live.retain(|e| *e != entry);
+                    free_detached(ep, entry);
+                }
+                // SAFETY: the entry is the loop's (held or alone).
+                claim => settle(ep, entry, matches!(claim, Claim::Held), serve(unsafe { &*entry }, &[]), live),
             }
         }
         let now = Instant::now();
         if now >= next_sweep {
             next_sweep = now + Duration::from_secs(1);
-            let mut quiet = Vec::new();
-            live.retain(|&entry| {
-                // SAFETY: as above.
+            sweep(ep, now, live);
+        }
+    }
+}
+
+/// Hangs up on connections quiet past their idle timeout, and frees the
+/// entries callers took off the loop.
+fn sweep(ep: libc::c_int, now: Instant, live: &mut Vec<*mut Entry>) {
+    for entry in std::mem::take(live) {
+        match claim(entry) {
+            Claim::Busy => live.push(entry),
+            Claim::Detached => free_detached(ep, entry),
+            claim => {
+                // SAFETY: the entry is the loop's (held or alone).
                 let e = unsafe { &*entry };
-                let is_quiet = !e.idle.is_zero() && now.duration_since(e.last) >= e.idle;
-                if is_quiet {
-                    quiet.push(entry);
-                }
-                !is_quiet
-            });
-            for entry in quiet {
-                // SAFETY: dropped from `live` by the retain above.
-                finish(ep, *unsafe { Box::from_raw(entry) }, Next::Close);
+                // SAFETY: as above: the body is the loop's now.
+                let body = unsafe { &*e.body.get() };
+                live.push(entry);
+                let quiet = !e.idle.is_zero() && now.duration_since(body.last) >= e.idle;
+                let next = if quiet { Next::Close } else { Next::Keep };
+                settle(ep, entry, matches!(claim, Claim::Held), next, live);
             }
+        }
+    }
+}
+
+/// After the loop served a claimed entry: gives its slot back (serving
+/// again what a caller marked), or takes it off the loop.
+fn settle(ep: libc::c_int, entry: *mut Entry, held: bool, mut next: Next, live: &mut Vec<*mut Entry>) {
+    loop {
+        if !matches!(next, Next::Keep) {
+            live.retain(|e| *e != entry);
+            return finish(ep, entry, next);
+        }
+        // SAFETY: only the fixed fields are read.
+        let e = unsafe { &*entry };
+        match e.client {
+            Some((fd, _)) if held && !slots::give_back(fd, entry as usize) => next = serve(e, &[]),
+            _ => return,
         }
     }
 }
@@ -308,20 +428,8 @@ fn take_inbox(tokens: Option<&[u8]>, mut each: impl FnMut(Box<Entry>)) {
 }
 
 /// Registers the connections the pipe announces.
-fn adopt(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>) {
+fn adopt(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, waiting: &mut Vec<*mut Entry>) {
     let mut tokens = [0u8; 4 * 64];
-    let mut register = |entry: Box<Entry>| {
-        let fd = entry.peer.as_raw_fd();
-        let entry = Box::into_raw(entry);
-        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: entry as u64 };
-        // SAFETY: a plain registration of our own end.
-        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut event) } == 0 {
-            live.push(entry);
-        } else {
-            // SAFETY: never registered, so this is the only reference.
-            finish(ep, *unsafe { Box::from_raw(entry) }, Next::HandOff { unsent: Vec::new(), close: false });
-        }
-    };
     loop {
         // SAFETY: reads into a local buffer of its length.
         let n = unsafe { libc::read(pipe, tokens.as_mut_ptr().cast(), tokens.len()) };
@@ -329,28 +437,56 @@ fn adopt(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>) {
             return;
         }
         let n = n as usize;
+        let register = |entry: Box<Entry>| register(ep, Box::into_raw(entry), live, waiting);
         if n.is_multiple_of(4) {
-            take_inbox(Some(&tokens[..n]), &mut register);
+            take_inbox(Some(&tokens[..n]), register);
         } else {
             // Not whole tokens: someone else wrote to our pipe. Look at
             // every slot, so no entry waits for a token that never comes.
-            take_inbox(None, &mut register);
+            take_inbox(None, register);
         }
     }
 }
-/// Reads what a ready connection sent and answers every whole request it
-/// can; says what becomes of the connection.
-fn serve(entry: &mut Entry, scratch: &mut [u8], out: &mut Vec<u8>) -> Next {
-    let fd = entry.peer.as_raw_fd();
+
+/// Puts a new entry in the epoll set, unless a caller holds it now (then
+/// it waits) or took it off the loop already.
+fn register(ep: libc::c_int, entry: *mut Entry, live: &mut Vec<*mut Entry>, waiting: &mut Vec<*mut Entry>) {
+    let claim = claim(entry);
+    let held = match claim {
+        Claim::Busy => return waiting.push(entry),
+        Claim::Detached => return free_detached(ep, entry),
+        claim => matches!(claim, Claim::Held),
+    };
+    // SAFETY: the entry is the loop's (held or alone).
+    let e = unsafe { &*entry };
+    let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: entry as u64 };
+    // SAFETY: a plain registration of our own end.
+    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, e.peer_fd, &mut event) } == 0 {
+        // SAFETY: as above: the body is the loop's now.
+        unsafe { (*e.body.get()).registered = true };
+        live.push(entry);
+        settle(ep, entry, held, Next::Keep, live);
+    } else {
+        finish(ep, entry, Next::HandOff { unsent: Vec::new(), close: false });
+    }
+}
+
+/// Reads what a ready connection sent, then takes `extra` (a caller's
+/// write, which comes after it), and answers every whole request it can;
+/// says what becomes of the connection. Only by whoever holds the entry.
+fn serve(e: &Entry, extra: &[&[u8]]) -> Next {
+    // SAFETY: the caller holds the entry, so the body is its alone.
+    let body = unsafe { &mut *e.body.get() };
+    let fd = e.peer_fd;
     let mut ended = false;
-    loop {
-        // SAFETY: scratch is valid for writes of its length.
-        let n = unsafe { libc::recv(fd, scratch.as_mut_ptr().cast(), scratch.len(), libc::MSG_DONTWAIT) };
+    while body.read.len() < READ_CHUNK {
+        body.read.reserve(16 * 1024);
+        let spare = body.read.spare_capacity_mut();
+        // SAFETY: spare is valid for writes of its length.
+        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), libc::MSG_DONTWAIT) };
         if n > 0 {
-            entry.read.extend_from_slice(&scratch[..n as usize]);
-            if (n as usize) < scratch.len() || entry.read.len() >= READ_CHUNK {
-                break;
-            }
+            // SAFETY: recv initialised n bytes of the spare capacity.
+            unsafe { body.read.set_len(body.read.len() + n as usize) };
             continue;
         }
         if n == 0 {
@@ -363,14 +499,18 @@ fn serve(entry: &mut Entry, scratch: &mut [u8], out: &mut Vec<u8>) -> Next {
             _ => return Next::Close,
         }
     }
-    entry.last = Instant::now();
-    out.clear();
-    let (taken, keep) = http::answer_all_buffered(&entry.read, out, &entry.dest);
-    entry.read.drain(..taken);
-    if entry.read.is_empty() && entry.read.capacity() > 16 * 1024 {
-        // Many quiet connections should not each keep a large buffer.
-        entry.read = Vec::new();
+    for bytes in extra {
+        body.read.extend_from_slice(bytes);
     }
+    body.last = Instant::now();
+    body.out.clear();
+    let (taken, keep) = http::answer_all_buffered(&body.read, &mut body.out, &e.dest);
+    body.read.drain(..taken);
+    if body.read.is_empty() && body.read.capacity() > 16 * 1024 {
+        // Many quiet connections should not each keep a large buffer.
+        body.read = Vec::new();
+    }
+    let out = &body.out;
     let mut sent = 0;
     while sent < out.len() {
         // SAFETY: out[sent..] is valid for reads of its length.
@@ -386,9 +526,12 @@ fn serve(entry: &mut Entry, scratch: &mut [u8], out: &mut Vec<u8>) -> Next {
             _ => return Next::Close,
         }
     }
+    if body.out.capacity() > 64 * 1024 {
+        body.out = Vec::new();
+    }
     if !keep {
         Next::Close
-    } else if !entry.read.is_empty() {
+    } else if !body.read.is_empty() {
         Next::HandOff { unsent: Vec::new(), close: false }
     } else if ended {
         Next::Close
@@ -397,14 +540,81 @@ fn serve(entry: &mut Entry, scratch: &mut [u8], out: &mut Vec<u8>) -> Next {
     }
 }
 
-/// Takes a connection off the loop: closes it, or gives it to a thread.
-fn finish(ep: libc::c_int, entry: Entry, next: Next) {
+/// Takes a claimed connection off the loop and frees its entry: closes
+/// the connection, or gives it to a thread.
+fn finish(ep: libc::c_int, entry: *mut Entry, next: Next) {
+    // SAFETY: the loop holds the entry (or it is the loop's alone), and it
+    // was dropped from every list: the last reference.
+    let entry = unsafe { Box::from_raw(entry) };
+    if let Some((fd, _)) = entry.client {
+        slots::clear(fd, &*entry as *const Entry as usize);
+    }
     // SAFETY: unregisters our own fd (an error for one never registered is
     // harmless).
-    unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, entry.peer.as_raw_fd(), std::ptr::null_mut()) };
-    let Entry { peer, dest, read, .. } = entry;
-    match next {
-        Next::Keep | Next::Close => drop(peer),
-        Next::HandOff { unsent, close } => peer::serve_on_thread(peer, dest, read, unsent, close),
+    unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, entry.peer_fd, std::ptr::null_mut()) };
+    let Entry { dest, body, .. } = *entry;
+    let Body { peer, read, .. } = body.into_inner();
+    hand_over(peer, dest, read, next);
+}
+
+/// Closes a connection taken off the loop, or gives it to a thread.
+fn hand_over(peer: Option<Peer>, dest: Destination, read: Vec<u8>, next: Next) {
+    match (next, peer) {
+        (Next::HandOff { unsent, close }, Some(peer)) => peer::serve_on_thread(peer, dest, read, unsent, close),
+        (_, peer) => drop(peer),
     }
+}
+
+/// In a client's own `write` of `bytes` to `fd`: when `fd` is a connection
+/// of the loop's that no one else is serving now, the bytes are taken as
+/// received and every request they complete is answered before this
+/// returns; Some(bytes taken). None: write them to the socket (then call
+/// `slots::mark_dirty`), as without the shim.
+pub fn answer_in_caller(fd: libc::c_int, bytes: &[&[u8]]) -> Option<usize> {
+    let total: usize = bytes.iter().map(|b| b.len()).sum();
+    if total == 0 || total > READ_CHUNK || STATE.load(Ordering::Acquire) != RUNNING {
+        return None;
+    }
+    let addr = slots::take_any(fd)?;
+    let entry = addr as *const Entry;
+    // SAFETY: an entry named in a slot stays alive until the loop frees it,
+    // which it does only after the slot stops naming it; the slot is ours.
+    let e = unsafe { &*entry };
+    let ours = e.generation == GENERATION.load(Ordering::Acquire)
+        && !e.detached.load(Ordering::Acquire)
+        && e.client.is_some_and(|(_, socket)| fdtable::identity(fd) == Some(socket));
+    if !ours {
+        // Another process's entry, or one of a closed fd: the loop that
+        // owns it serves it; bytes marked for it went to the socket.
+        while !slots::give_back(fd, addr) {}
+        return None;
+    }
+    let mut next = serve(e, bytes);
+    loop {
+        match next {
+            Next::Keep if slots::give_back(fd, addr) => return Some(total),
+            Next::Keep => next = serve(e, &[]),
+            next => {
+                detach(e, fd, addr, next);
+                return Some(total);
+            }
+        }
+    }
+}
+
+/// A caller's thread takes a held connection off the loop: out of the
+/// epoll set, the entry marked for the loop to free, the slot emptied,
+/// then closed or given to a thread.
+fn detach(e: &Entry, fd: libc::c_int, addr: usize, next: Next) {
+    // SAFETY: the caller holds the slot, so the body is its alone.
+    let body = unsafe { &mut *e.body.get() };
+    if body.registered {
+        // SAFETY: unregisters our own end from the loop's epoll set.
+        unsafe { libc::epoll_ctl(EPOLL.load(Ordering::Acquire), libc::EPOLL_CTL_DEL, e.peer_fd, std::ptr::null_mut()) };
+    }
+    let (peer, read, dest) = (body.peer.take(), std::mem::take(&mut body.read), e.dest.clone());
+    // After these two stores the loop may free the entry at any time.
+    e.detached.store(true, Ordering::Release);
+    slots::clear(fd, addr);
+    hand_over(peer, dest, read, next);
 }

@@ -17,7 +17,7 @@ use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use core_lib::program::SHIM_CALL;
-use libc::{addrinfo, c_char, c_int, c_uint, c_ulong, hostent, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{addrinfo, c_char, c_int, c_uint, c_ulong, hostent, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 pub fn set_errno(code: c_int) {
     // SAFETY: __errno_location always returns this thread's errno slot.
@@ -104,6 +104,8 @@ real_fns! {
     fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int, missing = libc::EAI_SYSTEM;
     fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int, missing = fail(libc::ENOSYS);
     fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
     fn sendto(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
     fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
     fn getnameinfo(addr: *const sockaddr, alen: socklen_t, host: *mut c_char, hostlen: socklen_t, serv: *mut c_char, servlen: socklen_t, flags: c_int) -> c_int, missing = libc::EAI_SYSTEM;

@@ -1,7 +1,6 @@
 //! Connects: routed addresses become socketpairs served by a dispatcher.
 //! `sendto`/`sendmsg` with `MSG_FASTOPEN` and an address are a connect and
-//! a send in one call (TCP Fast Open); any other send is not ours and costs
-//! one flag test.
+//! a send in one call (TCP Fast Open); any other is a plain send (`write`).
 
 use std::mem::size_of;
 use std::net::SocketAddr;
@@ -68,7 +67,11 @@ unsafe fn connect_impl(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_in
 }
 
 unsafe fn sendto_impl(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t {
-    if flags & libc::MSG_FASTOPEN == 0 || addr.is_null() || !state::active() {
+    if addr.is_null() {
+        // SAFETY: the caller's arguments, passed on.
+        return unsafe { super::write::send_impl(fd, buf, len, flags) };
+    }
+    if flags & libc::MSG_FASTOPEN == 0 || !state::active() {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::sendto(fd, buf, len, flags, addr, alen) };
     }
@@ -76,7 +79,7 @@ unsafe fn sendto_impl(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, 
     // bytes at `addr`, which the caller vouches for.
     unsafe {
         match fast_open(fd, addr, alen) {
-            FastOpen::Connected => real::send(fd, buf, len, flags & !libc::MSG_FASTOPEN),
+            FastOpen::Connected => super::write::send_impl(fd, buf, len, flags & !libc::MSG_FASTOPEN),
             FastOpen::Failed => -1,
             FastOpen::NotOurs => real::sendto(fd, buf, len, flags, addr, alen),
         }
@@ -84,6 +87,10 @@ unsafe fn sendto_impl(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, 
 }
 
 unsafe fn sendmsg_impl(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: the caller's arguments, passed on.
+    if let Some(sent) = unsafe { super::write::sendmsg_plain(fd, msg, flags) } {
+        return sent;
+    }
     if flags & libc::MSG_FASTOPEN == 0 || msg.is_null() || !state::active() {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::sendmsg(fd, msg, flags) };

@@ -84,10 +84,12 @@ fn delay(d: &Delay) -> Duration {
             Duration::from_millis(fastrand::u64(lo..=hi))
         }
         Delay::LogNormal { median, sigma } => {
-            // exp(sigma * a standard normal), by Box-Muller.
+            // exp(sigma * a standard normal), by Box-Muller. The `libm`
+            // crate's functions, not the system's: libm.so.6 is then not
+            // loaded into every process under the shim.
             let (u1, u2) = (fastrand::f64().max(f64::MIN_POSITIVE), fastrand::f64());
-            let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-            median.mul_f64((sigma * normal).exp().min(1_000.0))
+            let normal = (-2.0 * libm::log(u1)).sqrt() * libm::cos(2.0 * std::f64::consts::PI * u2);
+            median.mul_f64(libm::exp(sigma * normal).min(1_000.0))
         }
     }
 }
