@@ -5,6 +5,7 @@ mod common;
 
 mod abi;
 mod apps;
+mod caller;
 mod cli;
 mod clients;
 mod h2;

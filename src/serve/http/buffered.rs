@@ -69,6 +69,26 @@ pub fn answer_all_buffered(input: &[u8], out: &mut Vec<u8>, dest: &Destination) 
     (taken, keep)
 }
 
+/// Whether `input` — what [`answer_all_buffered`] left — is the start of a
+/// request that path will answer once the rest comes: a head not yet
+/// whole, or a whole head (no `Expect`, no `Upgrade`) whose Content-Length
+/// body is not, the whole request within `limit` bytes. Anything else
+/// (bad input, a chunked body, a larger request) is for a thread.
+pub fn waits_for_more(input: &[u8], limit: usize) -> bool {
+    match parse_head(input) {
+        Ok(None) => input.len() < limit,
+        Ok(Some(head)) => {
+            let plain = head.values("Expect").next().is_none() && head.values("Upgrade").next().is_none();
+            let end = match head.framing() {
+                Ok(Framing::Length(n)) => usize::try_from(n).ok().and_then(|n| head.len.checked_add(n)),
+                _ => None,
+            };
+            plain && end.is_some_and(|end| end > input.len() && end <= limit)
+        }
+        Err(_) => false,
+    }
+}
+
 /// A stream with nothing to read whose writes append to a vector.
 struct Memory<'a>(&'a mut Vec<u8>);
 

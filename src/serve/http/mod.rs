@@ -38,7 +38,7 @@ use crate::{log_debug, log_error, log_info};
 use body::BodyReader;
 use wire::Wire;
 
-pub use buffered::{Buffered, answer_all_buffered, answer_buffered};
+pub use buffered::{Buffered, answer_all_buffered, answer_buffered, waits_for_more};
 use head::Head;
 pub use head::MAX_HEAD;
 pub(crate) use head::split_target;

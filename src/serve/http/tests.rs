@@ -327,6 +327,24 @@ fn buffered_pipelines_stop_at_a_close_or_what_needs_a_thread() {
 }
 
 #[test]
+fn a_partial_request_waits_for_more_unless_a_thread_must_serve_it() {
+    for (input, waits) in [
+        (&b""[..], true),
+        (b"GET / HTTP/1.1\r\nHost: h.te", true),
+        (b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nhi", true),
+        (b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n", false),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", false),
+        (b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", false),
+        (b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nContent-Length: 3\r\n\r\n", false),
+        (b"BAD\x01 / HTTP/1.1\r\n", false),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false),
+    ] {
+        assert_eq!(waits_for_more(input, 64), waits, "{}", String::from_utf8_lossy(input));
+    }
+    assert!(!waits_for_more(&[b'G'; 64], 64), "a head as long as the limit is not waited for");
+}
+
+#[test]
 fn buffered_leaves_everything_else_to_a_thread() {
     let dir = crate::testing::temp_dir("buffered-files");
     let files = format!("http://h.test/files -> files:{}", dir.display());

@@ -5,11 +5,13 @@
 //! thread of its own.
 //!
 //! The loop answers only whole requests, with no body or a Content-Length
-//! body already received (the core's `answer_all_buffered`); anything else —
-//! a chunked body, a head or body not yet whole, bad input, an answer the
-//! client does not read fast enough — sends the connection to a
-//! dispatcher thread with the bytes already read and any answer not yet sent,
-//! and it is served there to its end exactly as if it had started there.
+//! body already received (the core's `answer_all_buffered`), and keeps the
+//! start of one until the rest comes (`waits_for_more`) — but not past the
+//! next sweep, at most a second; anything else — a chunked body, bad
+//! input, an answer the client does not read fast enough — sends the
+//! connection to a dispatcher thread with the bytes already read and any
+//! answer not yet sent, and it is served there to its end exactly as if it
+//! had started there.
 //!
 //! New connections reach the loop through a table of slots: `submit` puts
 //! the entry in a free slot and writes the slot's number to a pipe, which
@@ -23,15 +25,9 @@
 //! connection it had moves to a thread of its own, and so does every later
 //! one — the thread stays only to pass on what was already on its way.
 //!
-//! The caller's thread: a client's own `write` (or `send`, `writev`,
-//! `sendmsg`) of a request to such a connection is answered inside that
-//! call ([`answer_in_caller`]): the bytes go to the entry's buffer instead
-//! of the socket, the same buffered answer is written to our end, and the
-//! program's next read finds it with no other thread woken. The loop and
-//! the caller take turns through the connection's slot (`slots`); what the
-//! caller cannot answer there (a partial or chunked request, an answer
-//! larger than the socket takes) leaves the loop for a thread exactly as
-//! the loop would have sent it, and the loop only frees the entry.
+//! A client's own write of a request is answered in its thread when it
+//! can be (`caller`): the loop and the caller take turns through the
+//! connection's slot (`slots`).
 
 use std::cell::UnsafeCell;
 use std::io;
@@ -46,6 +42,10 @@ use core_lib::log_error;
 use core_lib::routing::Destination;
 use core_lib::serve::http;
 
+mod caller;
+
+pub use caller::answer_in_caller;
+
 use crate::peer::{self, Peer};
 use crate::slots::{self, Take};
 use crate::{fdtable, real};
@@ -53,7 +53,7 @@ use crate::{fdtable, real};
 /// One connection the loop serves. What never changes is read by whoever
 /// has the entry's address; the body only by whoever holds its slot (or
 /// by the loop alone, when no slot names the entry).
-struct Entry {
+pub(super) struct Entry {
     /// Our end's number, for epoll and for reading.
     peer_fd: libc::c_int,
     /// The client's fd whose slot names this entry, and its socket.
@@ -69,7 +69,7 @@ struct Entry {
     body: UnsafeCell<Body>,
 }
 
-struct Body {
+pub(super) struct Body {
     /// None once a caller's thread took it off the loop.
     peer: Option<Peer>,
     last: Instant,
@@ -82,7 +82,7 @@ struct Body {
 }
 
 /// How serving a ready connection ended.
-enum Next {
+pub(super) enum Next {
     Keep,
     Close,
     /// To a thread: `unsent` goes out first; then the connection closes if
@@ -118,9 +118,13 @@ const SPIN: Duration = peer::SPIN;
 /// Bytes taken from one connection per wake-up before answering, and the
 /// most one write may carry to be answered in the caller's thread.
 const READ_CHUNK: usize = 64 * 1024;
-/// `_INTERCEPT_TEST_PANIC=event-thread` makes the loop panic on its first
-/// ready connection, so a test can show what a bug there costs.
+/// `_INTERCEPT_TEST_PANIC=event-thread` makes the loop panic on the first
+/// connection it takes in, so a test can show what a bug there costs.
 const TEST_PANIC: &str = "_INTERCEPT_TEST_PANIC";
+static PANIC_ONCE: AtomicBool = AtomicBool::new(false);
+/// Set with the switch: requests then wait for the loop, as they did
+/// before callers answered them, so the test sees the panic's cost.
+static PANIC_TEST: AtomicBool = AtomicBool::new(false);
 
 /// Whether every request a connection to `dest` can make may be answered
 /// on the loop.
@@ -197,7 +201,9 @@ fn channel() -> Option<libc::c_int> {
 }
 
 fn start() -> io::Result<()> {
-    let panic_once = std::env::var_os(TEST_PANIC).is_some_and(|v| v == "event-thread");
+    let panic_test = std::env::var_os(TEST_PANIC).is_some_and(|v| v == "event-thread");
+    PANIC_ONCE.store(panic_test, Ordering::Relaxed);
+    PANIC_TEST.store(panic_test, Ordering::Relaxed);
     // SAFETY: plain fd-creating calls; every fd is closed again on failure.
     unsafe {
         let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
@@ -227,7 +233,7 @@ fn start() -> io::Result<()> {
         EPOLL.store(ep, Ordering::Relaxed);
         PIPE_READ.store(fds[0], Ordering::Relaxed);
         PIPE_WRITE.store(fds[1], Ordering::Relaxed);
-        if let Err(e) = peer::start_thread("intercept-events", move || run(ep, fds[0], panic_once)) {
+        if let Err(e) = peer::start_thread("intercept-events", move || run(ep, fds[0])) {
             close_all();
             return Err(e);
         }
@@ -277,22 +283,22 @@ fn claim(entry: *mut Entry) -> Claim {
     }
 }
 
-/// Frees an entry a caller took off the loop.
-fn free_detached(ep: libc::c_int, entry: *mut Entry) {
+/// Frees an entry a caller took off the loop. The caller unregistered its
+/// end (if the loop had registered it) before letting go, and the number
+/// may be another connection's by now: it is left alone here.
+fn free_detached(entry: *mut Entry) {
     // SAFETY: a detached entry is reached by the loop alone, which frees it
     // once (it is dropped from every list first).
-    let entry = unsafe { Box::from_raw(entry) };
-    // SAFETY: unregisters a number that may be gone already (harmless).
-    unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, entry.peer_fd, std::ptr::null_mut()) };
+    drop(unsafe { Box::from_raw(entry) });
 }
 
 /// The thread: the loop, then — if it ends, by a panic or a broken epoll
 /// fd — every connection it had, and every one still on its way, goes to a
 /// thread of its own.
-fn run(ep: libc::c_int, pipe: libc::c_int, panic_once: bool) {
+fn run(ep: libc::c_int, pipe: libc::c_int) {
     let mut live: Vec<*mut Entry> = Vec::new();
     let mut waiting: Vec<*mut Entry> = Vec::new();
-    match catch_unwind(AssertUnwindSafe(|| serve_loop(ep, pipe, &mut live, &mut waiting, panic_once))) {
+    match catch_unwind(AssertUnwindSafe(|| serve_loop(ep, pipe, &mut live, &mut waiting))) {
         Ok(e) => log_error!("the event thread stops ({e}); its connections move to threads"),
         Err(_) => log_error!("internal error on the event thread; its connections move to threads"),
     }
@@ -300,7 +306,7 @@ fn run(ep: libc::c_int, pipe: libc::c_int, panic_once: bool) {
     let to_thread = |entry: *mut Entry| loop {
         match claim(entry) {
             Claim::Busy => std::thread::yield_now(),
-            Claim::Detached => return free_detached(ep, entry),
+            Claim::Detached => return free_detached(entry),
             Claim::Held | Claim::Alone => return finish(ep, entry, Next::HandOff { unsent: Vec::new(), close: false }),
         }
     };
@@ -311,7 +317,7 @@ fn run(ep: libc::c_int, pipe: libc::c_int, panic_once: bool) {
 }
 
 /// Serves until epoll fails; returns its error.
-fn serve_loop(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, waiting: &mut Vec<*mut Entry>, mut panic_once: bool) -> io::Error {
+fn serve_loop(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, waiting: &mut Vec<*mut Entry>) -> io::Error {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
     let mut next_sweep = Instant::now() + Duration::from_secs(1);
     loop {
@@ -333,7 +339,13 @@ fn serve_loop(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, wa
             }
         }
         if n == 0 {
-            let timeout = if !waiting.is_empty() { 1 } else if live.is_empty() { -1 } else { 1000 };
+            let timeout = if !waiting.is_empty() {
+                1
+            } else if live.is_empty() {
+                -1
+            } else {
+                1000
+            };
             // SAFETY: events is a valid array of its length.
             n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as libc::c_int, timeout) };
         }
@@ -348,16 +360,13 @@ fn serve_loop(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, wa
                 adopt(ep, pipe, live, waiting);
                 continue;
             }
-            if std::mem::take(&mut panic_once) {
-                panic!("{TEST_PANIC}=event-thread");
-            }
             let entry = event.u64 as *mut Entry;
             match claim(entry) {
                 // The caller serves what came in before it lets go.
                 Claim::Busy => {}
                 Claim::Detached => {
                     live.retain(|e| *e != entry);
-                    free_detached(ep, entry);
+                    free_detached(entry);
                 }
                 // SAFETY: the entry is the loop's (held or alone).
                 claim => settle(ep, entry, matches!(claim, Claim::Held), serve(unsafe { &*entry }, &[]), live),
@@ -377,7 +386,7 @@ fn sweep(ep: libc::c_int, now: Instant, live: &mut Vec<*mut Entry>) {
     for entry in std::mem::take(live) {
         match claim(entry) {
             Claim::Busy => live.push(entry),
-            Claim::Detached => free_detached(ep, entry),
+            Claim::Detached => free_detached(entry),
             claim => {
                 // SAFETY: the entry is the loop's (held or alone).
                 let e = unsafe { &*entry };
@@ -385,7 +394,15 @@ fn sweep(ep: libc::c_int, now: Instant, live: &mut Vec<*mut Entry>) {
                 let body = unsafe { &*e.body.get() };
                 live.push(entry);
                 let quiet = !e.idle.is_zero() && now.duration_since(body.last) >= e.idle;
-                let next = if quiet { Next::Close } else { Next::Keep };
+                // A request begun and not finished goes to a thread, which
+                // holds its head to the idle timeout.
+                let next = if !body.read.is_empty() {
+                    Next::HandOff { unsent: Vec::new(), close: false }
+                } else if quiet {
+                    Next::Close
+                } else {
+                    Next::Keep
+                };
                 settle(ep, entry, matches!(claim, Claim::Held), next, live);
             }
         }
@@ -451,10 +468,14 @@ fn adopt(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, waiting
 /// Puts a new entry in the epoll set, unless a caller holds it now (then
 /// it waits) or took it off the loop already.
 fn register(ep: libc::c_int, entry: *mut Entry, live: &mut Vec<*mut Entry>, waiting: &mut Vec<*mut Entry>) {
+    if PANIC_ONCE.swap(false, Ordering::Relaxed) {
+        waiting.push(entry);
+        panic!("{TEST_PANIC}=event-thread");
+    }
     let claim = claim(entry);
     let held = match claim {
         Claim::Busy => return waiting.push(entry),
-        Claim::Detached => return free_detached(ep, entry),
+        Claim::Detached => return free_detached(entry),
         claim => matches!(claim, Claim::Held),
     };
     // SAFETY: the entry is the loop's (held or alone).
@@ -474,7 +495,7 @@ fn register(ep: libc::c_int, entry: *mut Entry, live: &mut Vec<*mut Entry>, wait
 /// Reads what a ready connection sent, then takes `extra` (a caller's
 /// write, which comes after it), and answers every whole request it can;
 /// says what becomes of the connection. Only by whoever holds the entry.
-fn serve(e: &Entry, extra: &[&[u8]]) -> Next {
+pub(super) fn serve(e: &Entry, extra: &[&[u8]]) -> Next {
     // SAFETY: the caller holds the entry, so the body is its alone.
     let body = unsafe { &mut *e.body.get() };
     let fd = e.peer_fd;
@@ -531,7 +552,7 @@ fn serve(e: &Entry, extra: &[&[u8]]) -> Next {
     }
     if !keep {
         Next::Close
-    } else if !body.read.is_empty() {
+    } else if !body.read.is_empty() && (ended || !http::waits_for_more(&body.read, READ_CHUNK)) {
         Next::HandOff { unsent: Vec::new(), close: false }
     } else if ended {
         Next::Close
@@ -558,63 +579,9 @@ fn finish(ep: libc::c_int, entry: *mut Entry, next: Next) {
 }
 
 /// Closes a connection taken off the loop, or gives it to a thread.
-fn hand_over(peer: Option<Peer>, dest: Destination, read: Vec<u8>, next: Next) {
+pub(super) fn hand_over(peer: Option<Peer>, dest: Destination, read: Vec<u8>, next: Next) {
     match (next, peer) {
         (Next::HandOff { unsent, close }, Some(peer)) => peer::serve_on_thread(peer, dest, read, unsent, close),
         (_, peer) => drop(peer),
     }
-}
-
-/// In a client's own `write` of `bytes` to `fd`: when `fd` is a connection
-/// of the loop's that no one else is serving now, the bytes are taken as
-/// received and every request they complete is answered before this
-/// returns; Some(bytes taken). None: write them to the socket (then call
-/// `slots::mark_dirty`), as without the shim.
-pub fn answer_in_caller(fd: libc::c_int, bytes: &[&[u8]]) -> Option<usize> {
-    let total: usize = bytes.iter().map(|b| b.len()).sum();
-    if total == 0 || total > READ_CHUNK || STATE.load(Ordering::Acquire) != RUNNING {
-        return None;
-    }
-    let addr = slots::take_any(fd)?;
-    let entry = addr as *const Entry;
-    // SAFETY: an entry named in a slot stays alive until the loop frees it,
-    // which it does only after the slot stops naming it; the slot is ours.
-    let e = unsafe { &*entry };
-    let ours = e.generation == GENERATION.load(Ordering::Acquire)
-        && !e.detached.load(Ordering::Acquire)
-        && e.client.is_some_and(|(_, socket)| fdtable::identity(fd) == Some(socket));
-    if !ours {
-        // Another process's entry, or one of a closed fd: the loop that
-        // owns it serves it; bytes marked for it went to the socket.
-        while !slots::give_back(fd, addr) {}
-        return None;
-    }
-    let mut next = serve(e, bytes);
-    loop {
-        match next {
-            Next::Keep if slots::give_back(fd, addr) => return Some(total),
-            Next::Keep => next = serve(e, &[]),
-            next => {
-                detach(e, fd, addr, next);
-                return Some(total);
-            }
-        }
-    }
-}
-
-/// A caller's thread takes a held connection off the loop: out of the
-/// epoll set, the entry marked for the loop to free, the slot emptied,
-/// then closed or given to a thread.
-fn detach(e: &Entry, fd: libc::c_int, addr: usize, next: Next) {
-    // SAFETY: the caller holds the slot, so the body is its alone.
-    let body = unsafe { &mut *e.body.get() };
-    if body.registered {
-        // SAFETY: unregisters our own end from the loop's epoll set.
-        unsafe { libc::epoll_ctl(EPOLL.load(Ordering::Acquire), libc::EPOLL_CTL_DEL, e.peer_fd, std::ptr::null_mut()) };
-    }
-    let (peer, read, dest) = (body.peer.take(), std::mem::take(&mut body.read), e.dest.clone());
-    // After these two stores the loop may free the entry at any time.
-    e.detached.store(true, Ordering::Release);
-    slots::clear(fd, addr);
-    hand_over(peer, dest, read, next);
 }
