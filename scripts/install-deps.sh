@@ -39,6 +39,8 @@ if [ "${1:-}" = "--bench" ]; then
   PROGRAMS[hyperfine]=hyperfine
   PROGRAMS[nginx]=nginx-light
   PROGRAMS[h2load]=nghttp2-client
+  # The mock servers a user would pick instead of intercept for stubs.
+  BENCH_NODE_PACKAGES=(mountebank@2 mockttp@4)
 fi
 
 missing=()
@@ -81,6 +83,15 @@ for package in "${NODE_PACKAGES[@]}"; do
   if [ ! -d "$root/.deps/node/node_modules/${package%@*}" ]; then
     echo "install-deps: npm installing $package"
     npm install --silent --no-save --no-audit --no-fund --prefix "$root/.deps/node" "$package"
+  fi
+done
+# make bench's mock servers, in one install (npm prunes what a later
+# --no-save install into the same prefix does not name).
+for package in "${BENCH_NODE_PACKAGES[@]:-}"; do
+  if [ -n "$package" ] && [ ! -d "$root/.deps/bench-node/node_modules/${package%@*}" ]; then
+    echo "install-deps: npm installing ${BENCH_NODE_PACKAGES[*]}"
+    npm install --silent --no-save --no-audit --no-fund --prefix "$root/.deps/bench-node" "${BENCH_NODE_PACKAGES[@]}"
+    break
   fi
 done
 echo "install-deps: all test dependencies present"

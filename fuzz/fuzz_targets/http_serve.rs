@@ -2,7 +2,10 @@
 //! mounts, response writing) with arbitrary bytes, delivered in arbitrary
 //! pieces. Any panic or hang is a bug: a host process must survive any
 //! client. It also checks that the event thread's path (`answer_all_buffered`,
-//! then `serve_after` on the rest) writes the same bytes as the loop alone.
+//! then `serve_after` on the rest) writes the same bytes as the loop alone,
+//! and so does the caller's-thread path: the bytes arriving in the pieces
+//! the sizes choose, each answered as far as it goes, the start of a
+//! request kept while `waits_for_more`, the rest to `serve_after`.
 #![no_main]
 
 use std::io::{self, Read, Write};
@@ -71,4 +74,32 @@ fuzz_target!(|input: &[u8]| {
         out.extend_from_slice(&rest.out);
     }
     assert_eq!(undated(&out), undated(&alone.out));
+    assert_eq!(undated(&caller_path(data, sizes)), undated(&alone.out));
 });
+
+/// What the shim's caller's-thread path writes for `data` written in the
+/// pieces `sizes` chooses.
+fn caller_path(data: &[u8], sizes: &[u8]) -> Vec<u8> {
+    const LIMIT: usize = 64 * 1024;
+    let (mut out, mut held, mut at, mut next) = (Vec::new(), Vec::new(), 0, 0);
+    while at < data.len() {
+        let size = sizes.get(next % sizes.len().max(1)).map_or(usize::MAX, |&s| usize::from(s) + 1);
+        next += 1;
+        let piece = &data[at..at + size.min(data.len() - at)];
+        at += piece.len();
+        held.extend_from_slice(piece);
+        let (taken, open) = intercept::serve::http::answer_all_buffered(&held, &mut out, dest());
+        held.drain(..taken);
+        if !open {
+            return out;
+        }
+        if !held.is_empty() && !intercept::serve::http::waits_for_more(&held, LIMIT) {
+            break;
+        }
+    }
+    held.extend_from_slice(&data[at..]);
+    let mut rest = Pieces::whole(&[]);
+    intercept::serve::http::serve_after(&mut rest, dest(), held);
+    out.extend_from_slice(&rest.out);
+    out
+}
