@@ -6,9 +6,14 @@ DEMO_ENV := examples/demo/intercept.env
 
 .PHONY: build run deps test check lint bench clean
 
-## build: target/release/intercept and target/release/libintercept.so
+## build: target/release/intercept and target/release/libintercept.so (its debug info in libintercept.so.debug)
+# The shim is built on its own, last: built with the workspace, its
+# dependencies get features only other members ask for (tokio's
+# multi-threaded runtime, which pulls in libm.so.6).
 build:
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release --workspace --exclude intercept-shim
+	$(CARGO) build --release -p intercept-shim
+	bash scripts/split-debug.sh
 
 ## run: the demo — curl asks a host that exists nowhere and gets the app's answer
 run: build

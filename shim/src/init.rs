@@ -35,7 +35,8 @@ fn load() {
     };
     log::set_level(config.log);
     fdtable::claim();
-    hooks::dl::resolve();
+    // The real `dlopen` and `dlmopen` are looked up at their first call
+    // (and before a fork), not here: most programs never call them.
     // The core count (`peer::spare_cores`, read from cgroup files: a few
     // opens, which a sandbox makes slow) and the high fd base wait for the
     // first connection, so a process that never uses a route does not pay

@@ -184,8 +184,8 @@ pub trait App: Send + Sync {
 
     /// True when the app answers from memory, with no I/O beyond reading a
     /// request body already received and no waiting: such apps may be
-    /// called on the dispatcher's shared event thread instead of a thread
-    /// of their own.
+    /// called inside the client's own write, or on the shared event
+    /// thread, instead of on a thread of their own.
     fn answers_from_memory(&self) -> bool {
         false
     }

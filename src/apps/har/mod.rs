@@ -179,6 +179,16 @@ impl Har {
 }
 
 impl App for Har {
+    /// When this process only replays (it never records here): every
+    /// answer is made from the entries in memory, which this loads.
+    fn answers_from_memory(&self) -> bool {
+        if matches!(self.spec.mode, Mode::All | Mode::NewEpisodes) {
+            return false;
+        }
+        let mut guard = self.state.lock();
+        guard.get_or_insert_with(|| self.load()).as_ref().is_ok_and(|state| !state.recording)
+    }
+
     fn call(&self, req: &mut Request<'_>) -> Response {
         let mut body = Vec::new();
         if let Err(e) = req.body.read_to_end(&mut body) {

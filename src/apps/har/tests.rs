@@ -239,3 +239,15 @@ fn many_writers_leave_every_entry_whole() {
     assert!(entries.iter().all(|e| e.body == [0, 1, 2] && e.request_body == entry.request_body));
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left behind");
 }
+
+#[test]
+fn a_har_answers_from_memory_only_where_it_never_records() {
+    let text = r#"{"log": {"entries": []}}"#;
+    assert!(har_with("har-mem-none", text, Mode::None).0.answers_from_memory());
+    assert!(har_with("har-mem-once", text, Mode::Once).0.answers_from_memory());
+    assert!(!har_with("har-mem-new", text, Mode::NewEpisodes).0.answers_from_memory());
+    assert!(!har_with("har-mem-all", text, Mode::All).0.answers_from_memory());
+    let dir = temp_dir("har-mem-missing");
+    let missing = Har::new(HarSpec { file: dir.join("absent.har"), mode: Mode::Once, keep: Vec::new() });
+    assert!(!missing.answers_from_memory(), "`once` with no file records");
+}

@@ -64,6 +64,14 @@ pub struct ResponseDef {
     pub proxy: Option<String>,
 }
 
+impl ResponseDef {
+    /// Whether this answer is made at once from memory: no delay, no
+    /// dribble, no fault, no proxy.
+    pub fn at_once(&self) -> bool {
+        self.delay == Delay::None && self.dribble.is_none() && self.fault.is_none() && self.proxy.is_none()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delay {
     None,

@@ -50,6 +50,8 @@ pub use matcher::{pattern_of, text_distance};
 pub struct Stubs {
     dir: PathBuf,
     mappings: OnceLock<Result<Loaded, String>>,
+    /// Whether every mapping answers at once from what was loaded.
+    at_once: OnceLock<bool>,
     /// Scenario name -> its current state (`Started` until moved on).
     scenarios: ForkLock<HashMap<String, String>>,
 }
@@ -70,7 +72,7 @@ pub(crate) struct Seen {
 
 impl Stubs {
     pub fn new(dir: PathBuf) -> Stubs {
-        Stubs { dir, mappings: OnceLock::new(), scenarios: ForkLock::new(HashMap::new()) }
+        Stubs { dir, mappings: OnceLock::new(), at_once: OnceLock::new(), scenarios: ForkLock::new(HashMap::new()) }
     }
 
     fn loaded(&self) -> Result<&Loaded, &str> {
@@ -100,6 +102,13 @@ impl Stubs {
 }
 
 impl App for Stubs {
+    /// When no mapping waits (a delay, a dribbled body), breaks the
+    /// connection (a fault) or asks another server (a proxy): every answer
+    /// is then made from the mappings in memory, which this loads.
+    fn answers_from_memory(&self) -> bool {
+        *self.at_once.get_or_init(|| self.loaded().is_ok_and(|l| l.mappings.iter().all(|m| m.response.at_once())))
+    }
+
     fn call(&self, req: &mut Request<'_>) -> Response {
         let loaded = match self.loaded() {
             Ok(m) => m,

@@ -260,3 +260,22 @@ fn delay_distributions_delay() {
         dir_with("stubs-bad-delay", &[("mappings/d.json", r#"{"request": {}, "response": {"delayDistribution": {"type": "poisson"}}}"#)]);
     assert!(validate(&bad).unwrap_err().contains("unknown delayDistribution type"));
 }
+
+#[test]
+fn stubs_answer_from_memory_unless_a_mapping_waits_breaks_or_proxies() {
+    let plain = r#"{"request": {"url": "/a"}, "response": {"status": 200, "body": "a"}}"#;
+    let at_once = dir_with("stubs-at-once", &[("mappings/a.json", plain)]);
+    assert!(Stubs::new(at_once.to_path_buf()).answers_from_memory());
+    for (name, response) in [
+        ("delay", r#"{"status": 200, "fixedDelayMilliseconds": 5}"#),
+        ("dribble", r#"{"status": 200, "body": "ab", "chunkedDribbleDelay": {"numberOfChunks": 2, "totalDuration": 10}}"#),
+        ("fault", r#"{"fault": "CONNECTION_RESET_BY_PEER"}"#),
+        ("proxy", r#"{"proxyBaseUrl": "http://origin.test"}"#),
+    ] {
+        let mapping = format!(r#"{{"request": {{"url": "/b"}}, "response": {response}}}"#);
+        let dir = dir_with(&format!("stubs-{name}"), &[("mappings/a.json", plain), ("mappings/b.json", &mapping)]);
+        assert!(!Stubs::new(dir.to_path_buf()).answers_from_memory(), "{name}");
+    }
+    let broken = dir_with("stubs-broken", &[("mappings/a.json", "{")]);
+    assert!(!Stubs::new(broken.to_path_buf()).answers_from_memory());
+}
