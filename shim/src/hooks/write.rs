@@ -104,8 +104,13 @@ unsafe fn pieces<'a>(iov: *const iovec, count: c_int) -> Option<Vec<&'a [u8]>> {
         .collect()
 }
 
+/// The bytes taken by the caller's-thread path, errno as it was (a write
+/// that succeeds leaves errno alone).
 fn answered(fd: c_int, bytes: &[&[u8]]) -> Option<ssize_t> {
-    reactor::answer_in_caller(fd, bytes).map(|n| n as ssize_t)
+    let errno = real::errno();
+    let taken = reactor::answer_in_caller(fd, bytes)?;
+    real::set_errno(errno);
+    Some(taken as ssize_t)
 }
 
 /// After a real write to an intercepted fd: whoever serves the connection
