@@ -60,8 +60,12 @@ pub(super) unsafe fn send_impl(fd: c_int, buf: *const c_void, len: size_t, flags
 }
 
 unsafe fn writev_impl(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
+    if !fdtable::flagged(fd) {
+        // SAFETY: the caller's arguments, passed on.
+        return unsafe { real::writev(fd, iov, count) };
+    }
     // SAFETY: the caller vouches for `count` iovecs at `iov`.
-    match unsafe { pieces(iov, count) }.filter(|_| fdtable::flagged(fd)) {
+    match unsafe { pieces(iov, count) } {
         // SAFETY: as above.
         Some(bytes) => answered(fd, &bytes).unwrap_or_else(|| settled(fd, unsafe { real::writev(fd, iov, count) })),
         // SAFETY: the caller's arguments, passed on.

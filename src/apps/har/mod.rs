@@ -17,6 +17,7 @@ mod record;
 pub mod replay;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -100,6 +101,8 @@ pub fn validate(spec: &HarSpec) -> Result<usize, String> {
 pub struct Har {
     spec: HarSpec,
     state: ForkLock<Option<Result<State, String>>>,
+    /// Whether this process only replays (decided when the file loads).
+    replays_only: OnceLock<bool>,
 }
 
 struct State {
@@ -112,7 +115,7 @@ struct State {
 
 impl Har {
     pub fn new(spec: HarSpec) -> Har {
-        Har { spec, state: ForkLock::new(None) }
+        Har { spec, state: ForkLock::new(None), replays_only: OnceLock::new() }
     }
 
     fn load(&self) -> Result<State, String> {
@@ -182,11 +185,13 @@ impl App for Har {
     /// When this process only replays (it never records here): every
     /// answer is made from the entries in memory, which this loads.
     fn answers_from_memory(&self) -> bool {
-        if matches!(self.spec.mode, Mode::All | Mode::NewEpisodes) {
-            return false;
-        }
-        let mut guard = self.state.lock();
-        guard.get_or_insert_with(|| self.load()).as_ref().is_ok_and(|state| !state.recording)
+        *self.replays_only.get_or_init(|| {
+            if matches!(self.spec.mode, Mode::All | Mode::NewEpisodes) {
+                return false;
+            }
+            let mut guard = self.state.lock();
+            guard.get_or_insert_with(|| self.load()).as_ref().is_ok_and(|state| !state.recording)
+        })
     }
 
     fn call(&self, req: &mut Request<'_>) -> Response {
