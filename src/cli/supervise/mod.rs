@@ -36,6 +36,13 @@ pub fn run(command: &[OsString], vars: Vec<(String, String)>, config: &Config) -
     };
     let program = filter::program();
     let child_end = child.as_raw_fd();
+    // The notice for each likely failure, written by the child itself
+    // before its exec, so it comes before anything the program prints.
+    let notices: Vec<(i32, Vec<u8>)> = [libc::EBUSY, libc::EINVAL, libc::ENOSYS, libc::EPERM, libc::EACCES, libc::ENOMEM, libc::EFAULT]
+        .into_iter()
+        .map(|errno| (errno, notice_text(&command[0], &why_unsupervised(errno)).into_bytes()))
+        .collect();
+    let other = notice_text(&command[0], "seccomp: the filter could not be installed").into_bytes();
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]).envs(vars).env(SUPERVISED_KEY, "1");
     // SAFETY: the closure runs in the forked child before exec and makes
@@ -47,7 +54,11 @@ pub fn run(command: &[OsString], vars: Vec<(String, String)>, config: &Config) -
                     send(child_end, 0, Some(listener));
                     libc::close(listener);
                 }
-                Err(errno) => send(child_end, errno, None),
+                Err(errno) => {
+                    let text = notices.iter().find(|(e, _)| *e == errno).map_or(&other, |(_, text)| text);
+                    libc::write(libc::STDERR_FILENO, text.as_ptr().cast(), text.len());
+                    send(child_end, errno, None);
+                }
             }
             Ok(())
         });
@@ -68,7 +79,9 @@ pub fn run(command: &[OsString], vars: Vec<(String, String)>, config: &Config) -
                 log_error!("cannot start the supervisor: {e}");
             }
         }
-        Err(why) => notice(&command[0], &why),
+        // The child said why, before its exec.
+        Err(Unsupervised::Said) => {}
+        Err(Unsupervised::Silent(why)) => eprint!("{}", notice_text(&command[0], &why)),
     }
     let status = loop {
         match child.wait() {
@@ -84,11 +97,27 @@ pub fn run(command: &[OsString], vars: Vec<(String, String)>, config: &Config) -
 }
 
 /// The one line saying a program runs unsupervised.
-fn notice(program: &OsString, why: &str) {
-    eprintln!(
-        "intercept: cannot supervise {}: {why}; only what loads libintercept.so is intercepted (static binaries and Go are not)",
+fn notice_text(program: &OsString, why: &str) -> String {
+    format!(
+        "intercept: cannot supervise {}: {why}; only what loads libintercept.so is intercepted (static binaries and Go are not)\n",
         program.to_string_lossy()
-    );
+    )
+}
+
+/// Why the filter could not be installed, from its errno.
+fn why_unsupervised(errno: i32) -> String {
+    match errno {
+        libc::EBUSY => "another supervisor already listens to its system calls".to_string(),
+        libc::EINVAL | libc::ENOSYS => "this kernel has no seccomp user notification (Linux 5.9 or later)".to_string(),
+        e => format!("seccomp: {}", io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Why a program runs unsupervised: the child said so itself, or it
+/// started without a word.
+enum Unsupervised {
+    Said,
+    Silent(String),
 }
 
 /// Answers stopped calls until the listener closes (every supervised
@@ -146,7 +175,7 @@ fn send(to: RawFd, errno: i32, fd: Option<RawFd>) {
 }
 
 /// The child's message: the listener, or why there is none.
-fn receive(from: RawFd) -> Result<OwnedFd, String> {
+fn receive(from: RawFd) -> Result<OwnedFd, Unsupervised> {
     let mut data = [0u8; 4];
     let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
     let mut control = [0u64; 4];
@@ -159,19 +188,14 @@ fn receive(from: RawFd) -> Result<OwnedFd, String> {
         msg.msg_controllen = std::mem::size_of_val(&control);
         let n = libc::recvmsg(from, &mut msg, libc::MSG_CMSG_CLOEXEC);
         if n != 4 {
-            return Err("the program started without reporting on its filter".into());
+            return Err(Unsupervised::Silent("the program started without reporting on its filter".into()));
         }
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         if !cmsg.is_null() && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
             return Ok(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>())));
         }
     }
-    let errno = i32::from_ne_bytes(data);
-    Err(match errno {
-        libc::EBUSY => "another supervisor already listens to its system calls".to_string(),
-        libc::EINVAL | libc::ENOSYS => "this kernel has no seccomp user notification (Linux 5.9 or later)".to_string(),
-        e => format!("seccomp: {}", io::Error::from_raw_os_error(e)),
-    })
+    Err(Unsupervised::Said)
 }
 
 /// The supervised program, for the signal handler.
