@@ -500,14 +500,14 @@ pub(super) fn serve(e: &Entry, extra: &[&[u8]]) -> Next {
     let body = unsafe { &mut *e.body.get() };
     let fd = e.peer_fd;
     let mut ended = false;
+    // Read through a stack buffer, so a connection keeps only the bytes
+    // it has not had answered, not a buffer of its own.
+    let mut chunk = [0u8; 8 * 1024];
     while body.read.len() < READ_CHUNK {
-        body.read.reserve(16 * 1024);
-        let spare = body.read.spare_capacity_mut();
-        // SAFETY: spare is valid for writes of its length.
-        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), libc::MSG_DONTWAIT) };
+        // SAFETY: chunk is valid for writes of its length.
+        let n = unsafe { libc::recv(fd, chunk.as_mut_ptr().cast(), chunk.len(), libc::MSG_DONTWAIT) };
         if n > 0 {
-            // SAFETY: recv initialised n bytes of the spare capacity.
-            unsafe { body.read.set_len(body.read.len() + n as usize) };
+            body.read.extend_from_slice(&chunk[..n as usize]);
             continue;
         }
         if n == 0 {
