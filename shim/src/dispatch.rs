@@ -43,7 +43,7 @@ pub fn spawn(fd: OwnedFd, client: Option<ClientEnd>, dest: Destination, idle: Du
     } else {
         (peer, dest)
     };
-    peer::start_thread("intercept", move || match &dest.site.forward {
+    peer::start_thread(c"intercept", move || match &dest.site.forward {
         // Bytes as they come; an https forward ends TLS in `serve` first.
         Some((_, relay)) if relay.tunnel || dest.site.scheme == Scheme::Http => {
             forward::serve(peer.stream(), &relay.to, &upstream::connect)

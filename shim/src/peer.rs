@@ -12,6 +12,7 @@
 //! connection the parent's dispatcher closes would never reach end-of-file
 //! while the child lived), and the host cannot close them under us.
 
+use std::ffi::CStr;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -176,7 +177,7 @@ pub fn spare_cores() -> usize {
 /// thread gave up: `unsent` goes out first, then the connection closes if
 /// `close`, else it is served from the bytes already `read`.
 pub fn serve_on_thread(mut peer: Peer, dest: Destination, read: Vec<u8>, unsent: Vec<u8>, close: bool) {
-    let started = start_thread("intercept", move || {
+    let started = start_thread(c"intercept", move || {
         if peer.write_all(&unsent).is_ok() && !close {
             http::serve_after(peer, &dest, read);
         }
@@ -189,23 +190,51 @@ pub fn serve_on_thread(mut peer: Peer, dest: Destination, read: Vec<u8>, unsent:
 /// Starts one of our threads: every signal blocked, so the host's handlers
 /// keep running on the host's own threads. A panic that escapes `f` ends
 /// only this thread, with a log line.
-pub fn start_thread(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-    let body = move || {
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+///
+/// A plain detached pthread, not `std::thread`: the caller (often a
+/// connect, on the host's critical path) pays for the clone and nothing
+/// else — no join handle, result packet or naming through `/proc` — and
+/// the thread names itself.
+pub fn start_thread(name: &'static CStr, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    type Body = Box<dyn FnOnce() + Send>;
+    struct Start {
+        name: &'static CStr,
+        body: Body,
+    }
+    extern "C" fn begin(arg: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: `arg` is the box `start_thread` gave up to this thread.
+        let start = unsafe { Box::from_raw(arg.cast::<Start>()) };
+        // SAFETY: names the calling thread from a NUL-terminated string.
+        unsafe { libc::prctl(libc::PR_SET_NAME, start.name.as_ptr()) };
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(start.body)).is_err() {
             log_error!("internal error on a dispatcher thread; its connection is closed");
         }
-    };
-    // SAFETY: plain signal-mask calls on local sets; the new thread
-    // inherits the full mask and this thread's mask is restored after.
+        std::ptr::null_mut()
+    }
+    let start = Box::into_raw(Box::new(Start { name, body: Box::new(f) }));
+    // SAFETY: attr is initialised before use and destroyed after; the
+    // signal-mask calls use local sets, the new thread inherits the full
+    // mask and this thread's is restored after; `start` is handed to the
+    // thread, or taken back when it could not start.
     unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setstacksize(&mut attr, 256 * 1024);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        let spawned = std::thread::Builder::new().name(name.into()).stack_size(256 * 1024).spawn(body);
+        let mut thread: libc::pthread_t = 0;
+        let rc = libc::pthread_create(&mut thread, &attr, begin, start.cast());
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        spawned.map(drop)
+        libc::pthread_attr_destroy(&mut attr);
+        if rc != 0 {
+            drop(Box::from_raw(start));
+            return Err(io::Error::from_raw_os_error(rc));
+        }
     }
+    Ok(())
 }
 
 /// Wraps a raw fd we just created.

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{EPOLL, Entry, GENERATION, Next, PANIC_TEST, READ_CHUNK, RUNNING, STATE, hand_over, serve};
+use super::{EPOLL, Entry, GENERATION, Next, PANIC_TEST, READ_CHUNK, RUNNING, SETTING_UP, STATE, hand_over, serve};
 use crate::{fdtable, slots};
 
 /// In a client's own `write` of `bytes` to `fd`: when `fd` is a connection
@@ -20,7 +20,11 @@ use crate::{fdtable, slots};
 /// `slots::mark_dirty`), as without the shim.
 pub fn answer_in_caller(fd: libc::c_int, bytes: &[&[u8]]) -> Option<usize> {
     let total: usize = bytes.iter().map(|b| b.len()).sum();
-    if total == 0 || total > READ_CHUNK || STATE.load(Ordering::Acquire) != RUNNING || PANIC_TEST.load(Ordering::Relaxed) {
+    if total == 0
+        || total > READ_CHUNK
+        || !matches!(STATE.load(Ordering::Acquire), RUNNING | SETTING_UP)
+        || PANIC_TEST.load(Ordering::Relaxed)
+    {
         return None;
     }
     let addr = slots::take_any(fd)?;

@@ -15,11 +15,14 @@
 //!
 //! New connections reach the loop through a table of slots: `submit` puts
 //! the entry in a free slot and writes the slot's number to a pipe, which
-//! wakes the loop. The loop takes entries out of slots, never from bytes
+//! wakes the loop (until the loop runs, no number: it looks at every slot
+//! once it does). The loop takes entries out of slots, never from bytes
 //! it read, so a stray byte in the pipe costs a look at the table and
 //! nothing more; and it alone registers, touches and frees entries, so no
-//! lock is needed. The thread is started on the first such connection; a
-//! forked child forgets the parent's loop and starts its own.
+//! lock is needed. The thread is spawned at the first such connection,
+//! which pays for the spawn alone: the thread makes its epoll set and pipe
+//! itself, a little later (`start`). A forked child forgets the parent's
+//! loop and starts its own.
 //!
 //! A panic on the loop (our bug) is caught: the loop is marked dead, every
 //! connection it had moves to a thread of its own, and so does every later
@@ -43,12 +46,15 @@ use core_lib::routing::Destination;
 use core_lib::serve::http;
 
 mod caller;
+mod start;
 
 pub use caller::answer_in_caller;
+pub use start::forget_in_child;
+use start::taking;
 
 use crate::peer::{self, Peer};
+use crate::real;
 use crate::slots::{self, Take};
-use crate::{fdtable, real};
 
 /// One connection the loop serves. What never changes is read by whoever
 /// has the entry's address; the body only by whoever holds its slot (or
@@ -94,11 +100,15 @@ pub(super) enum Next {
 }
 
 const STOPPED: u8 = 0;
-const STARTING: u8 = 1;
-const RUNNING: u8 = 2;
-/// The loop ended (a panic, or its epoll fd was closed under it): threads
-/// from now on.
-const DEAD: u8 = 3;
+/// A caller is spawning the thread.
+const SPAWNING: u8 = 1;
+/// The thread is making its epoll set and pipe: entries wait in their
+/// slots, which it looks at once it runs, and callers may answer them.
+const SETTING_UP: u8 = 2;
+const RUNNING: u8 = 3;
+/// The loop ended (a panic, its epoll fd closed under it, or it could not
+/// set up): threads from now on.
+const DEAD: u8 = 4;
 static STATE: AtomicU8 = AtomicU8::new(STOPPED);
 static EPOLL: AtomicI32 = AtomicI32::new(-1);
 static PIPE_READ: AtomicI32 = AtomicI32::new(-1);
@@ -136,7 +146,9 @@ pub fn takes(dest: &Destination) -> bool {
 /// Gives the connection to the loop, starting it if need be; hands the
 /// connection back when the loop cannot take it (then a thread serves it).
 pub fn submit(peer: Peer, dest: Destination, idle: Duration) -> Result<(), Box<(Peer, Destination)>> {
-    let Some(pipe) = channel() else { return Err(Box::new((peer, dest))) };
+    if !taking() {
+        return Err(Box::new((peer, dest)));
+    }
     let client = peer.client().map(|c| (c.fd, c.socket));
     let peer_fd = peer.as_raw_fd();
     let body = Body { peer: Some(peer), last: Instant::now(), read: Vec::new(), out: Vec::new(), registered: false };
@@ -163,9 +175,14 @@ pub fn submit(peer: Peer, dest: Destination, idle: Duration) -> Result<(), Box<(
     let Some(slot) = INBOX.iter().position(|s| s.compare_exchange(null_mut(), entry, Ordering::SeqCst, Ordering::Relaxed).is_ok()) else {
         return taken_back(entry);
     };
+    // While the loop sets up, it has yet to look at every slot (SeqCst on
+    // both sides: if this load sees it setting up, its look comes after
+    // this entry went in); once running, the pipe wakes it.
+    let state = STATE.load(Ordering::SeqCst);
     let token = (slot as u32).to_ne_bytes();
-    // SAFETY: a 4-byte write from a local buffer, atomic on a pipe.
-    let written = unsafe { libc::write(pipe, token.as_ptr().cast(), token.len()) } == token.len() as isize;
+    let written = state != RUNNING
+        // SAFETY: a 4-byte write from a local buffer, atomic on a pipe.
+        || unsafe { libc::write(PIPE_WRITE.load(Ordering::Relaxed), token.as_ptr().cast(), token.len()) } == token.len() as isize;
     // A loop that died after we looked may never read the pipe: unless it
     // took the entry already, take it back.
     if (!written || STATE.load(Ordering::SeqCst) == DEAD)
@@ -174,88 +191,6 @@ pub fn submit(peer: Peer, dest: Destination, idle: Duration) -> Result<(), Box<(
         return taken_back(entry);
     }
     Ok(())
-}
-
-/// The pipe into a running loop; None while another thread is starting it
-/// or it cannot start (the caller then uses a thread, never waits).
-fn channel() -> Option<libc::c_int> {
-    match STATE.load(Ordering::Acquire) {
-        RUNNING => return Some(PIPE_WRITE.load(Ordering::Relaxed)),
-        STARTING | DEAD => return None,
-        _ => {}
-    }
-    if STATE.compare_exchange(STOPPED, STARTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
-        return None;
-    }
-    match start() {
-        Ok(()) => {
-            STATE.store(RUNNING, Ordering::Release);
-            Some(PIPE_WRITE.load(Ordering::Relaxed))
-        }
-        Err(e) => {
-            log_error!("cannot start the event thread ({e}); connections get threads of their own");
-            STATE.store(STOPPED, Ordering::Release);
-            None
-        }
-    }
-}
-
-fn start() -> io::Result<()> {
-    let panic_test = std::env::var_os(TEST_PANIC).is_some_and(|v| v == "event-thread");
-    PANIC_ONCE.store(panic_test, Ordering::Relaxed);
-    PANIC_TEST.store(panic_test, Ordering::Relaxed);
-    // SAFETY: plain fd-creating calls; every fd is closed again on failure.
-    unsafe {
-        let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
-        if ep < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut fds = [0; 2];
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) != 0 {
-            let e = io::Error::last_os_error();
-            real::close(ep);
-            return Err(e);
-        }
-        // Ours, at numbers the host is unlikely to close or reuse.
-        let (ep, fds) = (fdtable::own_high(ep), [fdtable::own_high(fds[0]), fdtable::own_high(fds[1])]);
-        let close_all = || {
-            for fd in [ep, fds[0], fds[1]] {
-                fdtable::disown(fd);
-                real::close(fd);
-            }
-        };
-        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: PIPE_TOKEN };
-        if libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fds[0], &mut event) != 0 {
-            let e = io::Error::last_os_error();
-            close_all();
-            return Err(e);
-        }
-        EPOLL.store(ep, Ordering::Relaxed);
-        PIPE_READ.store(fds[0], Ordering::Relaxed);
-        PIPE_WRITE.store(fds[1], Ordering::Relaxed);
-        if let Err(e) = peer::start_thread("intercept-events", move || run(ep, fds[0])) {
-            close_all();
-            return Err(e);
-        }
-    }
-    Ok(())
-}
-
-/// In a forked child, which has no event thread: forgets the parent's loop
-/// (its fds, like every fd of ours, are closed by
-/// `fdtable::close_owned_in_child`), so the child's first such connection
-/// starts a loop of its own. The parent's entries are left, and no longer
-/// answered in this process's writes: the parent's loop serves them. Async-
-/// signal safe: atomics only.
-pub fn forget_in_child() {
-    STATE.store(STOPPED, Ordering::Release);
-    GENERATION.fetch_add(1, Ordering::AcqRel);
-    for fd in [&EPOLL, &PIPE_READ, &PIPE_WRITE] {
-        fd.store(-1, Ordering::Relaxed);
-    }
-    for slot in &INBOX {
-        slot.store(null_mut(), Ordering::Relaxed);
-    }
 }
 
 /// What the loop may do with an entry now.
@@ -295,13 +230,23 @@ fn free_detached(entry: *mut Entry) {
 /// The thread: the loop, then — if it ends, by a panic or a broken epoll
 /// fd — every connection it had, and every one still on its way, goes to a
 /// thread of its own.
-fn run(ep: libc::c_int, pipe: libc::c_int) {
+fn run() {
     let mut live: Vec<*mut Entry> = Vec::new();
     let mut waiting: Vec<*mut Entry> = Vec::new();
-    match catch_unwind(AssertUnwindSafe(|| serve_loop(ep, pipe, &mut live, &mut waiting))) {
-        Ok(e) => log_error!("the event thread stops ({e}); its connections move to threads"),
-        Err(_) => log_error!("internal error on the event thread; its connections move to threads"),
-    }
+    let ep = match start::set_up() {
+        Ok((ep, pipe)) => {
+            STATE.store(RUNNING, Ordering::SeqCst);
+            match catch_unwind(AssertUnwindSafe(|| serve_loop(ep, pipe, &mut live, &mut waiting))) {
+                Ok(e) => log_error!("the event thread stops ({e}); its connections move to threads"),
+                Err(_) => log_error!("internal error on the event thread; its connections move to threads"),
+            }
+            ep
+        }
+        Err(e) => {
+            log_error!("cannot set up the event thread ({e}); connections get threads of their own");
+            -1
+        }
+    };
     STATE.store(DEAD, Ordering::SeqCst);
     let to_thread = |entry: *mut Entry| loop {
         match claim(entry) {
@@ -320,6 +265,8 @@ fn run(ep: libc::c_int, pipe: libc::c_int) {
 fn serve_loop(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, waiting: &mut Vec<*mut Entry>) -> io::Error {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
     let mut next_sweep = Instant::now() + Duration::from_secs(1);
+    // Entries submitted while the loop was setting up wrote no token.
+    take_inbox(None, |entry| register(ep, Box::into_raw(entry), live, waiting));
     loop {
         // Entries a caller held when they arrived: again now.
         for entry in std::mem::take(waiting) {
