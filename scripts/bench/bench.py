@@ -28,6 +28,10 @@ SHIM = RELEASE / "libintercept.so"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUTE = "http://bench.example.test -> static:200 hello"
 URL = "http://bench.example.test/"
+# The interpreter itself: `python3` on PATH may be a version manager's
+# wrapper script (pyenv's starts some forty processes, each loading the
+# shim, before python3 runs), which would measure the wrapper.
+PYTHON = sys.executable
 
 TOOLS = {"wrk": "wrk", "hyperfine": "hyperfine", "nginx": "nginx-light", "curl": "curl", "cc": "gcc", "h2load": "nghttp2-client", "go": "golang-go", "node": "nodejs"}
 
@@ -390,7 +394,7 @@ def main():
         env_args = [f"{k}={v}" for k, v in preload.items()]
         t_plain, t_shim, added_true = paired("env /bin/true", "env " + " ".join(env_args) + " /bin/true", 200, 20)
         added_true *= 1000
-        p_plain, p_shim, added_py = paired("env python3 -c pass", "env " + " ".join(env_args) + " python3 -c pass", 20, 3)
+        p_plain, p_shim, added_py = paired(f"env {PYTHON} -c pass", "env " + " ".join(env_args) + f" {PYTHON} -c pass", 20, 3)
         added_py *= 1000
         rows.append(("Startup, /bin/true (hyperfine, 5 alternated rounds, median)", f"{t_plain*1000:.3f} ms → {t_shim*1000:.3f} ms: **{added_true:+.3f} ms**", "< 0.2 ms added", added_true < 0.2))
         rows.append(("Startup, python3 -c pass (hyperfine, 5 alternated rounds, median)", f"{p_plain*1000:.1f} ms → {p_shim*1000:.1f} ms: {added_py:+.2f} ms", "reported", None))
@@ -409,7 +413,7 @@ def main():
         s_nginx, s_ours, s_ratio = one_request(["env", "curl", "-sS", nginx.url], same_env + ["curl", "-sS", nginx.url], "hello")
         rows.append((f"One curl process, one request, nginx's URL routed by address ({ONE_REQUEST_PAIRS} alternated pairs, medians)", f"{s_ours*1000:.2f} ms vs nginx {s_nginx*1000:.2f} ms: **{s_ratio:.2f}×**", "≥ 1.0 (no later than nginx)", s_ratio >= 1.0))
         fetch = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())"
-        u_nginx, u_ours, u_ratio = one_request(["env", "python3", "-c", fetch, nginx.url], ours_env + ["python3", "-c", fetch, URL], "hello")
+        u_nginx, u_ours, u_ratio = one_request(["env", PYTHON, "-c", fetch, nginx.url], ours_env + [PYTHON, "-c", fetch, URL], "hello")
         rows.append((f"One python3 urllib process, one request ({ONE_REQUEST_PAIRS} alternated pairs, medians)", f"{u_ours*1000:.2f} ms vs nginx {u_nginx*1000:.2f} ms: **{u_ratio:.2f}×**", "≥ 1.0 (no later than nginx)", u_ratio >= 1.0))
 
         # The mock servers users would otherwise pick, serving the same stub.
@@ -514,11 +518,11 @@ connections, or a thread of its own.
 | Request rate, intercepted | `intercept run --route '{ROUTE}' -- wrk -t1 -c1 -d{SECONDS}s --latency {URL}` (and `-t2 -c16`) |
 | Request rate, nginx | `wrk -t1 -c1 -d{SECONDS}s --latency http://127.0.0.1:PORT/` (and `-t2 -c16`); three pairs with intercept, the order flipped in the middle pair; the pair with the median ratio is reported, its latencies too |
 | A stubs route | `intercept run --route 'http://stubs.example.test -> stubs:DIR' -- wrk -t1 -c1 -d{SECONDS}s http://stubs.example.test/item/500` with {STUBS:,} mappings of one literal path each, in three pairs with the static route's run, the order flipped in the middle pair; the pair with the median ratio is reported |
-| Startup | `hyperfine -N 'env /bin/true' 'env LD_PRELOAD=…/libintercept.so INTERCEPT_ENV_FILE=bench.env INTERCEPT_TRUST_BUNDLE=… /bin/true'` (a trust bundle named, as under `intercept run`, so every open is checked against the system trust files) (200 runs each), the same for `python3 -c pass` (20 runs each); five rounds with the order flipped every other round, the figure the median of the rounds' differences (as for the connect and hooked-call loops, 3 runs each) |
+| Startup | `hyperfine -N 'env /bin/true' 'env LD_PRELOAD=…/libintercept.so INTERCEPT_ENV_FILE=bench.env INTERCEPT_TRUST_BUNDLE=… /bin/true'` (a trust bundle named, as under `intercept run`, so every open is checked against the system trust files) (200 runs each), the same for `python3 -c pass` (20 runs each; the interpreter itself, as below); five rounds with the order flipped every other round, the figure the median of the rounds' differences (as for the connect and hooked-call loops, 3 runs each) |
 | Pass-through | `wrk -t1 -c1 -d3s -H 'Connection: close' http://127.0.0.1:PORT/` to nginx, without the shim and under `intercept run` (supervised, so each connect also runs the seccomp filter) with an unrelated route, in nine pairs whose order alternates (ABBA); the figure is the median of the pairs' differences |
 | HTTP/2 | `intercept run --route '{ROUTE}' -- h2load -c1 -m16 -n {H2_REQUESTS} {URL}` (h2c with prior knowledge) against nginx's `listen … http2` server block answering the same body, in three pairs, the order flipped in the middle pair; the pair with the median ratio is reported |
 | Supervised Go | [goload.go](scripts/bench/goload.go) built with `CGO_ENABLED=0` (it never loads the shim): `intercept run --route '{ROUTE}' -- goload {URL} N` (the supervisor intercepts its raw connect) against `goload http://127.0.0.1:PORT/ N` to nginx, three pairs, the order flipped in the middle pair; the pair with the median ratio is reported |
-| One request per process | `env curl -sS http://127.0.0.1:PORT/` against `env LD_PRELOAD=…/libintercept.so INTERCEPT_ENV_FILE=bench.env curl -sS {URL}` (and the same with `python3 -c 'urllib.request.urlopen(…)'`; and curl with nginx's own URL on both sides, an env file routing `http://127.0.0.1:PORT` to the same static answer), {ONE_REQUEST_PAIRS} pairs whose order alternates (ABBA), each process's wall time from Python's `perf_counter` around `subprocess.run`; the figure is the median of the pairs' ratios (nginx's time over ours) |
+| One request per process | `env curl -sS http://127.0.0.1:PORT/` against `env LD_PRELOAD=…/libintercept.so INTERCEPT_ENV_FILE=bench.env curl -sS {URL}` (and the same with `python3 -c 'urllib.request.urlopen(…)'`, python3 being the interpreter running the bench, never a version manager's wrapper script; and curl with nginx's own URL on both sides, an env file routing `http://127.0.0.1:PORT` to the same static answer), {ONE_REQUEST_PAIRS} pairs whose order alternates (ABBA), each process's wall time from Python's `perf_counter` around `subprocess.run`; the figure is the median of the pairs' ratios (nginx's time over ours) |
 | Mock servers | mountebank 2 (`mb --configfile`, `--loglevel warn`, its stub answering with `Connection: keep-alive`) and mockttp 4 (`getLocal().forGet(…).thenReply(200, 'hello')`), from npm, on 127.0.0.1, against `intercept run --route 'http://stubs.example.test -> stubs:DIR'` with the one WireMock mapping `GET {STUB_PATH}` → 200 `hello`; `wrk -t1 -c1` and `wrk -t2 -c16`, three pairs each, the order flipped in the middle pair; the pair with the median ratio is reported |
 | Reference | [pingpong.c](scripts/bench/pingpong.c): two threads, one socketpair, 50,000 round trips |
 | Pass-through connect alone | `hyperfine -N 'connloop 20000 PORT'` with and without the shim preloaded ([connloop.c](scripts/bench/connloop.c)): connections nginx accepts, never requests |
