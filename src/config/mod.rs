@@ -162,11 +162,39 @@ impl Config {
 
 /// Loads from the real process environment.
 pub fn from_process_env() -> Result<Config, ConfigError> {
-    let vars: Vec<(String, String)> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .filter(|(k, _)| k.starts_with("INTERCEPT_"))
-        .collect();
-    load(&vars)
+    load(&process_vars())
+}
+
+/// The process's `INTERCEPT_*` variables (those that are UTF-8), read
+/// straight from `environ`, as `getenv` reads it: the shim loads in every
+/// process, and copying every variable first (`std::env::vars_os`) took
+/// about 6 µs of the 60 its loading took.
+fn process_vars() -> Vec<(String, String)> {
+    unsafe extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    let mut vars = Vec::new();
+    // SAFETY: `environ` is libc's NULL-terminated array of C strings, read
+    // while loading, before the host's `main` can change it.
+    let mut entry = unsafe { environ };
+    while !entry.is_null() {
+        // SAFETY: a non-null `environ` ends with a null pointer.
+        let item = unsafe { *entry };
+        if item.is_null() {
+            break;
+        }
+        // SAFETY: each entry is a NUL-terminated string.
+        let bytes = unsafe { std::ffi::CStr::from_ptr(item) }.to_bytes();
+        if bytes.starts_with(b"INTERCEPT_")
+            && let Some(eq) = bytes.iter().position(|&b| b == b'=')
+            && let (Ok(k), Ok(v)) = (std::str::from_utf8(&bytes[..eq]), std::str::from_utf8(&bytes[eq + 1..]))
+        {
+            vars.push((k.to_string(), v.to_string()));
+        }
+        // SAFETY: still within the array: the null entry was not reached.
+        entry = unsafe { entry.add(1) };
+    }
+    vars
 }
 
 /// Loads from `INTERCEPT_*` variables given as pairs, reading the env file
