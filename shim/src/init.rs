@@ -10,14 +10,17 @@ use core_lib::log;
 use core_lib::routing::Router;
 use core_lib::serve::trust;
 
-use crate::{fdtable, hooks, peer, reactor, real, state, upstream};
+use crate::{arena, fdtable, hooks, peer, reactor, real, state, upstream};
 
 #[used]
 #[unsafe(link_section = ".init_array")]
 static LOAD_AT_START: extern "C" fn() = load_at_start;
 
 extern "C" fn load_at_start() {
-    if std::panic::catch_unwind(load).is_err() {
+    let loaded = std::panic::catch_unwind(load);
+    // Loading's allocations came from the arena; the rest are libc's.
+    arena::close();
+    if loaded.is_err() {
         // Never take the host down for our own bug: stay inactive.
         state::deactivate();
     }

@@ -9,8 +9,8 @@
 //!
 //! Imports flow one way, each layer using only those before it:
 //!
-//! 1. `real` (the real libc functions, errno), `sockaddr`, `fdtable`,
-//!    `state` (the router), `upstream` (connecting for real), `peer` (our
+//! 1. `arena` (allocation while loading), `real` (the real libc
+//!    functions, errno), `sockaddr`, `fdtable`, `state` (the router), `upstream` (connecting for real), `peer` (our
 //!    end of a connection and the threads that serve it), `slots` (who
 //!    serves an event-thread connection now);
 //! 2. `reactor` (the event thread);
@@ -23,6 +23,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod api;
+mod arena;
 mod dispatch;
 mod fdtable;
 mod hooks;
@@ -34,3 +35,6 @@ mod slots;
 mod sockaddr;
 mod state;
 mod upstream;
+
+#[global_allocator]
+static ALLOCATOR: arena::LoadFirst = arena::LoadFirst;

@@ -201,13 +201,19 @@ fn process_vars() -> Vec<(String, String)> {
 /// they name (relative to the current directory).
 pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
     let env_origin = |key: &str| Origin::Env { key: key.to_string() };
-    // key -> (value, origin, base directory for relative paths)
-    let mut values: BTreeMap<String, (String, Origin, PathBuf)> = BTreeMap::new();
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    // key -> (value, origin, base directory for relative paths: None for
+    // the current one, which is asked for only when a path needs it)
+    let mut values: BTreeMap<String, (String, Origin, Option<PathBuf>)> = BTreeMap::new();
+    let cwd = std::cell::OnceCell::new();
+    let base_dir = |base: &Option<PathBuf>| match base {
+        Some(dir) => dir.clone(),
+        None => cwd.get_or_init(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))).clone(),
+    };
     let mut env_file = None;
     if let Some((_, file)) = vars.iter().rev().find(|(k, _)| k == ENV_FILE) {
-        let path = absolute(&cwd, Path::new(file));
-        let bytes = std::fs::read(&path)
+        let file = Path::new(file);
+        let path = if file.is_absolute() { file.to_path_buf() } else { base_dir(&None).join(file) };
+        let bytes = read_small(&path)
             .map_err(|e| ConfigError { origin: env_origin(ENV_FILE), message: format!("cannot read env file {}: {e}", path.display()) })?;
         let at = |line: usize| Origin::File { path: path.clone(), line };
         let text = std::str::from_utf8(&bytes).map_err(|e| {
@@ -215,7 +221,7 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
             ConfigError { origin: at(line), message: "the env file is not UTF-8 text".into() }
         })?;
         let entries = dotenv::parse(text).map_err(|e| ConfigError { origin: at(e.line), message: e.message })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.clone());
+        let base = path.parent().map(Path::to_path_buf);
         for e in entries.into_iter().filter(|e| e.key.starts_with("INTERCEPT_")) {
             if let Some((_, Origin::File { line: first, .. }, _)) = values.get(&e.key).filter(|_| e.key.starts_with(ROUTE_PREFIX)) {
                 let message = format!("{} is defined twice, on lines {first} and {}: give each route a name of its own", e.key, e.line);
@@ -226,7 +232,7 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
         env_file = Some(path);
     }
     for (k, v) in vars.iter().filter(|(k, _)| k.starts_with("INTERCEPT_")) {
-        values.insert(k.clone(), (v.clone(), env_origin(k), cwd.clone()));
+        values.insert(k.clone(), (v.clone(), env_origin(k), None));
     }
 
     let mut config = Config { env_file, ..Config::default() };
@@ -240,7 +246,7 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
             if name.is_empty() {
                 return Err(fail(format!("{key} needs a name after {ROUTE_PREFIX}")));
             }
-            let (url, app) = parse_route(&value, &base).map_err(|m| match origin {
+            let (url, app) = parse_route(&value, &base_dir(&base)).map_err(|m| match origin {
                 Origin::File { .. } => fail(format!("{key}: {m}")),
                 Origin::Env { .. } => fail(m),
             })?;
@@ -274,11 +280,11 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
             apps::har::KEEP_KEY => keep = value.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect(),
             "INTERCEPT_PYTHON" if !value.trim().is_empty() => python = Some(value.trim().to_string()),
             "INTERCEPT_PYTHON" => {}
-            "INTERCEPT_CA_DIR" if !value.trim().is_empty() => config.ca_dir = absolute(&base, Path::new(value.trim())),
+            "INTERCEPT_CA_DIR" if !value.trim().is_empty() => config.ca_dir = absolute(&base_dir(&base), Path::new(value.trim())),
             "INTERCEPT_CA_DIR" => {}
             "INTERCEPT_JOURNAL" if value.trim().is_empty() => config.journal = None,
             "INTERCEPT_JOURNAL" => {
-                let path = absolute(&base, Path::new(value.trim()));
+                let path = absolute(&base_dir(&base), Path::new(value.trim()));
                 check_journal(&path).map_err(|m| fail(format!("{key}={}: {m}", path.display())))?;
                 config.journal = Some(path);
             }
@@ -422,6 +428,30 @@ pub fn parse_route(value: &str, base: &Path) -> Result<(RouteUrl, AppSpec), Stri
     let url = route::parse_url(url.trim())?;
     let app = apps::parse_spec(app.trim(), base)?;
     Ok((url, app))
+}
+
+/// A file's bytes, read without asking its size first (one system call
+/// fewer than `std::fs::read`: env files are small, and the shim reads one
+/// in every process).
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    // Most env files fit; a larger one doubles the buffer as it goes.
+    let mut bytes = vec![0; 1024];
+    let mut len = 0;
+    loop {
+        if len == bytes.len() {
+            bytes.resize(len * 2, 0);
+        }
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(len);
+    Ok(bytes)
 }
 
 fn absolute(base: &Path, path: &Path) -> PathBuf {

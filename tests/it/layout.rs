@@ -124,7 +124,9 @@ fn the_core_imports_flow_one_way() {
 
 #[test]
 fn the_shim_imports_flow_one_way() {
-    let order = ["lib", "real", "sockaddr", "fdtable", "state", "upstream", "peer", "slots", "reactor", "dispatch", "hooks", "api", "init"];
+    let order = [
+        "lib", "arena", "real", "sockaddr", "fdtable", "state", "upstream", "peer", "slots", "reactor", "dispatch", "hooks", "api", "init",
+    ];
     check_layers(&root().join("shim/src"), "crate::", &order, &[], &[]);
 }
 
