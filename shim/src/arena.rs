@@ -1,7 +1,7 @@
 //! Allocation while loading. The configuration is read before `main`, and
 //! in a process that never calls `malloc` itself (`/bin/true`) the first
-//! call costs as much as the whole reading of the configuration (the
-//! heap's set-up: two `brk`s, a `getrandom`, its first page). So while
+//! call costs about 8 µs here, a sixth of all loading takes (the heap's
+//! set-up: two `brk`s, a `getrandom`, its first page). So while
 //! the shim loads, Rust's allocations come from a region of our own,
 //! handed out by a bump pointer; once loading ends ([`close`]) every
 //! allocation is libc's. A block from the region is never freed: what
@@ -26,7 +26,8 @@ pub fn close() {
 }
 
 /// Bytes handed out front to back, each block once; page-aligned, so a
-/// small configuration touches one or two pages.
+/// small configuration touches only the few pages it fills (three for a
+/// one-route env file).
 #[repr(C, align(4096))]
 struct Region<const SIZE: usize> {
     bytes: UnsafeCell<[u8; SIZE]>,
