@@ -10,9 +10,10 @@
 //! Imports flow one way, each layer using only those before it:
 //!
 //! 1. `arena` (allocation while loading), `real` (the real libc
-//!    functions, errno), `sockaddr`, `fdtable`, `state` (the router), `upstream` (connecting for real), `peer` (our
-//!    end of a connection and the threads that serve it), `slots` (who
-//!    serves an event-thread connection now);
+//!    functions, errno), `sockaddr`, `fdtable`, `state` (the router),
+//!    `upstream` (connecting for real), `peer` (our end of a connection
+//!    and the threads that serve it), `slots` (who serves an event-thread
+//!    connection now);
 //! 2. `reactor` (the event thread);
 //! 3. `dispatch` (event thread or a thread of its own);
 //! 4. `hooks` (the exported libc functions) and `api` (the runtime API);

@@ -160,7 +160,9 @@ impl Config {
     }
 }
 
-/// Loads from the real process environment.
+/// Loads from the real process environment. For the shim's loading, before
+/// the host's `main`: the environment is read without std's lock, which a
+/// thread calling `std::env::set_var` would hold.
 pub fn from_process_env() -> Result<Config, ConfigError> {
     load(&process_vars())
 }
@@ -174,24 +176,23 @@ fn process_vars() -> Vec<(String, String)> {
         static environ: *const *const libc::c_char;
     }
     let mut vars = Vec::new();
-    // SAFETY: `environ` is libc's NULL-terminated array of C strings, read
-    // while loading, before the host's `main` can change it.
+    // SAFETY: `environ` is libc's array of C strings, ended by a null
+    // entry (or itself null when a program cleared it), read while the
+    // shim loads, before the host's `main` can change it.
     let mut entry = unsafe { environ };
-    while !entry.is_null() {
-        // SAFETY: a non-null `environ` ends with a null pointer.
-        let item = unsafe { *entry };
-        if item.is_null() {
-            break;
-        }
-        // SAFETY: each entry is a NUL-terminated string.
-        let bytes = unsafe { std::ffi::CStr::from_ptr(item) }.to_bytes();
+    // SAFETY: as above: each entry up to the null one is a NUL-terminated
+    // string, and `entry` never moves past that null one.
+    while !entry.is_null() && unsafe { !(*entry).is_null() } {
+        // SAFETY: a non-null entry, as just checked.
+        let bytes = unsafe { std::ffi::CStr::from_ptr(*entry) }.to_bytes();
         if bytes.starts_with(b"INTERCEPT_")
             && let Some(eq) = bytes.iter().position(|&b| b == b'=')
             && let (Ok(k), Ok(v)) = (std::str::from_utf8(&bytes[..eq]), std::str::from_utf8(&bytes[eq + 1..]))
         {
             vars.push((k.to_string(), v.to_string()));
         }
-        // SAFETY: still within the array: the null entry was not reached.
+        // SAFETY: the current entry was not the null one, so the next is
+        // still within the array.
         entry = unsafe { entry.add(1) };
     }
     vars
