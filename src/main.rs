@@ -221,7 +221,7 @@ fn main() -> ExitCode {
         },
         Cmd::Ca { settings } => match validate(&settings).and_then(|(_, config)| trust(&config)) {
             Ok(bundle) => {
-                let dir = &validate(&settings).map(|(_, c)| c.ca_dir).unwrap_or_default();
+                let dir = &validate(&settings).map(|(_, c)| c.ca_dir()).unwrap_or_default();
                 println!("ca:         {}", dir.join(tls::CA_FILE).display());
                 println!("key:        {}", dir.join(tls::CA_KEY_FILE).display());
                 println!("bundle:     {}", bundle.display());
@@ -283,7 +283,7 @@ fn environment(settings: &Settings) -> Result<(Vec<(String, String)>, Config), E
         Ok(bundle) => {
             let bundle = path_text(&bundle).map_err(|e| fail(&e))?;
             vars.retain(|(k, _)| k != "INTERCEPT_CA_DIR");
-            vars.push(("INTERCEPT_CA_DIR".to_string(), path_text(&config.ca_dir).map_err(|e| fail(&e))?));
+            vars.push(("INTERCEPT_CA_DIR".to_string(), path_text(&config.ca_dir()).map_err(|e| fail(&e))?));
             for key in trust::TRUST_VARIABLES {
                 vars.push((key.to_string(), bundle.clone()));
             }
@@ -322,7 +322,8 @@ fn environment(settings: &Settings) -> Result<(Vec<(String, String)>, Config), E
 fn trust(config: &Config) -> Result<PathBuf, ExitCode> {
     let mut user_files: Vec<PathBuf> = trust::TRUST_VARIABLES.iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
     user_files.extend(trust::npm_cafiles());
-    trust::write_bundle(&config.ca_dir, &user_files).map_err(|e| fail(&format!("cannot set up the CA in {}: {e}", config.ca_dir.display())))
+    let dir = config.ca_dir();
+    trust::write_bundle(&dir, &user_files).map_err(|e| fail(&format!("cannot set up the CA in {}: {e}", dir.display())))
 }
 
 /// Writes one WireMock mapping per entry of `har` into `dir/mappings`, then

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 pub struct LoadFirst;
 
 static REGION: Region<{ 64 * 1024 }> = Region::new();
-static USED: AtomicUsize = AtomicUsize::new(0);
 static OPEN: AtomicBool = AtomicBool::new(true);
 
 /// Every allocation from now on is libc's.
@@ -26,10 +25,11 @@ pub fn close() {
 }
 
 /// Bytes handed out front to back, each block once; page-aligned, so a
-/// small configuration touches only the few pages it fills (three for a
-/// one-route env file).
+/// small configuration touches only the pages it fills (two for a
+/// one-route env file), the count of bytes handed out on the first.
 #[repr(C, align(4096))]
 struct Region<const SIZE: usize> {
+    used: AtomicUsize,
     bytes: UnsafeCell<[u8; SIZE]>,
 }
 
@@ -39,22 +39,20 @@ unsafe impl<const SIZE: usize> Sync for Region<SIZE> {}
 
 impl<const SIZE: usize> Region<SIZE> {
     const fn new() -> Self {
-        Region { bytes: UnsafeCell::new([0; SIZE]) }
+        Region { used: AtomicUsize::new(0), bytes: UnsafeCell::new([0; SIZE]) }
     }
 
     fn start(&self) -> usize {
         self.bytes.get() as usize
     }
 
-    /// A block for `layout`, or None when the region is too full; `used`
-    /// counts the bytes handed out (kept apart, with the other small
-    /// statics, so it does not take a page of its own).
-    fn take(&self, used_bytes: &AtomicUsize, layout: Layout) -> Option<*mut u8> {
-        let mut used = used_bytes.load(Ordering::Relaxed);
+    /// A block for `layout`, or None when the region is too full.
+    fn take(&self, layout: Layout) -> Option<*mut u8> {
+        let mut used = self.used.load(Ordering::Relaxed);
         loop {
             let at = (self.start() + used).next_multiple_of(layout.align()) - self.start();
             let end = at.checked_add(layout.size()).filter(|&end| end <= SIZE)?;
-            match used_bytes.compare_exchange_weak(used, end, Ordering::Relaxed, Ordering::Relaxed) {
+            match self.used.compare_exchange_weak(used, end, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return Some(self.bytes.get().cast::<u8>().wrapping_add(at)),
                 Err(now) => used = now,
             }
@@ -70,7 +68,7 @@ impl<const SIZE: usize> Region<SIZE> {
 // handed out twice; the rest is libc's allocator, used as `System` is.
 unsafe impl GlobalAlloc for LoadFirst {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match OPEN.load(Ordering::Acquire).then(|| REGION.take(&USED, layout)).flatten() {
+        match OPEN.load(Ordering::Acquire).then(|| REGION.take(layout)).flatten() {
             Some(block) => block,
             // SAFETY: the caller's layout, passed on.
             None => unsafe { System.alloc(layout) },
@@ -107,14 +105,13 @@ mod tests {
     #[test]
     fn blocks_are_aligned_distinct_and_inside_until_the_region_is_full() {
         static SMALL: Region<256> = Region::new();
-        static SMALL_USED: AtomicUsize = AtomicUsize::new(0);
-        let a = SMALL.take(&SMALL_USED, Layout::from_size_align(3, 1).unwrap()).unwrap();
-        let b = SMALL.take(&SMALL_USED, Layout::from_size_align(16, 16).unwrap()).unwrap();
+        let a = SMALL.take(Layout::from_size_align(3, 1).unwrap()).unwrap();
+        let b = SMALL.take(Layout::from_size_align(16, 16).unwrap()).unwrap();
         assert_eq!(b as usize % 16, 0, "aligned as asked");
         assert!(b as usize >= a as usize + 3, "after the first block");
         assert!(SMALL.holds(a) && SMALL.holds(b));
-        assert_eq!(SMALL.take(&SMALL_USED, Layout::from_size_align(512, 8).unwrap()), None, "too large for what is left");
-        let c = SMALL.take(&SMALL_USED, Layout::from_size_align(64, 8).unwrap()).unwrap();
+        assert_eq!(SMALL.take(Layout::from_size_align(512, 8).unwrap()), None, "too large for what is left");
+        let c = SMALL.take(Layout::from_size_align(64, 8).unwrap()).unwrap();
         assert!(c as usize + 64 <= SMALL.start() + 256);
         let mut outside = 0u8;
         assert!(!SMALL.holds(&mut outside));
@@ -127,7 +124,7 @@ mod tests {
         assert!(!REGION.holds(libc_block.cast()));
         // SAFETY: the box just made, given back.
         drop(unsafe { Box::from_raw(libc_block) });
-        let block = REGION.take(&USED, Layout::from_size_align(4, 1).unwrap()).unwrap();
+        let block = REGION.take(Layout::from_size_align(4, 1).unwrap()).unwrap();
         // SAFETY: a fresh block of four bytes, ours alone.
         unsafe { block.copy_from_nonoverlapping([1u8, 2, 3, 4].as_ptr(), 4) };
         // SAFETY: the block came from the region with this layout.

@@ -26,7 +26,7 @@
 //! ([`claim`]), or such a child would make its parent forget every
 //! connection it has.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
@@ -38,7 +38,7 @@ use crate::real;
 
 const FLAT: usize = 1 << 16;
 
-/// The kinds of fd in [`KINDS`].
+/// The kinds of fd in the table.
 const FREE: u8 = 0;
 const INTERCEPTED: u8 = 1;
 const OWNED: u8 = 2;
@@ -54,28 +54,37 @@ pub enum Kind {
     Owned,
 }
 
-/// The process the table belongs to (0 until claimed).
-static OWNER: AtomicI32 = AtomicI32::new(0);
+/// The process the table belongs to (0 until claimed), beside the kinds:
+/// loading (which claims the table) and a process's first look at a low
+/// fd touch one page of ours, not two.
+#[repr(C)]
+struct Table {
+    owner: AtomicI32,
+    kinds: [AtomicU8; FLAT],
+}
+
+static TABLE: Table = Table { owner: AtomicI32::new(0), kinds: [const { AtomicU8::new(FREE) }; FLAT] };
 
 /// Makes the table this process's: at load, and in a forked child.
 /// Async-signal safe.
 pub fn claim() {
     // SAFETY: getpid has no preconditions.
-    OWNER.store(unsafe { libc::getpid() }, Ordering::Release);
+    TABLE.owner.store(unsafe { libc::getpid() }, Ordering::Release);
 }
 
 /// Whether this process may change the table: not a vfork child sharing
 /// its parent's memory. One system call, made only on the way to a change.
 fn may_change() -> bool {
-    let owner = OWNER.load(Ordering::Acquire);
+    let owner = TABLE.owner.load(Ordering::Acquire);
     // SAFETY: getpid has no preconditions.
     owner == 0 || owner == unsafe { libc::getpid() }
 }
 
-static KINDS: [AtomicU8; FLAT] = [const { AtomicU8::new(FREE) }; FLAT];
 /// How many intercepted fds are at or above `FLAT` (kept only in the map).
 static HIGH: AtomicUsize = AtomicUsize::new(0);
-static INFO: ForkLock<Option<HashMap<c_int, TcpFace>>> = ForkLock::new(None);
+/// What each intercepted fd was connected to. Ordered: a hashed map would
+/// draw its keys (a `getrandom`) at a process's first connection.
+static INFO: ForkLock<Option<BTreeMap<c_int, TcpFace>>> = ForkLock::new(None);
 /// How many intercepted fds are in the table at all, so range operations
 /// on a process with no intercepted connection cost one load.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
@@ -129,7 +138,7 @@ impl TcpFace {
 #[inline]
 fn kind(fd: c_int) -> u8 {
     match usize::try_from(fd) {
-        Ok(i) if i < FLAT => KINDS[i].load(Ordering::Acquire),
+        Ok(i) if i < FLAT => TABLE.kinds[i].load(Ordering::Acquire),
         Ok(_) if HIGH.load(Ordering::Acquire) > 0 && INFO.lock().as_ref().is_some_and(|m| m.contains_key(&fd)) => INTERCEPTED,
         _ => FREE,
     }
@@ -169,12 +178,12 @@ pub fn insert(fd: c_int, face: TcpFace) {
     if !may_change() {
         return;
     }
-    let fresh = INFO.lock().get_or_insert_with(HashMap::new).insert(fd, face).is_none();
+    let fresh = INFO.lock().get_or_insert_with(BTreeMap::new).insert(fd, face).is_none();
     if fresh {
         COUNT.fetch_add(1, Ordering::AcqRel);
     }
     if i < FLAT {
-        KINDS[i].store(INTERCEPTED, Ordering::Release);
+        TABLE.kinds[i].store(INTERCEPTED, Ordering::Release);
     } else if fresh {
         HIGH.fetch_add(1, Ordering::AcqRel);
     }
@@ -187,7 +196,7 @@ pub fn remove(fd: c_int) -> Option<TcpFace> {
         return None;
     }
     if i < FLAT {
-        if KINDS[i].compare_exchange(INTERCEPTED, FREE, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if TABLE.kinds[i].compare_exchange(INTERCEPTED, FREE, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return None;
         }
     } else if HIGH.load(Ordering::Acquire) == 0 {
@@ -275,7 +284,7 @@ pub fn own_high(fd: c_int) -> c_int {
     };
     if let Ok(i) = usize::try_from(fd)
         && i < FLAT
-        && KINDS[i].swap(OWNED, Ordering::AcqRel) != OWNED
+        && TABLE.kinds[i].swap(OWNED, Ordering::AcqRel) != OWNED
     {
         OWNED_COUNT.fetch_add(1, Ordering::AcqRel);
     }
@@ -286,7 +295,7 @@ pub fn own_high(fd: c_int) -> c_int {
 pub fn disown(fd: c_int) {
     if let Ok(i) = usize::try_from(fd)
         && i < FLAT
-        && KINDS[i].compare_exchange(OWNED, FREE, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        && TABLE.kinds[i].compare_exchange(OWNED, FREE, Ordering::AcqRel, Ordering::Acquire).is_ok()
     {
         OWNED_COUNT.fetch_sub(1, Ordering::AcqRel);
     }
@@ -298,7 +307,7 @@ pub fn owned_in(first: c_int, last: c_int) -> Vec<c_int> {
         return Vec::new();
     }
     let (first, last) = (first.max(0) as usize, (last.max(-1) + 1) as usize);
-    (first..last.min(FLAT)).filter(|&i| KINDS[i].load(Ordering::Acquire) == OWNED).map(|i| i as c_int).collect()
+    (first..last.min(FLAT)).filter(|&i| TABLE.kinds[i].load(Ordering::Acquire) == OWNED).map(|i| i as c_int).collect()
 }
 
 /// In a forked child, which has none of our threads: closes every fd of
@@ -307,7 +316,7 @@ pub fn close_owned_in_child() {
     if OWNED_COUNT.load(Ordering::Acquire) == 0 {
         return;
     }
-    for (i, kind) in KINDS.iter().enumerate() {
+    for (i, kind) in TABLE.kinds.iter().enumerate() {
         if kind.load(Ordering::Relaxed) == OWNED {
             kind.store(FREE, Ordering::Relaxed);
             // SAFETY: closes an fd this process inherited as ours.

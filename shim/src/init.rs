@@ -27,7 +27,11 @@ extern "C" fn load_at_start() {
 }
 
 fn load() {
-    let config = match config::from_process_env() {
+    // Every `INTERCEPT_*` variable in one scan of `environ` (std's
+    // `var_os` would scan it again for each, under a lock of its own).
+    let vars = config::process_vars();
+    let var = |key: &str| vars.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let config = match config::load(&vars) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
@@ -55,12 +59,13 @@ fn load() {
     if config.is_active() {
         state::activate();
     }
-    if std::env::var_os(config::SUPERVISED_KEY).is_some() {
+    if var(config::SUPERVISED_KEY).is_some() {
         state::set_supervised();
     }
-    if let Some(bundle) = std::env::var_os(trust::BUNDLE_VARIABLE).filter(|b| !b.is_empty()) {
-        let store = trust::truststore_of(std::path::Path::new(&bundle));
-        let (bundle, store) = (bundle.into_encoded_bytes(), store.into_os_string().into_encoded_bytes());
+    // The CLI names the bundle (a UTF-8 path of its own making).
+    if let Some(bundle) = var(trust::BUNDLE_VARIABLE).filter(|b| !b.is_empty()) {
+        let store = trust::truststore_of(std::path::Path::new(bundle));
+        let store = store.into_os_string().into_encoded_bytes();
         if let (Ok(bundle), Ok(store)) = (std::ffi::CString::new(bundle), std::ffi::CString::new(store)) {
             state::set_trust(bundle, store);
         }
@@ -75,6 +80,9 @@ extern "C" fn before_fork() {
     // would wait forever for a thread it does not have.
     peer::spare_cores();
     fdtable::high_base();
+    if let Some(r) = state::router() {
+        r.ca_dir();
+    }
     fdtable::hold_for_fork();
     if let Some(r) = state::router() {
         r.hold_for_fork();

@@ -5,7 +5,7 @@
 //! Every error says where the bad value came from (`FILE:LINE` or
 //! `environment:KEY`) so the CLI and the shim can print it and exit 2.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 pub mod dotenv;
@@ -111,8 +111,10 @@ pub struct Config {
     pub journal: Option<PathBuf>,
     /// How long a dispatcher waits for a quiet client before closing.
     pub idle_timeout: Duration,
-    /// Where the CA for https routes lives.
-    pub ca_dir: PathBuf,
+    /// Where the CA for https routes lives, when `INTERCEPT_CA_DIR` says
+    /// (else [`Config::ca_dir`] asks [`default_ca_dir`] when it is needed:
+    /// the shim loads in every process and reads no other variable).
+    pub ca_dir: Option<PathBuf>,
     /// Whether `intercept run` supervises programs that bypass the shim
     /// (`INTERCEPT_SUPERVISE=auto`, the default) or not (`never`).
     pub supervise: bool,
@@ -141,13 +143,18 @@ impl Default for Config {
             log: Level::default(),
             journal: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            ca_dir: default_ca_dir(),
+            ca_dir: None,
             supervise: true,
         }
     }
 }
 
 impl Config {
+    /// Where the CA for https routes lives.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.ca_dir.clone().unwrap_or_else(default_ca_dir)
+    }
+
     /// Whether the shim has anything to do: routes to serve or connections
     /// to refuse.
     pub fn is_active(&self) -> bool {
@@ -160,18 +167,14 @@ impl Config {
     }
 }
 
-/// Loads from the real process environment. For the shim's loading, before
-/// the host's `main`: the environment is read without std's lock, which a
-/// thread calling `std::env::set_var` would hold.
-pub fn from_process_env() -> Result<Config, ConfigError> {
-    load(&process_vars())
-}
-
 /// The process's `INTERCEPT_*` variables (those that are UTF-8), read
 /// straight from `environ`, as `getenv` reads it: the shim loads in every
 /// process, and copying every variable first (`std::env::vars_os`) took
-/// about 6 µs of the 60 its loading took.
-fn process_vars() -> Vec<(String, String)> {
+/// about 6 µs of the 60 its loading took. For the shim's loading, before
+/// the host's `main`, which reads every variable it needs from this one
+/// scan: the environment is read without std's lock, which a thread
+/// calling `std::env::set_var` would hold.
+pub fn process_vars() -> Vec<(String, String)> {
     unsafe extern "C" {
         static environ: *const *const libc::c_char;
     }
@@ -281,7 +284,7 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
             apps::har::KEEP_KEY => keep = value.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect(),
             "INTERCEPT_PYTHON" if !value.trim().is_empty() => python = Some(value.trim().to_string()),
             "INTERCEPT_PYTHON" => {}
-            "INTERCEPT_CA_DIR" if !value.trim().is_empty() => config.ca_dir = absolute(&base_dir(&base), Path::new(value.trim())),
+            "INTERCEPT_CA_DIR" if !value.trim().is_empty() => config.ca_dir = Some(absolute(&base_dir(&base), Path::new(value.trim()))),
             "INTERCEPT_CA_DIR" => {}
             "INTERCEPT_JOURNAL" if value.trim().is_empty() => config.journal = None,
             "INTERCEPT_JOURNAL" => {
@@ -371,10 +374,12 @@ fn check_journal(path: &Path) -> Result<(), String> {
 
 /// The rules between routes, each in one pass (20,000 routes validate in
 /// milliseconds): a mount once per host, port and prefix; one scheme per
-/// host and port; a forward route alone on its host and port.
+/// host and port; a forward route alone on its host and port. Ordered
+/// maps, as in the router: a hashed one would cost every process a
+/// `getrandom` for its keys at load.
 fn check_routes(routes: &[(Origin, RouteSpec)]) -> Result<(), ConfigError> {
-    let mut mounts: HashMap<(&HostPattern, u16, &str), &RouteSpec> = HashMap::new();
-    let mut sites: HashMap<(&HostPattern, u16), Vec<&RouteSpec>> = HashMap::new();
+    let mut mounts: BTreeMap<(&HostPattern, u16, &str), &RouteSpec> = BTreeMap::new();
+    let mut sites: BTreeMap<(&HostPattern, u16), Vec<&RouteSpec>> = BTreeMap::new();
     for (_, route) in routes {
         let fail = |message: String| Err(ConfigError { origin: route.origin.clone(), message });
         let url = &route.url;
@@ -437,21 +442,18 @@ pub fn parse_route(value: &str, base: &Path) -> Result<(RouteUrl, AppSpec), Stri
 fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
-    // Most env files fit; a larger one doubles the buffer as it goes.
-    let mut bytes = vec![0; 1024];
-    let mut len = 0;
+    // Through a buffer on the stack, so the text kept is only as long as
+    // the file (the shim's loading allocates from a small region).
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
     loop {
-        if len == bytes.len() {
-            bytes.resize(len * 2, 0);
-        }
-        match file.read(&mut bytes[len..]) {
+        match file.read(&mut chunk) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    bytes.truncate(len);
     Ok(bytes)
 }
 

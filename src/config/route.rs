@@ -23,7 +23,7 @@ impl Scheme {
 }
 
 /// What a route's HOST matches.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HostPattern {
     /// A lower-case name without trailing dot.
     Name(String),

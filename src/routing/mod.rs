@@ -3,7 +3,7 @@
 //! shim asks — what a name resolves to, and what a connect to an address
 //! becomes — under the pass-through setting.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,7 +123,8 @@ pub struct Router {
     pub passthrough: Passthrough,
     pub journal: Option<Arc<Journal>>,
     pub idle_timeout: Duration,
-    pub ca_dir: std::path::PathBuf,
+    /// Unset: the default, asked for when first needed.
+    ca_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// What serves a route added at run time.
@@ -133,6 +134,11 @@ pub enum RouteApp {
 }
 
 impl Router {
+    /// Where the CA for https routes lives.
+    pub fn ca_dir(&self) -> &std::path::Path {
+        self.ca_dir.get_or_init(crate::config::default_ca_dir)
+    }
+
     pub fn new(config: &Config) -> Router {
         let router = Router {
             live: Arc::new(Live { sites: ForkLock::new(Arc::new(Vec::new())), changes: AtomicU64::new(0) }),
@@ -140,11 +146,11 @@ impl Router {
             passthrough: config.passthrough,
             journal: config.journal.clone().map(|path| Arc::new(Journal::new(path))),
             idle_timeout: config.idle_timeout,
-            ca_dir: config.ca_dir.clone(),
+            ca_dir: config.ca_dir.clone().map(std::sync::OnceLock::from).unwrap_or_default(),
         };
         // The configuration was validated as a whole when it loaded.
         let mut sites = Vec::new();
-        let mut index = HashMap::new();
+        let mut index = BTreeMap::new();
         for r in &config.routes {
             router.insert_into(&mut sites, &mut index, &r.name, &r.url, RouteApp::Spec(r.app.clone()));
         }
@@ -192,7 +198,7 @@ impl Router {
     fn insert_into(
         &self,
         sites: &mut Vec<Arc<Site>>,
-        index: &mut HashMap<(HostPattern, u16), usize>,
+        index: &mut BTreeMap<(HostPattern, u16), usize>,
         name: &str,
         url: &RouteUrl,
         app: RouteApp,

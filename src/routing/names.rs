@@ -6,7 +6,7 @@
 //! configuration gives the same addresses in every process: routed names are
 //! registered in configuration order before any lookup.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::fork_lock::ForkLock;
@@ -51,10 +51,12 @@ pub struct Names {
     inner: ForkLock<Table>,
 }
 
+/// Ordered maps: a hashed one would draw its keys (a `getrandom`) in every
+/// process at load, where the router makes this table.
 #[derive(Default)]
 struct Table {
-    by_name: HashMap<String, u32>,
-    by_slot: HashMap<u32, String>,
+    by_name: BTreeMap<String, u32>,
+    by_slot: BTreeMap<u32, String>,
 }
 
 impl Names {

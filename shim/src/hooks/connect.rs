@@ -188,7 +188,7 @@ fn intercept(fd: c_int, to: SocketAddr, dest: Destination, router: &Router) -> c
     // SAFETY: pthread_self has no preconditions.
     let thread = unsafe { libc::pthread_self() } as u64;
     let client = fdtable::identity(theirs).map(|socket| peer::ClientEnd { fd, socket, thread });
-    if let Err(e) = dispatch::spawn(ours, client, dest, router.idle_timeout, router.ca_dir.clone()) {
+    if let Err(e) = dispatch::spawn(ours, client, dest, router.idle_timeout, router.ca_dir().to_path_buf()) {
         log_error!("cannot start a dispatcher thread for {host}: {e}");
         // SAFETY: our own fd, not yet handed to anyone.
         unsafe { real::close(theirs) };

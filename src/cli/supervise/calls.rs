@@ -174,7 +174,7 @@ impl Supervisor {
                 if dest.site.forward.is_none() && !idle.is_zero() {
                     let _ = ours.set_read_timeout(Some(idle));
                 }
-                serve::serve(ours, &dest, &self.router.ca_dir)
+                serve::serve(ours, &dest, self.router.ca_dir())
             }
         }
     }
