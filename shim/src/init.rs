@@ -83,6 +83,9 @@ extern "C" fn before_fork() {
     if let Some(r) = state::router() {
         r.ca_dir();
     }
+    // A child may write to a connection it shares with this process, whose
+    // writes its own caller's thread does not answer: the loop here does.
+    reactor::wanted();
     fdtable::hold_for_fork();
     if let Some(r) = state::router() {
         r.hold_for_fork();

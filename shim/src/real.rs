@@ -17,7 +17,10 @@ use std::ptr::null_mut;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use core_lib::program::SHIM_CALL;
-use libc::{addrinfo, c_char, c_int, c_uint, c_ulong, hostent, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{
+    addrinfo, c_char, c_int, c_uint, c_ulong, fd_set, hostent, iovec, msghdr, nfds_t, pollfd, sigset_t, size_t, sockaddr, socklen_t,
+    ssize_t, timespec, timeval,
+};
 
 pub fn set_errno(code: c_int) {
     // SAFETY: __errno_location always returns this thread's errno slot.
@@ -120,6 +123,22 @@ real_fns! {
     fn gethostbyname2(name: *const c_char, family: c_int) -> *mut hostent, missing = null_mut();
     fn gethostbyname_r(name: *const c_char, ret: *mut hostent, buf: *mut c_char, buflen: size_t, result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int, missing = libc::ENOSYS;
     fn gethostbyname2_r(name: *const c_char, family: c_int, ret: *mut hostent, buf: *mut c_char, buflen: size_t, result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int, missing = libc::ENOSYS;
+    fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, size: size_t) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn __recv_chk(fd: c_int, buf: *mut c_void, len: size_t, size: size_t, flags: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn recvfrom(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn __recvfrom_chk(fd: c_int, buf: *mut c_void, len: size_t, size: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t, missing = fail(libc::ENOSYS) as ssize_t;
+    fn poll(fds: *mut pollfd, count: nfds_t, timeout: c_int) -> c_int, missing = fail(libc::ENOSYS);
+    fn __poll_chk(fds: *mut pollfd, count: nfds_t, timeout: c_int, size: size_t) -> c_int, missing = fail(libc::ENOSYS);
+    fn ppoll(fds: *mut pollfd, count: nfds_t, timeout: *const timespec, mask: *const sigset_t) -> c_int, missing = fail(libc::ENOSYS);
+    fn __ppoll_chk(fds: *mut pollfd, count: nfds_t, timeout: *const timespec, mask: *const sigset_t, size: size_t) -> c_int, missing = fail(libc::ENOSYS);
+    fn select(count: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, timeout: *mut timeval) -> c_int, missing = fail(libc::ENOSYS);
+    fn pselect(count: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, timeout: *const timespec, mask: *const sigset_t) -> c_int, missing = fail(libc::ENOSYS);
+    fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, event: *mut libc::epoll_event) -> c_int, missing = fail(libc::ENOSYS);
+    fn fdopen(fd: c_int, mode: *const c_char) -> *mut libc::FILE, missing = null_mut();
 }
 
 /// The real `fcntl`. It is variadic; its one optional argument is an int

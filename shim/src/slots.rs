@@ -100,17 +100,21 @@ pub fn clear(fd: c_int, entry: usize) {
 }
 
 /// After bytes went to `fd`'s socket because its slot was held: makes sure
-/// the holder serves them before it lets go. One load when nobody holds it
-/// (the event thread sees the bytes then).
-pub fn mark_dirty(fd: c_int) {
-    let Some(slot) = slot(fd) else { return };
+/// the holder serves them before it lets go; whether a holder will. One
+/// load when nobody holds it (false: the event thread is to see the bytes).
+pub fn mark_dirty(fd: c_int) -> bool {
+    let Some(slot) = slot(fd) else { return false };
     let mut now = slot.load(Ordering::Acquire);
-    while now & BUSY != 0 && now & DIRTY == 0 {
+    while now & BUSY != 0 {
+        if now & DIRTY != 0 {
+            return true;
+        }
         match slot.compare_exchange(now, now | DIRTY, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
+            Ok(_) => return true,
             Err(seen) => now = seen,
         }
     }
+    false
 }
 
 #[cfg(test)]
@@ -127,9 +131,10 @@ mod tests {
         assert!(!give_back(fd, entry), "the busy take marked it dirty");
         assert!(give_back(fd, entry));
         assert_eq!(take(fd, entry), Take::Taken);
-        mark_dirty(fd);
+        assert!(mark_dirty(fd), "the holder serves what came in");
         assert!(!give_back(fd, entry));
         clear(fd, entry);
+        assert!(!mark_dirty(fd), "nobody holds it");
         assert_eq!(take(fd, entry), Take::Elsewhere);
         assert_eq!(take_any(fd), None);
     }

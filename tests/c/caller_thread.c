@@ -11,6 +11,10 @@
  *   fork       a request, then fork: the child reads the answer, writes a
  *              request of its own and reads that answer; then the parent
  *              asks again
+ *   single     one request and its answer, then how many threads the
+ *              process has
+ *   stdio      one request written and its answer read through stdio
+ *              (fdopen), whose reads and writes are libc's own
  *
  * "immediate" means the answer was in the socket when write returned. */
 #define _GNU_SOURCE
@@ -26,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 static const char GET[] = "GET /echo/x HTTP/1.1\r\nHost: h\r\n\r\n";
@@ -290,9 +295,38 @@ static int forked(const char *host) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+static int single(const char *host) {
+    int fd = dial(host);
+    put(fd, GET, sizeof GET - 1);
+    size_t got;
+    char *text = read_answers(fd, 1, &got);
+    close(fd);
+    DIR *tasks = opendir("/proc/self/task");
+    int threads = 0;
+    for (struct dirent *d; tasks && (d = readdir(tasks));)
+        threads += d->d_name[0] != '.';
+    printf("answers: %zu threads: %d\n", count(text, got, "HTTP/1.1 200 OK"), threads);
+    return 0;
+}
+
+static int stdio(const char *host) {
+    FILE *f = fdopen(dial(host), "r+");
+    if (!f || fputs(GET, f) < 0 || fflush(f) != 0) {
+        perror("stdio");
+        return 1;
+    }
+    char line[256];
+    if (!fgets(line, sizeof line, f)) {
+        perror("fgets");
+        return 1;
+    }
+    printf("stdio: %s", line);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: caller_thread pipelined|bytewise|lagging|signal|fork HOST\n");
+        fprintf(stderr, "usage: caller_thread pipelined|bytewise|lagging|signal|fork|single|stdio HOST\n");
         return 2;
     }
     const char *mode = argv[1], *host = argv[2];
@@ -306,6 +340,10 @@ int main(int argc, char **argv) {
         return signals(host);
     if (!strcmp(mode, "fork"))
         return forked(host);
+    if (!strcmp(mode, "single"))
+        return single(host);
+    if (!strcmp(mode, "stdio"))
+        return stdio(host);
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;
 }

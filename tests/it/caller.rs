@@ -48,6 +48,20 @@ fn requests_written_by_a_signal_handler_and_its_thread_are_all_answered() {
     assert_eq!(run("caller-signal", "signal"), "written: 2200 answered: 2200\n");
 }
 
+/// A process's first connection is answered in its own writes and starts
+/// no event thread: a one-request process never spawns one.
+#[test]
+fn one_request_starts_no_thread() {
+    assert_eq!(run("caller-single", "single"), "answers: 1 threads: 1\n");
+}
+
+/// stdio writes around the hooks: opening a stream on the connection
+/// starts the event thread, which answers what it wrote.
+#[test]
+fn a_request_written_through_stdio_is_answered() {
+    assert_eq!(run("caller-stdio", "stdio"), "stdio: HTTP/1.1 200 OK\r\n");
+}
+
 #[test]
 fn a_forked_child_reads_the_answer_and_both_sides_ask_again() {
     assert_eq!(run("caller-fork", "fork"), "child: first second\nparent: third\n");

@@ -193,6 +193,29 @@ print(s.recv(100).split(b"\r\n")[0])
     assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "b'' True\nb'HTTP/1.1 408 Request Timeout'\n");
 }
 
+/// The same for a process's first connection, which starts no event thread
+/// until its client waits: in a blocking `recv`, and in `select`.
+#[test]
+fn a_quiet_first_connection_is_closed_while_its_client_waits() {
+    need("python3", "python3");
+    let (_, env) = setup("idle-wait", "INTERCEPT_IDLE_TIMEOUT=0.3\n");
+    let script = r#"
+import select, socket, sys, time
+start = time.monotonic()
+if sys.argv[1] == "recv":
+    s = socket.create_connection(("h.example.test", 80))
+    got = s.recv(100)
+else:
+    s = socket.create_connection(("h.example.test", 80))
+    ready, _, _ = select.select([s], [], [], 20)
+    got = s.recv(100) if ready else b"no answer"
+print(repr(got), time.monotonic() - start < 10)
+"#;
+    for how in ["recv", "select"] {
+        assert_eq!(ok(run_with(&env, &["python3", "-c", script, how])), "b'' True\n", "{how}");
+    }
+}
+
 #[test]
 fn a_256_mib_response_streams_byte_identical_in_little_memory() {
     need("curl", "curl");

@@ -16,6 +16,7 @@ mod fds;
 mod names;
 mod open;
 mod sockets;
+mod wait;
 mod write;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -118,10 +118,13 @@ fn answered(fd: c_int, bytes: &[&[u8]]) -> Option<ssize_t> {
 }
 
 /// After a real write to an intercepted fd: whoever serves the connection
-/// now serves these bytes too.
+/// now serves these bytes too (the event thread, started now if nobody
+/// holds the connection and it was not running).
 fn settled(fd: c_int, written: ssize_t) -> ssize_t {
     let errno = real::errno();
-    slots::mark_dirty(fd);
+    if !slots::mark_dirty(fd) {
+        reactor::wanted();
+    }
     real::set_errno(errno);
     written
 }

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{EPOLL, Entry, GENERATION, Next, PANIC_TEST, READ_CHUNK, RUNNING, SETTING_UP, STATE, hand_over, serve};
+use super::{DEFERRED, EPOLL, Entry, GENERATION, Next, PANIC_TEST, READ_CHUNK, RUNNING, SETTING_UP, STATE, hand_over, serve, wanted};
 use crate::{fdtable, slots};
 
 /// In a client's own `write` of `bytes` to `fd`: when `fd` is a connection
@@ -22,7 +22,7 @@ pub fn answer_in_caller(fd: libc::c_int, bytes: &[&[u8]]) -> Option<usize> {
     let total: usize = bytes.iter().map(|b| b.len()).sum();
     if total == 0
         || total > READ_CHUNK
-        || !matches!(STATE.load(Ordering::Acquire), RUNNING | SETTING_UP)
+        || !matches!(STATE.load(Ordering::Acquire), RUNNING | SETTING_UP | DEFERRED)
         || PANIC_TEST.load(Ordering::Relaxed)
     {
         return None;
@@ -45,8 +45,19 @@ pub fn answer_in_caller(fd: libc::c_int, bytes: &[&[u8]]) -> Option<usize> {
     let mut next = serve(e, bytes);
     loop {
         match next {
-            Next::Keep if slots::give_back(fd, addr) => break,
-            Next::Keep => next = serve(e, &[]),
+            Next::Keep => {
+                // A request begun and not finished: the rest may come some
+                // other way, and its deadline is the loop's to keep.
+                // SAFETY: the slot is still ours, so the body is too.
+                let begun = !unsafe { &*e.body.get() }.read.is_empty();
+                if slots::give_back(fd, addr) {
+                    if begun {
+                        wanted();
+                    }
+                    break;
+                }
+                next = serve(e, &[]);
+            }
             next => {
                 detach(e, fd, addr, next);
                 break;

@@ -19,10 +19,16 @@
 //! once it does). The loop takes entries out of slots, never from bytes
 //! it read, so a stray byte in the pipe costs a look at the table and
 //! nothing more; and it alone registers, touches and frees entries, so no
-//! lock is needed. The thread is spawned at the first such connection,
-//! which pays for the spawn alone: the thread makes its epoll set and pipe
-//! itself, a little later (`start`). A forked child forgets the parent's
-//! loop and starts its own.
+//! lock is needed. A process's first such connection starts no thread:
+//! its client's own writes are answered in its thread (below), and a
+//! process that makes one request is gone before a thread would have been
+//! of use (spawning one costs such a process about a tenth of a
+//! millisecond here). The thread is spawned when a connection needs it
+//! (`start::wanted`): a second connection, a write that went to the
+//! socket, a request begun and not finished, a client about to wait on a
+//! connection with nothing to read (`hooks::wait`), a fork. It pays for the
+//! spawn alone: the thread makes its epoll set and pipe itself, a little
+//! later. A forked child forgets the parent's loop and starts its own.
 //!
 //! A panic on the loop (our bug) is caught: the loop is marked dead, every
 //! connection it had moves to a thread of its own, and so does every later
@@ -49,8 +55,8 @@ mod caller;
 mod start;
 
 pub use caller::answer_in_caller;
-pub use start::forget_in_child;
 use start::taking;
+pub use start::{deferred, forget_in_child, wanted};
 
 use crate::peer::{self, Peer};
 use crate::real;
@@ -99,6 +105,7 @@ pub(super) enum Next {
     },
 }
 
+/// No loop and no connection for it.
 const STOPPED: u8 = 0;
 /// A caller is spawning the thread.
 const SPAWNING: u8 = 1;
@@ -109,6 +116,9 @@ const RUNNING: u8 = 3;
 /// The loop ended (a panic, its epoll fd closed under it, or it could not
 /// set up): threads from now on.
 const DEAD: u8 = 4;
+/// Connections wait in their slots, answered by their callers, and none
+/// needs the loop yet: it starts when one does (`start::wanted`).
+const DEFERRED: u8 = 5;
 static STATE: AtomicU8 = AtomicU8::new(STOPPED);
 static EPOLL: AtomicI32 = AtomicI32::new(-1);
 static PIPE_READ: AtomicI32 = AtomicI32::new(-1);

@@ -1,7 +1,8 @@
-//! Starting the event thread, and forgetting it in a forked child. The
-//! caller whose connection needs the loop spawns its thread and nothing
-//! more; the thread makes its epoll set and pipe itself, a little later
-//! (`SETTLE`), so a process's first connection does not wait for them.
+//! Starting the event thread, and forgetting it in a forked child. A
+//! process's first connection only marks the loop wanted later
+//! (`DEFERRED`); whoever finds a connection needing it ([`wanted`]) spawns
+//! its thread and nothing more; the thread makes its epoll set and pipe
+//! itself, a little later (`SETTLE`), so no caller waits for them.
 
 use std::io;
 use std::ptr::null_mut;
@@ -11,8 +12,8 @@ use std::time::Duration;
 use core_lib::log_error;
 
 use super::{
-    DEAD, EPOLL, GENERATION, INBOX, PANIC_ONCE, PANIC_TEST, PIPE_READ, PIPE_TOKEN, PIPE_WRITE, RUNNING, SETTING_UP, SPAWNING, STATE,
-    STOPPED, TEST_PANIC,
+    DEAD, DEFERRED, EPOLL, GENERATION, INBOX, PANIC_ONCE, PANIC_TEST, PIPE_READ, PIPE_TOKEN, PIPE_WRITE, RUNNING, SETTING_UP, SPAWNING,
+    STATE, STOPPED, TEST_PANIC,
 };
 use crate::{fdtable, peer, real};
 
@@ -26,24 +27,55 @@ use crate::{fdtable, peer, real};
 /// idle timeout) waits this much longer, once per process.
 const SETTLE: Duration = Duration::from_millis(2);
 
-/// Whether the loop takes connections now, starting it if need be: the
-/// caller spawns the thread and nothing more (the thread makes its epoll
-/// set and pipe itself, then looks at every slot), so a process's first
-/// connection does not wait for that set-up. False while another thread
-/// is spawning it, or when it cannot start or died: the caller then uses a
-/// thread of its own, never waits.
+/// Whether the loop takes a new connection now. The first one of a
+/// process starts nothing (`DEFERRED`: its caller answers it); a second
+/// one spawns the thread, and nothing more (the thread makes its epoll
+/// set and pipe itself, then looks at every slot). False while another
+/// thread is spawning it, or when it cannot start or died: the caller then
+/// uses a thread of its own, never waits.
 pub(super) fn taking() -> bool {
-    match STATE.load(Ordering::Acquire) {
-        RUNNING | SETTING_UP => return true,
-        SPAWNING | DEAD => return false,
-        _ => {}
+    loop {
+        match STATE.load(Ordering::Acquire) {
+            RUNNING | SETTING_UP => return true,
+            SPAWNING | DEAD => return false,
+            DEFERRED => return spawn(DEFERRED),
+            _ => {
+                let panic_test = std::env::var_os(TEST_PANIC).is_some_and(|v| v == "event-thread");
+                if panic_test {
+                    PANIC_ONCE.store(true, Ordering::Relaxed);
+                    PANIC_TEST.store(true, Ordering::Relaxed);
+                    return spawn(STOPPED);
+                }
+                if STATE.compare_exchange(STOPPED, DEFERRED, Ordering::SeqCst, Ordering::Acquire).is_ok() {
+                    return true;
+                }
+            }
+        }
     }
-    if STATE.compare_exchange(STOPPED, SPAWNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
-        return false;
+}
+
+/// Whether a process's connections wait for the loop to be wanted: the
+/// hooks that see a client about to wait ask this first (one load).
+#[inline]
+pub fn deferred() -> bool {
+    STATE.load(Ordering::Relaxed) == DEFERRED
+}
+
+/// Starts the loop when connections wait for it (`DEFERRED`): one of them
+/// needs it now.
+pub fn wanted() {
+    if deferred() {
+        spawn(DEFERRED);
     }
-    let panic_test = std::env::var_os(TEST_PANIC).is_some_and(|v| v == "event-thread");
-    PANIC_ONCE.store(panic_test, Ordering::Relaxed);
-    PANIC_TEST.store(panic_test, Ordering::Relaxed);
+}
+
+/// Spawns the thread, `from` the state the loop is in; whether it runs (or
+/// another caller's spawn of it is on its way). When it cannot start, the
+/// state is `from` again: the next connection or need tries once more.
+fn spawn(from: u8) -> bool {
+    if STATE.compare_exchange(from, SPAWNING, Ordering::SeqCst, Ordering::Acquire).is_err() {
+        return matches!(STATE.load(Ordering::Acquire), RUNNING | SETTING_UP);
+    }
     match peer::start_thread(c"intercept-events", super::run) {
         Ok(()) => {
             // Unless the thread already got further (it only ever moves on).
@@ -52,7 +84,7 @@ pub(super) fn taking() -> bool {
         }
         Err(e) => {
             log_error!("cannot start the event thread ({e}); connections get threads of their own");
-            STATE.store(STOPPED, Ordering::Release);
+            STATE.store(from, Ordering::Release);
             false
         }
     }
