@@ -117,40 +117,19 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut pollfd, count: nfds_t, timeout: c_int) -> c_int {
     // SAFETY: as for read: a poll that failed in our code waited for nothing.
-    guarded(
-        "poll",
-        || unsafe { real::poll(fds, count, timeout) },
-        || unsafe { polled(fds, count, timeout != 0, |zero| real::poll(fds, count, if zero { 0 } else { timeout })) },
-    )
+    guarded("poll", || unsafe { real::poll(fds, count, timeout) }, || unsafe { poll_impl(fds, count, timeout) })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __poll_chk(fds: *mut pollfd, count: nfds_t, timeout: c_int, size: size_t) -> c_int {
-    // SAFETY: as for poll; a count past the caller's array is the real
-    // function's to refuse.
-    guarded(
-        "__poll_chk",
-        || unsafe { real::__poll_chk(fds, count, timeout, size) },
-        || unsafe {
-            let fits = (count as usize).checked_mul(size_of::<pollfd>()).is_some_and(|n| n <= size);
-            let count_seen = if fits { count } else { 0 };
-            polled(fds, count_seen, timeout != 0, |zero| real::__poll_chk(fds, count, if zero { 0 } else { timeout }, size))
-        },
-    )
+    // SAFETY: as for poll.
+    guarded("__poll_chk", || unsafe { real::__poll_chk(fds, count, timeout, size) }, || unsafe { poll_chk_impl(fds, count, timeout, size) })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ppoll(fds: *mut pollfd, count: nfds_t, timeout: *const timespec, mask: *const sigset_t) -> c_int {
     // SAFETY: as for poll.
-    guarded(
-        "ppoll",
-        || unsafe { real::ppoll(fds, count, timeout, mask) },
-        || unsafe {
-            polled(fds, count, waits_for(timeout), |zero| {
-                real::ppoll(fds, count, if zero { &ZERO as *const timespec } else { timeout }, mask)
-            })
-        },
-    )
+    guarded("ppoll", || unsafe { real::ppoll(fds, count, timeout, mask) }, || unsafe { ppoll_impl(fds, count, timeout, mask) })
 }
 
 #[unsafe(no_mangle)]
@@ -161,35 +140,18 @@ pub unsafe extern "C" fn __ppoll_chk(
     mask: *const sigset_t,
     size: size_t,
 ) -> c_int {
-    // SAFETY: as for __poll_chk.
+    // SAFETY: as for poll.
     guarded(
         "__ppoll_chk",
         || unsafe { real::__ppoll_chk(fds, count, timeout, mask, size) },
-        || unsafe {
-            let fits = (count as usize).checked_mul(size_of::<pollfd>()).is_some_and(|n| n <= size);
-            let count_seen = if fits { count } else { 0 };
-            polled(fds, count_seen, waits_for(timeout), |zero| {
-                real::__ppoll_chk(fds, count, if zero { &ZERO as *const timespec } else { timeout }, mask, size)
-            })
-        },
+        || unsafe { ppoll_chk_impl(fds, count, timeout, mask, size) },
     )
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn select(count: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, timeout: *mut timeval) -> c_int {
     // SAFETY: as for poll.
-    guarded(
-        "select",
-        || unsafe { real::select(count, r, w, e, timeout) },
-        || unsafe {
-            // The caller's timeval, when there is one.
-            let waits = timeout.is_null() || (*timeout).tv_sec != 0 || (*timeout).tv_usec != 0;
-            selected(count, [r, w, e], waits, |zero| {
-                let mut none = timeval { tv_sec: 0, tv_usec: 0 };
-                real::select(count, r, w, e, if zero { &mut none as *mut timeval } else { timeout })
-            })
-        },
-    )
+    guarded("select", || unsafe { real::select(count, r, w, e, timeout) }, || unsafe { select_impl(count, r, w, e, timeout) })
 }
 
 #[unsafe(no_mangle)]
@@ -205,11 +167,7 @@ pub unsafe extern "C" fn pselect(
     guarded(
         "pselect",
         || unsafe { real::pselect(count, r, w, e, timeout, mask) },
-        || unsafe {
-            selected(count, [r, w, e], waits_for(timeout), |zero| {
-                real::pselect(count, r, w, e, if zero { &ZERO as *const timespec } else { timeout }, mask)
-            })
-        },
+        || unsafe { pselect_impl(count, r, w, e, timeout, mask) },
     )
 }
 
@@ -218,32 +176,85 @@ pub unsafe extern "C" fn pselect(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, event: *mut libc::epoll_event) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "epoll_ctl",
-        || unsafe { real::epoll_ctl(ep, op, fd, event) },
-        || unsafe {
-            if op == libc::EPOLL_CTL_ADD && may_wait(fd) {
-                reactor::wanted();
-            }
-            real::epoll_ctl(ep, op, fd, event)
-        },
-    )
+    guarded("epoll_ctl", || unsafe { real::epoll_ctl(ep, op, fd, event) }, || unsafe { epoll_ctl_impl(ep, op, fd, event) })
 }
 
 /// stdio: its reads and writes are libc's own, around the hooks.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut libc::FILE {
     // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "fdopen",
-        || unsafe { real::fdopen(fd, mode) },
-        || unsafe {
-            if may_wait(fd) {
-                reactor::wanted();
-            }
-            real::fdopen(fd, mode)
-        },
-    )
+    guarded("fdopen", || unsafe { real::fdopen(fd, mode) }, || unsafe { fdopen_impl(fd, mode) })
+}
+
+unsafe fn poll_impl(fds: *mut pollfd, count: nfds_t, timeout: c_int) -> c_int {
+    // SAFETY: the caller's arguments, passed on.
+    unsafe { polled(fds, count, timeout != 0, |zero| real::poll(fds, count, if zero { 0 } else { timeout })) }
+}
+
+/// How many of `count` pollfds to look at: all when they fit the caller's
+/// `size` bytes, else none (the real function refuses the call).
+fn to_look_at(count: nfds_t, size: size_t) -> nfds_t {
+    if (count as usize).checked_mul(size_of::<pollfd>()).is_some_and(|n| n <= size) { count } else { 0 }
+}
+
+unsafe fn poll_chk_impl(fds: *mut pollfd, count: nfds_t, timeout: c_int, size: size_t) -> c_int {
+    // SAFETY: the caller's arguments, passed on.
+    unsafe { polled(fds, to_look_at(count, size), timeout != 0, |zero| real::__poll_chk(fds, count, if zero { 0 } else { timeout }, size)) }
+}
+
+unsafe fn ppoll_impl(fds: *mut pollfd, count: nfds_t, timeout: *const timespec, mask: *const sigset_t) -> c_int {
+    let timeout_or_none = |zero: bool| if zero { &ZERO as *const timespec } else { timeout };
+    // SAFETY: the caller's arguments, passed on.
+    unsafe { polled(fds, count, waits_for(timeout), |zero| real::ppoll(fds, count, timeout_or_none(zero), mask)) }
+}
+
+unsafe fn ppoll_chk_impl(fds: *mut pollfd, count: nfds_t, timeout: *const timespec, mask: *const sigset_t, size: size_t) -> c_int {
+    let timeout_or_none = |zero: bool| if zero { &ZERO as *const timespec } else { timeout };
+    // SAFETY: the caller's arguments, passed on.
+    unsafe {
+        polled(fds, to_look_at(count, size), waits_for(timeout), |zero| real::__ppoll_chk(fds, count, timeout_or_none(zero), mask, size))
+    }
+}
+
+unsafe fn select_impl(count: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, timeout: *mut timeval) -> c_int {
+    // SAFETY: the caller's timeval, when there is one.
+    let waits = timeout.is_null() || unsafe { (*timeout).tv_sec != 0 || (*timeout).tv_usec != 0 };
+    // SAFETY: the caller's arguments, passed on.
+    unsafe {
+        selected(count, [r, w, e], waits, |zero| {
+            let mut none = timeval { tv_sec: 0, tv_usec: 0 };
+            real::select(count, r, w, e, if zero { &mut none as *mut timeval } else { timeout })
+        })
+    }
+}
+
+unsafe fn pselect_impl(
+    count: c_int,
+    r: *mut fd_set,
+    w: *mut fd_set,
+    e: *mut fd_set,
+    timeout: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    let timeout_or_none = |zero: bool| if zero { &ZERO as *const timespec } else { timeout };
+    // SAFETY: the caller's arguments, passed on.
+    unsafe { selected(count, [r, w, e], waits_for(timeout), |zero| real::pselect(count, r, w, e, timeout_or_none(zero), mask)) }
+}
+
+unsafe fn epoll_ctl_impl(ep: c_int, op: c_int, fd: c_int, event: *mut libc::epoll_event) -> c_int {
+    if op == libc::EPOLL_CTL_ADD && may_wait(fd) {
+        reactor::wanted();
+    }
+    // SAFETY: the caller's arguments, passed on.
+    unsafe { real::epoll_ctl(ep, op, fd, event) }
+}
+
+unsafe fn fdopen_impl(fd: c_int, mode: *const c_char) -> *mut libc::FILE {
+    if may_wait(fd) {
+        reactor::wanted();
+    }
+    // SAFETY: the caller's arguments, passed on.
+    unsafe { real::fdopen(fd, mode) }
 }
 
 const ZERO: timespec = timespec { tv_sec: 0, tv_nsec: 0 };
@@ -255,28 +266,26 @@ fn waits_for(timeout: *const timespec) -> bool {
 }
 
 unsafe fn read_impl(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
-    if !may_wait(fd) {
-        // SAFETY: the caller's arguments, passed on.
-        return unsafe { real::read(fd, buf, len) };
-    }
-    // SAFETY: as above; a read of a socket is a recv.
-    looked(fd, false, || unsafe { real::recv(fd, buf, len, libc::MSG_DONTWAIT) }, || unsafe { real::read(fd, buf, len) })
+    // SAFETY: the caller's arguments, passed on; a read of a socket is a
+    // recv.
+    unsafe { received(fd, 0, |flags| real::recv(fd, buf, len, flags), || real::read(fd, buf, len)) }
 }
 
 unsafe fn read_chk_impl(fd: c_int, buf: *mut c_void, len: size_t, size: size_t) -> ssize_t {
-    if !may_wait(fd) || len > size {
-        // SAFETY: the caller's arguments, passed on (a length past the
-        // buffer is the real function's to refuse).
-        return unsafe { real::__read_chk(fd, buf, len, size) };
+    // SAFETY: as for read; a length past the buffer is the real function's
+    // to refuse, so no look reads into it.
+    unsafe {
+        let wait = || real::__read_chk(fd, buf, len, size);
+        if len > size { wait() } else { received(fd, 0, |flags| real::recv(fd, buf, len, flags), wait) }
     }
-    // SAFETY: as for read; `len` fits the caller's buffer.
-    looked(fd, false, || unsafe { real::recv(fd, buf, len, libc::MSG_DONTWAIT) }, || unsafe { real::__read_chk(fd, buf, len, size) })
 }
 
 unsafe fn readv_impl(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
-    if !may_wait(fd) || count < 0 {
-        // SAFETY: the caller's arguments, passed on.
-        return unsafe { real::readv(fd, iov, count) };
+    // SAFETY: the caller's arguments, passed on.
+    let wait = || unsafe { real::readv(fd, iov, count) };
+    if count <= 0 {
+        // Nothing to look into: the real call's answer, or its error.
+        return wait();
     }
     // SAFETY: a zeroed msghdr is valid; the caller's iovecs are only read
     // into, as readv would.
@@ -284,62 +293,27 @@ unsafe fn readv_impl(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
     msg.msg_iov = iov.cast_mut();
     msg.msg_iovlen = count as _;
     // SAFETY: as above.
-    looked(fd, false, || unsafe { real::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) }, || unsafe { real::readv(fd, iov, count) })
-}
-
-/// `MSG_WAITALL` asks for a whole buffer, which a look may not give: the
-/// loop starts and the real call waits.
-fn waits_all(flags: c_int) -> bool {
-    flags & libc::MSG_WAITALL != 0 && flags & libc::MSG_DONTWAIT == 0
+    received(fd, 0, |flags| unsafe { real::recvmsg(fd, &mut msg, flags) }, wait)
 }
 
 unsafe fn recv_impl(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
-    if may_wait(fd) && waits_all(flags) {
-        reactor::wanted();
-    }
-    if !may_wait(fd) {
-        // SAFETY: the caller's arguments, passed on.
-        return unsafe { real::recv(fd, buf, len, flags) };
-    }
-    let dontwait = flags & libc::MSG_DONTWAIT != 0;
-    // SAFETY: as above.
-    looked(fd, dontwait, || unsafe { real::recv(fd, buf, len, flags | libc::MSG_DONTWAIT) }, || unsafe { real::recv(fd, buf, len, flags) })
+    // SAFETY: the caller's arguments, passed on.
+    unsafe { received(fd, flags, |flags| real::recv(fd, buf, len, flags), || real::recv(fd, buf, len, flags)) }
 }
 
 unsafe fn recv_chk_impl(fd: c_int, buf: *mut c_void, len: size_t, size: size_t, flags: c_int) -> ssize_t {
-    if may_wait(fd) && waits_all(flags) {
-        reactor::wanted();
-    }
-    if !may_wait(fd) || len > size {
-        // SAFETY: as for __read_chk.
-        return unsafe { real::__recv_chk(fd, buf, len, size, flags) };
-    }
-    let dontwait = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: as for __read_chk.
-    looked(
-        fd,
-        dontwait,
-        || unsafe { real::recv(fd, buf, len, flags | libc::MSG_DONTWAIT) },
-        || unsafe { real::__recv_chk(fd, buf, len, size, flags) },
-    )
+    unsafe {
+        let wait = || real::__recv_chk(fd, buf, len, size, flags);
+        if len > size { wait() } else { received(fd, flags, |flags| real::recv(fd, buf, len, flags), wait) }
+    }
 }
 
 unsafe fn recvfrom_impl(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t {
-    if may_wait(fd) && waits_all(flags) {
-        reactor::wanted();
+    // SAFETY: the caller's arguments, passed on.
+    unsafe {
+        received(fd, flags, |flags| real::recvfrom(fd, buf, len, flags, addr, alen), || real::recvfrom(fd, buf, len, flags, addr, alen))
     }
-    if !may_wait(fd) {
-        // SAFETY: the caller's arguments, passed on.
-        return unsafe { real::recvfrom(fd, buf, len, flags, addr, alen) };
-    }
-    let dontwait = flags & libc::MSG_DONTWAIT != 0;
-    // SAFETY: as above.
-    looked(
-        fd,
-        dontwait,
-        || unsafe { real::recvfrom(fd, buf, len, flags | libc::MSG_DONTWAIT, addr, alen) },
-        || unsafe { real::recvfrom(fd, buf, len, flags, addr, alen) },
-    )
 }
 
 unsafe fn recvfrom_chk_impl(
@@ -351,34 +325,33 @@ unsafe fn recvfrom_chk_impl(
     addr: *mut sockaddr,
     alen: *mut socklen_t,
 ) -> ssize_t {
-    if may_wait(fd) && waits_all(flags) {
-        reactor::wanted();
-    }
-    if !may_wait(fd) || len > size {
-        // SAFETY: as for __read_chk.
-        return unsafe { real::__recvfrom_chk(fd, buf, len, size, flags, addr, alen) };
-    }
-    let dontwait = flags & libc::MSG_DONTWAIT != 0;
     // SAFETY: as for __read_chk.
-    looked(
-        fd,
-        dontwait,
-        || unsafe { real::recvfrom(fd, buf, len, flags | libc::MSG_DONTWAIT, addr, alen) },
-        || unsafe { real::__recvfrom_chk(fd, buf, len, size, flags, addr, alen) },
-    )
+    unsafe {
+        let wait = || real::__recvfrom_chk(fd, buf, len, size, flags, addr, alen);
+        if len > size { wait() } else { received(fd, flags, |flags| real::recvfrom(fd, buf, len, flags, addr, alen), wait) }
+    }
 }
 
 unsafe fn recvmsg_impl(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    if may_wait(fd) && waits_all(flags) {
-        reactor::wanted();
-    }
+    // SAFETY: the caller's arguments, passed on.
+    unsafe { received(fd, flags, |flags| real::recvmsg(fd, msg, flags), || real::recvmsg(fd, msg, flags)) }
+}
+
+/// A read of `fd` with recv's `flags` (0 for `read`): the real call,
+/// `wait`, unless `fd` may wait for the loop; then `look(flags)`, the read
+/// itself with the flags given, looks first as [`looked`] says. A
+/// `MSG_WAITALL` read asks for a whole buffer, which a look may not give:
+/// the loop starts and the real call waits.
+fn received(fd: c_int, flags: c_int, look: impl FnOnce(c_int) -> ssize_t, wait: impl FnOnce() -> ssize_t) -> ssize_t {
     if !may_wait(fd) {
-        // SAFETY: the caller's arguments, passed on.
-        return unsafe { real::recvmsg(fd, msg, flags) };
+        return wait();
     }
     let dontwait = flags & libc::MSG_DONTWAIT != 0;
-    // SAFETY: as above.
-    looked(fd, dontwait, || unsafe { real::recvmsg(fd, msg, flags | libc::MSG_DONTWAIT) }, || unsafe { real::recvmsg(fd, msg, flags) })
+    if flags & libc::MSG_WAITALL != 0 && !dontwait {
+        reactor::wanted();
+        return wait();
+    }
+    looked(fd, dontwait, || look(flags | libc::MSG_DONTWAIT), wait)
 }
 
 /// A poll that may wait on an intercepted connection while the loop waits
