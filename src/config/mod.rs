@@ -438,20 +438,27 @@ pub fn parse_route(value: &str, base: &Path) -> Result<(RouteUrl, AppSpec), Stri
 
 /// A file's bytes, read without asking its size first (one system call
 /// fewer than `std::fs::read`: env files are small, and the shim reads one
-/// in every process).
+/// in every process). The reads are system calls, not libc's `read`: in the
+/// shim, whose `read` is a hook, loading's own reads stay its own.
 fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path)?;
     // Through a buffer on the stack, so the text kept is only as long as
     // the file (the shim's loading allocates from a small region).
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        match file.read(&mut chunk) {
+        // SAFETY: reads into a local buffer of its length from an open fd.
+        let n = unsafe { libc::syscall(libc::SYS_read, file.as_raw_fd(), chunk.as_mut_ptr(), chunk.len()) };
+        match usize::try_from(n) {
             Ok(0) => break,
             Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(_) => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
         }
     }
     Ok(bytes)
