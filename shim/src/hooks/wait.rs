@@ -33,13 +33,19 @@ fn looked(fd: c_int, dontwait: bool, look: impl FnOnce() -> ssize_t, wait: impl 
     }
     if real::errno() == libc::EAGAIN {
         reactor::wanted();
-        // SAFETY: F_GETFL on the caller's fd reads its flags, nothing more.
-        let flags = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
-        if dontwait || (flags >= 0 && flags & libc::O_NONBLOCK != 0) {
+        if dontwait || nonblocking(fd) {
             return real::fail(libc::EAGAIN) as ssize_t;
         }
     }
     wait()
+}
+
+/// Whether `fd` is in non-blocking mode (asked only when a look found
+/// nothing and the call itself did not say).
+fn nonblocking(fd: c_int) -> bool {
+    // SAFETY: F_GETFL on the caller's fd reads its flags, nothing more.
+    let flags = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
+    flags >= 0 && flags & libc::O_NONBLOCK != 0
 }
 
 #[unsafe(no_mangle)]
@@ -203,16 +209,14 @@ unsafe fn poll_chk_impl(fds: *mut pollfd, count: nfds_t, timeout: c_int, size: s
 }
 
 unsafe fn ppoll_impl(fds: *mut pollfd, count: nfds_t, timeout: *const timespec, mask: *const sigset_t) -> c_int {
-    let timeout_or_none = |zero: bool| if zero { &ZERO as *const timespec } else { timeout };
     // SAFETY: the caller's arguments, passed on.
-    unsafe { polled(fds, count, waits_for(timeout), |zero| real::ppoll(fds, count, timeout_or_none(zero), mask)) }
+    unsafe { polled(fds, count, waits_for(timeout), |zero| real::ppoll(fds, count, zero_or(zero, timeout), mask)) }
 }
 
 unsafe fn ppoll_chk_impl(fds: *mut pollfd, count: nfds_t, timeout: *const timespec, mask: *const sigset_t, size: size_t) -> c_int {
-    let timeout_or_none = |zero: bool| if zero { &ZERO as *const timespec } else { timeout };
     // SAFETY: the caller's arguments, passed on.
     unsafe {
-        polled(fds, to_look_at(count, size), waits_for(timeout), |zero| real::__ppoll_chk(fds, count, timeout_or_none(zero), mask, size))
+        polled(fds, to_look_at(count, size), waits_for(timeout), |zero| real::__ppoll_chk(fds, count, zero_or(zero, timeout), mask, size))
     }
 }
 
@@ -236,9 +240,8 @@ unsafe fn pselect_impl(
     timeout: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
-    let timeout_or_none = |zero: bool| if zero { &ZERO as *const timespec } else { timeout };
     // SAFETY: the caller's arguments, passed on.
-    unsafe { selected(count, [r, w, e], waits_for(timeout), |zero| real::pselect(count, r, w, e, timeout_or_none(zero), mask)) }
+    unsafe { selected(count, [r, w, e], waits_for(timeout), |zero| real::pselect(count, r, w, e, zero_or(zero, timeout), mask)) }
 }
 
 unsafe fn epoll_ctl_impl(ep: c_int, op: c_int, fd: c_int, event: *mut libc::epoll_event) -> c_int {
@@ -258,6 +261,11 @@ unsafe fn fdopen_impl(fd: c_int, mode: *const c_char) -> *mut libc::FILE {
 }
 
 const ZERO: timespec = timespec { tv_sec: 0, tv_nsec: 0 };
+
+/// The timeout for a look (`zero`: none) or for the caller's own call.
+fn zero_or(zero: bool, timeout: *const timespec) -> *const timespec {
+    if zero { &ZERO } else { timeout }
+}
 
 /// Whether a timespec timeout lets the call wait (null: for ever).
 fn waits_for(timeout: *const timespec) -> bool {
