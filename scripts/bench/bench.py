@@ -352,6 +352,8 @@ def main():
     goload = work / "goload"
     go_env = dict(clean_env(), CGO_ENABLED="0", GOCACHE=str(RELEASE / "go-cache"), GOPATH=str(work / "gopath"), GOPROXY="off", GOTELEMETRY="off")
     run(["go", "build", "-o", str(goload), str(ROOT / "scripts/bench/goload.go")], env=go_env)
+    empty = work / "empty.so"
+    run(["cc", "-O2", "-shared", "-fPIC", "-o", str(empty), str(ROOT / "scripts/bench/empty.c")])
     pingpong = work / "pingpong"
     run(["cc", "-O2", "-pthread", "-o", str(pingpong), str(ROOT / "scripts/bench/pingpong.c")])
     env_file = work / "bench.env"
@@ -397,6 +399,8 @@ def main():
         p_plain, p_shim, added_py = paired(f"env {PYTHON} -c pass", "env " + " ".join(env_args) + f" {PYTHON} -c pass", 20, 3)
         added_py *= 1000
         rows.append(("Startup, /bin/true (hyperfine, 5 alternated rounds, median)", f"{t_plain*1000:.3f} ms → {t_shim*1000:.3f} ms: **{added_true:+.3f} ms**", "< 0.2 ms added", added_true < 0.2))
+        _, _, added_empty = paired("env /bin/true", f"env LD_PRELOAD={empty} /bin/true", 200, 20)
+        rows.append(("Reference: startup, /bin/true with a library that does nothing preloaded ([empty.c](scripts/bench/empty.c); as above)", f"**{added_empty * 1000:+.3f} ms**", "reported", None))
         rows.append(("Startup, python3 -c pass (hyperfine, 5 alternated rounds, median)", f"{p_plain*1000:.1f} ms → {p_shim*1000:.1f} ms: {added_py:+.2f} ms", "reported", None))
 
         # One process, one request: what a test that runs a CLI per case pays.
@@ -412,6 +416,10 @@ def main():
         same_env = ["env", f"LD_PRELOAD={SHIM}", f"INTERCEPT_ENV_FILE={same_url_env}"]
         s_nginx, s_ours, s_ratio = one_request(["env", "curl", "-sS", nginx.url], same_env + ["curl", "-sS", nginx.url], "hello")
         rows.append((f"One curl process, one request, nginx's URL routed by address ({ONE_REQUEST_PAIRS} alternated pairs, medians)", f"{s_ours*1000:.2f} ms vs nginx {s_nginx*1000:.2f} ms: **{s_ratio:.2f}×**", "≥ 1.0 (no later than nginx)", s_ratio >= 1.0))
+        # The floor under both rows: the same curl asking nginx, with a
+        # library that does nothing preloaded.
+        e_nginx, e_empty, e_ratio = one_request(["env", "curl", "-sS", nginx.url], ["env", f"LD_PRELOAD={empty}", "curl", "-sS", nginx.url], "hello")
+        rows.append((f"Reference: one curl process asking nginx, a library that does nothing preloaded ([empty.c](scripts/bench/empty.c); {ONE_REQUEST_PAIRS} alternated pairs, medians)", f"{e_empty*1000:.2f} ms vs without {e_nginx*1000:.2f} ms: **{e_ratio:.2f}×**", "reported", None))
         fetch = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())"
         u_nginx, u_ours, u_ratio = one_request(["env", PYTHON, "-c", fetch, nginx.url], ours_env + [PYTHON, "-c", fetch, URL], "hello")
         rows.append((f"One python3 urllib process, one request ({ONE_REQUEST_PAIRS} alternated pairs, medians)", f"{u_ours*1000:.2f} ms vs nginx {u_nginx*1000:.2f} ms: **{u_ratio:.2f}×**", "≥ 1.0 (no later than nginx)", u_ratio >= 1.0))
@@ -524,6 +532,7 @@ connections, or a thread of its own.
 | Supervised Go | [goload.go](scripts/bench/goload.go) built with `CGO_ENABLED=0` (it never loads the shim): `intercept run --route '{ROUTE}' -- goload {URL} N` (the supervisor intercepts its raw connect) against `goload http://127.0.0.1:PORT/ N` to nginx, three pairs, the order flipped in the middle pair; the pair with the median ratio is reported |
 | One request per process | `env curl -sS http://127.0.0.1:PORT/` against `env LD_PRELOAD=…/libintercept.so INTERCEPT_ENV_FILE=bench.env curl -sS {URL}` (and the same with `python3 -c 'urllib.request.urlopen(…)'`, python3 being the interpreter running the bench, never a version manager's wrapper script; and curl with nginx's own URL on both sides, an env file routing `http://127.0.0.1:PORT` to the same static answer), {ONE_REQUEST_PAIRS} pairs whose order alternates (ABBA), each process's wall time from Python's `perf_counter` around `subprocess.run`; the figure is the median of the pairs' ratios (nginx's time over ours) |
 | Mock servers | mountebank 2 (`mb --configfile`, `--loglevel warn`, its stub answering with `Connection: keep-alive`) and mockttp 4 (`getLocal().forGet(…).thenReply(200, 'hello')`), from npm, on 127.0.0.1, against `intercept run --route 'http://stubs.example.test -> stubs:DIR'` with the one WireMock mapping `GET {STUB_PATH}` → 200 `hello`; `wrk -t1 -c1` and `wrk -t2 -c16`, three pairs each, the order flipped in the middle pair; the pair with the median ratio is reported |
+| Reference, an empty library | [empty.c](scripts/bench/empty.c) built with `cc -shared -fPIC`: `env LD_PRELOAD=…/empty.so /bin/true` against `env /bin/true` as in Startup, and `env LD_PRELOAD=…/empty.so curl -sS http://127.0.0.1:PORT/` against `env curl -sS http://127.0.0.1:PORT/` as in One request per process (the ratio is the plain run's time over the preloaded one's): the cost ld.so's load of any preloaded library adds, before the library does anything |
 | Reference | [pingpong.c](scripts/bench/pingpong.c): two threads, one socketpair, 50,000 round trips |
 | Pass-through connect alone | `hyperfine -N 'connloop 20000 PORT'` with and without the shim preloaded ([connloop.c](scripts/bench/connloop.c)): connections nginx accepts, never requests |
 | Hooked calls | `hyperfine -N 'fdloop 1000000'` with and without the shim preloaded ([fdloop.c](scripts/bench/fdloop.c)) |

@@ -93,7 +93,7 @@ impl Read for Peer {
             let deadline = Instant::now() + SPIN;
             loop {
                 // SAFETY: buf is valid for writes of its length.
-                let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+                let n = unsafe { real::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
                 if n >= 0 {
                     return Ok(n as usize);
                 }
@@ -108,7 +108,7 @@ impl Read for Peer {
             }
         }
         // SAFETY: buf is valid for writes of its length.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { real::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
     }
 }
@@ -116,7 +116,7 @@ impl Read for Peer {
 impl Write for Peer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // SAFETY: buf is valid for reads of its length.
-        let n = unsafe { libc::send(self.0.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        let n = unsafe { real::send(self.0.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
         if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
     }
 
@@ -160,7 +160,7 @@ impl Transport for Peer {
         unsafe {
             let copy = real::dup(client.fd);
             if copy >= 0 {
-                libc::send(copy, [0u8].as_ptr().cast(), 1, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
+                real::send(copy, [0u8].as_ptr().cast(), 1, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
                 real::close(copy);
             }
         }

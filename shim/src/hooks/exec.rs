@@ -41,7 +41,7 @@ fn warn_if_out_of_reach(path: &CStr) {
         }
         let mut st: libc::stat = std::mem::zeroed();
         let mode = if libc::fstat(fd, &mut st) == 0 { st.st_mode } else { 0 };
-        let n = libc::read(fd, head.as_mut_ptr().cast(), head.len());
+        let n = real::read(fd, head.as_mut_ptr().cast(), head.len());
         real::close(fd);
         (n, mode)
     };
@@ -53,7 +53,7 @@ fn warn_if_out_of_reach(path: &CStr) {
         format_args!("intercept: warning: {} {why}; its connections are not intercepted\n", path.to_string_lossy()),
     );
     // SAFETY: writes the bytes of our stack buffer to stderr.
-    let _ = unsafe { libc::write(2, line.buf.as_ptr().cast(), line.len) };
+    let _ = unsafe { real::write(2, line.buf.as_ptr().cast(), line.len) };
 }
 
 /// A line formatted on the stack, cut short if it does not fit.

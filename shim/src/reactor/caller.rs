@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 
 use super::{DEFERRED, EPOLL, Entry, GENERATION, Next, PANIC_TEST, READ_CHUNK, RUNNING, SETTING_UP, STATE, hand_over, serve, wanted};
-use crate::{fdtable, slots};
+use crate::{fdtable, real, slots};
 
 /// In a client's own `write` of `bytes` to `fd`: when `fd` is a connection
 /// of the loop's that no one else is serving now, the bytes are taken as
@@ -93,7 +93,7 @@ fn detach(e: &Entry, fd: libc::c_int, addr: usize, next: Next) {
     let body = unsafe { &mut *e.body.get() };
     if body.registered {
         // SAFETY: unregisters our own end from the loop's epoll set.
-        unsafe { libc::epoll_ctl(EPOLL.load(Ordering::Acquire), libc::EPOLL_CTL_DEL, e.peer_fd, std::ptr::null_mut()) };
+        unsafe { real::epoll_ctl(EPOLL.load(Ordering::Acquire), libc::EPOLL_CTL_DEL, e.peer_fd, std::ptr::null_mut()) };
     }
     let (peer, read, dest) = (body.peer.take(), std::mem::take(&mut body.read), e.dest.clone());
     // After these two stores the loop may free the entry at any time.

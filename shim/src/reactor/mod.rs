@@ -192,7 +192,7 @@ pub fn submit(peer: Peer, dest: Destination, idle: Duration) -> Result<(), Box<(
     let token = (slot as u32).to_ne_bytes();
     let written = state != RUNNING
         // SAFETY: a 4-byte write from a local buffer, atomic on a pipe.
-        || unsafe { libc::write(PIPE_WRITE.load(Ordering::Relaxed), token.as_ptr().cast(), token.len()) } == token.len() as isize;
+        || unsafe { real::write(PIPE_WRITE.load(Ordering::Relaxed), token.as_ptr().cast(), token.len()) } == token.len() as isize;
     // A loop that died after we looked may never read the pipe: unless it
     // took the entry already, take it back.
     if (!written || STATE.load(Ordering::SeqCst) == DEAD)
@@ -406,7 +406,7 @@ fn adopt(ep: libc::c_int, pipe: libc::c_int, live: &mut Vec<*mut Entry>, waiting
     let mut tokens = [0u8; 4 * 64];
     loop {
         // SAFETY: reads into a local buffer of its length.
-        let n = unsafe { libc::read(pipe, tokens.as_mut_ptr().cast(), tokens.len()) };
+        let n = unsafe { real::read(pipe, tokens.as_mut_ptr().cast(), tokens.len()) };
         if n <= 0 {
             return;
         }
@@ -439,7 +439,7 @@ fn register(ep: libc::c_int, entry: *mut Entry, live: &mut Vec<*mut Entry>, wait
     let e = unsafe { &*entry };
     let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: entry as u64 };
     // SAFETY: a plain registration of our own end.
-    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, e.peer_fd, &mut event) } == 0 {
+    if unsafe { real::epoll_ctl(ep, libc::EPOLL_CTL_ADD, e.peer_fd, &mut event) } == 0 {
         // SAFETY: as above: the body is the loop's now.
         unsafe { (*e.body.get()).registered = true };
         live.push(entry);
@@ -462,7 +462,7 @@ pub(super) fn serve(e: &Entry, extra: &[&[u8]]) -> Next {
     let mut chunk = [0u8; 8 * 1024];
     while body.read.len() < READ_CHUNK {
         // SAFETY: chunk is valid for writes of its length.
-        let n = unsafe { libc::recv(fd, chunk.as_mut_ptr().cast(), chunk.len(), libc::MSG_DONTWAIT) };
+        let n = unsafe { real::recv(fd, chunk.as_mut_ptr().cast(), chunk.len(), libc::MSG_DONTWAIT) };
         if n > 0 {
             body.read.extend_from_slice(&chunk[..n as usize]);
             continue;
@@ -492,7 +492,7 @@ pub(super) fn serve(e: &Entry, extra: &[&[u8]]) -> Next {
     let mut sent = 0;
     while sent < out.len() {
         // SAFETY: out[sent..] is valid for reads of its length.
-        let n = unsafe { libc::send(fd, out[sent..].as_ptr().cast(), out.len() - sent, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        let n = unsafe { real::send(fd, out[sent..].as_ptr().cast(), out.len() - sent, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
         if n >= 0 {
             sent += n as usize;
             continue;
@@ -529,7 +529,7 @@ fn finish(ep: libc::c_int, entry: *mut Entry, next: Next) {
     }
     // SAFETY: unregisters our own fd (an error for one never registered is
     // harmless).
-    unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, entry.peer_fd, std::ptr::null_mut()) };
+    unsafe { real::epoll_ctl(ep, libc::EPOLL_CTL_DEL, entry.peer_fd, std::ptr::null_mut()) };
     let Entry { dest, body, .. } = *entry;
     let Body { peer, read, .. } = body.into_inner();
     hand_over(peer, dest, read, next);

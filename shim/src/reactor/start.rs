@@ -109,7 +109,7 @@ pub(super) fn set_up() -> io::Result<(libc::c_int, libc::c_int)> {
         // Ours, at numbers the host is unlikely to close or reuse.
         let (ep, fds) = (fdtable::own_high(ep), [fdtable::own_high(fds[0]), fdtable::own_high(fds[1])]);
         let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: PIPE_TOKEN };
-        if libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fds[0], &mut event) != 0 {
+        if real::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fds[0], &mut event) != 0 {
             let e = io::Error::last_os_error();
             for fd in [ep, fds[0], fds[1]] {
                 fdtable::disown(fd);
