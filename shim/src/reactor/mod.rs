@@ -459,12 +459,15 @@ pub(super) fn serve(e: &Entry, extra: &[&[u8]]) -> Next {
     let mut ended = false;
     // Read through a stack buffer, so a connection keeps only the bytes
     // it has not had answered, not a buffer of its own.
-    let mut chunk = [0u8; 8 * 1024];
+    // Uninitialized: the receive writes what is read, and most calls read
+    // nothing.
+    let mut chunk = [const { std::mem::MaybeUninit::<u8>::uninit() }; 8 * 1024];
     while body.read.len() < READ_CHUNK {
         // SAFETY: chunk is valid for writes of its length.
         let n = unsafe { real::recv(fd, chunk.as_mut_ptr().cast(), chunk.len(), libc::MSG_DONTWAIT) };
         if n > 0 {
-            body.read.extend_from_slice(&chunk[..n as usize]);
+            // SAFETY: the receive initialized its first n bytes.
+            body.read.extend_from_slice(unsafe { std::slice::from_raw_parts(chunk.as_ptr().cast::<u8>(), n as usize) });
             continue;
         }
         if n == 0 {

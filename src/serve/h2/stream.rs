@@ -237,7 +237,7 @@ async fn send(respond: &mut SendResponse<Bytes>, response: Response, head_only: 
             map.append(name, value);
         }
     }
-    if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now())) {
+    if let Ok(date) = HeaderValue::from_bytes(&crate::serve::http::http_date()) {
         map.insert(DATE, date);
     }
     if let Some(len) = len.filter(|_| !bodiless) {

@@ -86,9 +86,11 @@ pub(super) fn reject(status: u16, why: impl Into<String>) -> Reject {
 /// Parses a request head at the start of `buf`: Ok(None) while it is not
 /// whole yet.
 pub(super) fn parse_head(buf: &[u8]) -> Result<Option<Head>, Reject> {
-    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut storage);
-    match req.parse(buf) {
+    // Left uninitialized: httparse fills what it uses, and a request's
+    // parse should not first write 8 KiB of empty headers.
+    let mut storage = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, &mut storage) {
         Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => Err(reject(431, "request head over 64 KiB")),
         Ok(httparse::Status::Complete(len)) => Ok(Some(Head {
             method: req.method.unwrap_or_default().to_string(),
@@ -148,9 +150,11 @@ fn is_other_version(buf: &[u8]) -> bool {
 /// Splits a request target into path and query; absolute-form targets
 /// (`http://host/path`) lose their scheme and authority.
 pub(crate) fn split_target(target: &str) -> (&str, &str) {
-    let target = match target.split_once("://") {
-        Some((_, rest)) if !target.starts_with('/') => rest.find('/').map_or("/", |i| &rest[i..]),
-        _ => target,
+    // Origin-form (`/path`), the usual one, needs no search for a scheme.
+    let target = if target.starts_with('/') {
+        target
+    } else {
+        target.split_once("://").map_or(target, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]))
     };
     target.split_once('?').unwrap_or((target, ""))
 }

@@ -42,6 +42,7 @@ pub use buffered::{Buffered, answer_all_buffered, answer_buffered, waits_for_mor
 use head::Head;
 pub use head::MAX_HEAD;
 pub(crate) use head::split_target;
+pub(crate) use response::http_date;
 pub use wire::Transport;
 
 /// How much of a body the app left unread is skipped to keep the connection;

@@ -3,8 +3,9 @@
 //! for HTTP/1.0; no body for HEAD, 1xx, 204 and 304; `Date` and
 //! `Connection` set as servers set them.
 
+use std::cell::Cell;
 use std::io::{self, IoSlice, Read, Write};
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::apps::{Body, Response};
 
@@ -39,40 +40,50 @@ pub(super) fn write(out: &mut dyn Write, response: Response, how: &Framing) -> i
     let chunked = len.is_none() && how.minor >= 1 && !no_body;
     let keep = how.keep_alive && (len.is_some() || chunked || no_body);
     let reason = custom.filter(|r| !r.contains(['\r', '\n'])).map_or(std::borrow::Cow::Borrowed(reason(status)), std::borrow::Cow::Owned);
-    let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
+    // Head and a body in hand go out in one buffer, sized once, so the
+    // client gets them in one write and one wake-up.
+    let fields: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let in_hand = match &body {
+        Body::Bytes(b) if !no_body => b.len(),
+        _ => 0,
+    };
+    let mut head = Vec::with_capacity(128 + reason.len() + fields + in_hand);
+    write!(head, "HTTP/1.1 {status} {reason}\r\n")?;
     const OURS: [&str; 4] = ["content-length", "transfer-encoding", "connection", "date"];
     for (name, value) in &headers {
         if !OURS.iter().any(|o| name.eq_ignore_ascii_case(o)) && !has_line_break(name, value) {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            for piece in [name.as_bytes(), b": ", value.as_bytes(), b"\r\n"] {
+                head.extend_from_slice(piece);
+            }
         }
     }
-    head.push_str(&format!("Date: {}\r\n", httpdate::fmt_http_date(SystemTime::now())));
+    head.extend_from_slice(b"Date: ");
+    head.extend_from_slice(&http_date());
+    head.extend_from_slice(b"\r\n");
     if let Some(len) = len.filter(|_| !bodiless_status) {
-        head.push_str(&format!("Content-Length: {len}\r\n"));
+        write!(head, "Content-Length: {len}\r\n")?;
     }
     if chunked {
-        head.push_str("Transfer-Encoding: chunked\r\n");
+        head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
     match (keep, how.minor) {
-        (false, _) => head.push_str("Connection: close\r\n"),
-        (true, 0) => head.push_str("Connection: keep-alive\r\n"),
+        (false, _) => head.extend_from_slice(b"Connection: close\r\n"),
+        (true, 0) => head.extend_from_slice(b"Connection: keep-alive\r\n"),
         (true, _) => {}
     }
-    head.push_str("\r\n");
+    head.extend_from_slice(b"\r\n");
     if no_body {
-        out.write_all(head.as_bytes())?;
+        out.write_all(&head)?;
         return Ok(keep);
     }
     match body {
         Body::Bytes(bytes) => {
-            // One write for head and body: one wake-up for the client.
-            let mut all = head.into_bytes();
-            all.extend_from_slice(&bytes);
-            out.write_all(&all)?;
+            head.extend_from_slice(&bytes);
+            out.write_all(&head)?;
         }
         Body::Raw(_) | Body::Reset | Body::Upgrade(_) => unreachable!("written above"),
         Body::Stream { mut reader, len } => {
-            out.write_all(head.as_bytes())?;
+            out.write_all(&head)?;
             if chunked {
                 let mut chunk = vec![0u8; COPY_BUFFER];
                 loop {
@@ -113,6 +124,26 @@ fn switching(out: &mut dyn Write, status: u16, headers: &[(String, String)]) -> 
     head.push_str("\r\n");
     out.write_all(head.as_bytes())?;
     Ok(false)
+}
+
+/// The `Date` field's value for now (RFC 9110 section 6.6.1), formatted
+/// once a second per thread rather than for every response.
+pub(crate) fn http_date() -> [u8; 29] {
+    thread_local! {
+        static LAST: Cell<(u64, [u8; 29])> = const { Cell::new((u64::MAX, [0; 29])) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    LAST.with(|last| {
+        let (when, text) = last.get();
+        if when == second {
+            return text;
+        }
+        // An IMF-fixdate is 29 bytes (until the year 10000).
+        let text = <[u8; 29]>::try_from(httpdate::fmt_http_date(now).as_bytes()).unwrap_or(text);
+        last.set((second, text));
+        text
+    })
 }
 
 /// Body bytes move in pieces this large: every piece is a system call on

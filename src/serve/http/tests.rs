@@ -81,6 +81,15 @@ fn static_answer_with_length_and_date() {
 }
 
 #[test]
+fn the_date_is_now_in_the_imf_fixdate_form() {
+    let out = run(&["http://h.test -> static:200 ok"], b"GET / HTTP/1.1\r\nHost: h.test\r\n\r\n");
+    let date = out.split("\r\n").find_map(|l| l.strip_prefix("Date: ")).expect("a Date field");
+    let when = httpdate::parse_http_date(date).expect("an HTTP date");
+    let off = std::time::SystemTime::now().duration_since(when).unwrap_or_default();
+    assert!(off < std::time::Duration::from_secs(2) && date.ends_with(" GMT") && date.len() == 29, "{date}");
+}
+
+#[test]
 fn keep_alive_serves_several_requests_in_order() {
     let out = run(
         &["http://h.test -> echo"],
