@@ -28,7 +28,11 @@ pub fn intercept_bin() -> PathBuf {
 /// `cargo build` of the workspace members the tests run but cargo does not
 /// build for an integration test (a cdylib, an example, a helper), in this
 /// test binary's profile and target directory. A no-op when up to date, so
-/// a shim left over from an older build is never what runs.
+/// a shim left over from an older build is never what runs. The shim is
+/// built on its own, as `make build` builds it: built with the helpers,
+/// its dependencies would get features only they ask for (tokio's
+/// multi-threaded runtime, and libm.so.6 with it), and the tests would run
+/// a library other than the one shipped.
 fn build_beside(bin: &Path) {
     let profile_dir = bin.parent().expect("target/<profile>");
     let target_dir = profile_dir.parent().expect("target");
@@ -38,14 +42,16 @@ fn build_beside(bin: &Path) {
         None => panic!("cannot tell the profile of {}", bin.display()),
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--quiet", "--profile", profile, "--target-dir"])
-        .arg(target_dir)
-        .args(["-p", "intercept-shim", "-p", "rust-hello-app", "-p", "tokio-client"])
-        .output()
-        .expect("cargo runs");
-    assert!(out.status.success(), "building the shim failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    for packages in [&["intercept-shim"][..], &["rust-hello-app", "tokio-client"]] {
+        let out = Command::new(&cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--quiet", "--profile", profile, "--target-dir"])
+            .arg(target_dir)
+            .args(packages.iter().flat_map(|p| ["-p", p]))
+            .output()
+            .expect("cargo runs");
+        assert!(out.status.success(), "building {packages:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 pub fn shim() -> PathBuf {
