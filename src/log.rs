@@ -32,6 +32,19 @@ impl Level {
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Error as u8);
 
+thread_local! {
+    /// Where this thread's lines go: stderr, unless the supervisor, which
+    /// holds no stderr of its own, names the stderr of the process a
+    /// thread works for.
+    static SINK: std::cell::Cell<i32> = const { std::cell::Cell::new(2) };
+}
+
+/// Sends this thread's lines to `fd` (a copy of a supervised process's
+/// stderr) instead of fd 2; returns where they went before.
+pub fn set_thread_sink(fd: i32) -> i32 {
+    SINK.with(|s| s.replace(fd))
+}
+
 pub fn set_level(level: Level) {
     LEVEL.store(level as u8, Ordering::Relaxed);
 }
@@ -62,7 +75,8 @@ static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// host's problem.
 #[cfg(not(test))]
 fn write_stderr(text: &str) {
-    let mut ready = libc::pollfd { fd: 2, events: libc::POLLOUT, revents: 0 };
+    let fd = SINK.with(|s| s.get());
+    let mut ready = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
     // SAFETY: polls one valid pollfd, without waiting.
     let writable = unsafe { libc::poll(&mut ready, 1, 0) } == 1 && ready.revents & libc::POLLOUT != 0;
     if !writable {
@@ -75,8 +89,8 @@ fn write_stderr(text: &str) {
     } else {
         std::borrow::Cow::Owned(format!("intercept: {dropped} log line(s) dropped: stderr was not being read\n{text}"))
     };
-    // SAFETY: writes a valid buffer to fd 2.
-    let _ = unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
+    // SAFETY: writes a valid buffer to the sink.
+    let _ = unsafe { libc::write(fd, text.as_ptr().cast(), text.len()) };
 }
 
 /// Under `cargo test`, through the harness's capture instead.

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use intercept::apps::{AppSpec, har, stubs};
 use intercept::config::{self, Config, ENV_FILE, ROUTE_PREFIX};
 use intercept::serve::{tls, trust};
+use intercept::supervision::Mode;
 
 mod cli;
 use cli::{program, supervise, verify};
@@ -197,6 +198,10 @@ fn preload_value(shim: &Path) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == supervise::launch::SUBCOMMAND) {
+        return supervise::launch::launch(args.collect());
+    }
     match Cli::parse().command {
         Cmd::Check { settings } => match validate(&settings) {
             Ok((_, config)) => {
@@ -255,7 +260,7 @@ fn main() -> ExitCode {
         },
         Cmd::Run { settings, command } => match environment(&settings) {
             Ok((vars, config)) => {
-                if config.supervise {
+                if config.supervise != Mode::Never {
                     return supervise::run(&command, vars, &config);
                 }
                 if let Some(path) = program::find(&command[0])

@@ -9,6 +9,7 @@ use core_lib::config;
 use core_lib::log;
 use core_lib::routing::Router;
 use core_lib::serve::trust;
+use core_lib::supervision;
 
 use crate::{arena, fdtable, hooks, peer, reactor, real, state, upstream};
 
@@ -59,8 +60,10 @@ fn load() {
     if config.is_active() {
         state::activate();
     }
-    if var(config::SUPERVISED_KEY).is_some() {
-        state::set_supervised();
+    if config.supervise != supervision::Mode::Never
+        && let Some(socket) = var(supervision::SOCKET_KEY).and_then(|s| std::ffi::CString::new(s).ok())
+    {
+        state::set_supervisor(socket);
     }
     // The CLI names the bundle (a UTF-8 path of its own making).
     if let Some(bundle) = var(trust::BUNDLE_VARIABLE).filter(|b| !b.is_empty()) {

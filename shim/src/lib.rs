@@ -11,7 +11,8 @@
 //!
 //! 1. `arena` (allocation while loading), `real` (the real libc
 //!    functions, errno), `sockaddr`, `fdtable`, `state` (the router),
-//!    `upstream` (connecting for real), `peer` (our end of a connection
+//!    `spawn` (what happens before a program starts: supervised, warned
+//!    of, or left alone), `upstream` (connecting for real), `peer` (our end of a connection
 //!    and the threads that serve it), `slots` (who serves an event-thread
 //!    connection now);
 //! 2. `reactor` (the event thread);
@@ -35,6 +36,7 @@ mod real;
 mod slots;
 mod sockaddr;
 mod state;
+mod spawn;
 mod upstream;
 
 #[global_allocator]

@@ -119,6 +119,13 @@ real_fns! {
     fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE, missing = null_mut();
     fn fopen64(path: *const c_char, mode: *const c_char) -> *mut libc::FILE, missing = null_mut();
     fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int, missing = fail(libc::ENOSYS);
+    fn execv(path: *const c_char, argv: *const *const c_char) -> c_int, missing = fail(libc::ENOSYS);
+    fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int, missing = fail(libc::ENOSYS);
+    fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int, missing = fail(libc::ENOSYS);
+    fn execveat(dir: c_int, path: *const c_char, argv: *const *const c_char, envp: *const *const c_char, flags: c_int) -> c_int, missing = fail(libc::ENOSYS);
+    fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int, missing = fail(libc::ENOSYS);
+    fn posix_spawn(pid: *mut libc::pid_t, path: *const c_char, actions: *const libc::posix_spawn_file_actions_t, attr: *const libc::posix_spawnattr_t, argv: *const *const c_char, envp: *const *const c_char) -> c_int, missing = libc::ENOSYS;
+    fn posix_spawnp(pid: *mut libc::pid_t, file: *const c_char, actions: *const libc::posix_spawn_file_actions_t, attr: *const libc::posix_spawnattr_t, argv: *const *const c_char, envp: *const *const c_char) -> c_int, missing = libc::ENOSYS;
     fn gethostbyname(name: *const c_char) -> *mut hostent, missing = null_mut();
     fn gethostbyname2(name: *const c_char, family: c_int) -> *mut hostent, missing = null_mut();
     fn gethostbyname_r(name: *const c_char, ret: *mut hostent, buf: *mut c_char, buflen: size_t, result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int, missing = libc::ENOSYS;

@@ -1,7 +1,7 @@
 //! The process-wide state: the router built from the configuration,
 //! whether the hooks have anything to do, the trust files to serve in
-//! place of the system's, and whether a supervisor covers the programs
-//! that bypass the shim. Set once by `init`; the runtime API may turn the
+//! place of the system's, and the run's supervisor, which takes the
+//! programs that bypass the shim. Set once by `init`; the runtime API may turn the
 //! hooks on later.
 
 use std::ffi::CString;
@@ -14,9 +14,9 @@ static ROUTER: OnceLock<Router> = OnceLock::new();
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// The trust bundle and truststore served for system trust files.
 static TRUST: OnceLock<(CString, CString)> = OnceLock::new();
-/// Whether `intercept run` supervises this process (programs that bypass
-/// the shim are intercepted all the same).
-static SUPERVISED: AtomicBool = AtomicBool::new(false);
+/// The socket of the run's supervisor, when `intercept run` supervises
+/// the programs of its run that bypass the shim.
+static SUPERVISOR: OnceLock<CString> = OnceLock::new();
 
 /// Whether hooks have anything to do. One load on every hook.
 #[inline]
@@ -55,11 +55,12 @@ pub fn trust() -> Option<&'static (CString, CString)> {
     TRUST.get()
 }
 
-/// Notes that `intercept run` supervises this process.
-pub fn set_supervised() {
-    SUPERVISED.store(true, Ordering::Release);
+/// Names the run's supervisor (once, at load).
+pub fn set_supervisor(socket: CString) {
+    let _ = SUPERVISOR.set(socket);
 }
 
-pub fn supervised() -> bool {
-    SUPERVISED.load(Ordering::Acquire)
+/// The run's supervisor's socket, when there is one.
+pub fn supervisor() -> Option<&'static CString> {
+    SUPERVISOR.get()
 }

@@ -7,7 +7,10 @@
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use intercept::program::Kind;
 
 /// Finds a command the way `execvp` does: a path as given, else on PATH.
 pub fn find(command: &OsStr) -> Option<PathBuf> {
@@ -22,17 +25,40 @@ pub fn find(command: &OsStr) -> Option<PathBuf> {
 /// What `intercept run` says and exits with when the program cannot
 /// start: 127 when it is not found, as a shell does, else 126.
 pub fn cannot_run(command: &OsStr, e: &std::io::Error) -> std::process::ExitCode {
+    std::process::ExitCode::from(cannot_run_code(command, e))
+}
+
+/// As [`cannot_run`], the status as a number.
+pub fn cannot_run_code(command: &OsStr, e: &std::io::Error) -> u8 {
     eprintln!("intercept: cannot run {}: {e}", command.to_string_lossy());
-    std::process::ExitCode::from(if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
+    if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 }
+}
+
+/// What kind of program the file at `path` is; a script is judged by
+/// the interpreter its `#!` line names.
+pub fn kind(path: &Path) -> Kind {
+    kind_of(path, 2)
+}
+
+fn kind_of(path: &Path, depth: u32) -> Kind {
+    use std::os::unix::fs::FileExt;
+    let (Ok(meta), Ok(file)) = (std::fs::metadata(path), std::fs::File::open(path)) else { return Kind::Other };
+    let mut head = vec![0u8; 4096];
+    let Ok(n) = (&file).read(&mut head) else { return Kind::Other };
+    head.truncate(n);
+    if let Some(line) = head.strip_prefix(b"#!")
+        && depth > 0
+    {
+        let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+        let interpreter = line.split(|b| b.is_ascii_whitespace()).find(|w| !w.is_empty()).unwrap_or_default();
+        return kind_of(Path::new(std::ffi::OsStr::from_bytes(interpreter)), depth - 1);
+    }
+    intercept::program::kind(meta.permissions().mode(), &head, |offset, buf| file.read_at(buf, offset).unwrap_or(0))
 }
 
 /// A one-line reason why the shim cannot reach this program, if there is one.
 pub fn bypass_reason(path: &Path) -> Option<&'static str> {
-    let meta = std::fs::metadata(path).ok()?;
-    let mut head = vec![0u8; 64 * 1024];
-    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
-    head.truncate(n);
-    intercept::program::bypass_reason(meta.permissions().mode(), &head)
+    kind(path).reason()
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::apps::{self, AppSpec};
 use crate::log::Level;
+use crate::supervision;
 use route::{HostPattern, RouteUrl};
 
 pub const ENV_FILE: &str = "INTERCEPT_ENV_FILE";
@@ -34,12 +35,8 @@ const OTHER_KEYS: &[&str] = &[
     "INTERCEPT_SOURCE",
     "INTERCEPT_PURE_PYTHON",
     "INTERCEPT_PYTEST",
-    SUPERVISED_KEY,
+    supervision::SOCKET_KEY,
 ];
-
-/// Set by `intercept run` in a program it supervises, so that the shim
-/// does not warn of programs that bypass it.
-pub const SUPERVISED_KEY: &str = "INTERCEPT_SUPERVISED";
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +112,9 @@ pub struct Config {
     /// (else [`Config::ca_dir`] asks [`default_ca_dir`] when it is needed:
     /// the shim loads in every process and reads no other variable).
     pub ca_dir: Option<PathBuf>,
-    /// Whether `intercept run` supervises programs that bypass the shim
-    /// (`INTERCEPT_SUPERVISE=auto`, the default) or not (`never`).
-    pub supervise: bool,
+    /// Which programs `intercept run` supervises: those that bypass the
+    /// shim (`INTERCEPT_SUPERVISE=auto`, the default), `all`, or `never`.
+    pub supervise: supervision::Mode,
 }
 
 /// Where the CA lives unless `INTERCEPT_CA_DIR` says: the user's cache
@@ -144,7 +141,7 @@ impl Default for Config {
             journal: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             ca_dir: None,
-            supervise: true,
+            supervise: supervision::Mode::Auto,
         }
     }
 }
@@ -267,11 +264,8 @@ pub fn load(vars: &[(String, String)]) -> Result<Config, ConfigError> {
                 }
             }
             "INTERCEPT_SUPERVISE" => {
-                config.supervise = match value.trim().to_ascii_lowercase().as_str() {
-                    "auto" | "" => true,
-                    "never" => false,
-                    _ => return Err(fail(format!("{key}=`{value}`: expected auto or never"))),
-                }
+                config.supervise =
+                    supervision::Mode::parse(&value).ok_or_else(|| fail(format!("{key}=`{value}`: expected auto, all or never")))?
             }
             "INTERCEPT_LOG" => {
                 config.log =
@@ -539,7 +533,7 @@ mod tests {
             ("status", "INTERCEPT_ROUTE_A=http://a.test -> static:42 x\n", 1, "bad status code"),
             ("file", "INTERCEPT_ROUTE_A=http://a.test -> static:200 @missing.txt\n", 1, "missing.txt"),
             ("pass", "INTERCEPT_LOG=info\nINTERCEPT_PASSTHROUGH=sometimes\n", 2, "expected allow, loopback or deny"),
-            ("supervise", "INTERCEPT_SUPERVISE=always\n", 1, "expected auto or never"),
+            ("supervise", "INTERCEPT_SUPERVISE=always\n", 1, "expected auto, all or never"),
             ("quote", "INTERCEPT_LOG=info\nINTERCEPT_ROUTE_A='http://a.test -> echo\n", 2, "unterminated single quote"),
             ("arrow", "INTERCEPT_ROUTE_A=http://a.test echo\n", 1, "expected `URL -> APP`"),
             ("unknown", "INTERCEPT_PASTHROUGH=deny\n", 1, "unknown key INTERCEPT_PASTHROUGH"),

@@ -118,14 +118,14 @@ const LOG_MACROS: [(&str, &str); 3] = [("log_error", "log"), ("log_info", "log")
 
 #[test]
 fn the_core_imports_flow_one_way() {
-    let order = ["log", "fork_lock", "program", "journal", "apps", "config", "routing", "serve"];
+    let order = ["log", "fork_lock", "program", "supervision", "journal", "apps", "config", "routing", "serve"];
     check_layers(&root().join("src"), "crate::", &order, &LOG_MACROS, &["lib", "main", "cli", "testing"]);
 }
 
 #[test]
 fn the_shim_imports_flow_one_way() {
     let order = [
-        "lib", "arena", "real", "sockaddr", "fdtable", "state", "upstream", "peer", "slots", "reactor", "dispatch", "hooks", "api", "init",
+        "lib", "arena", "real", "sockaddr", "fdtable", "state", "spawn", "upstream", "peer", "slots", "reactor", "dispatch", "hooks", "api", "init",
     ];
     check_layers(&root().join("shim/src"), "crate::", &order, &[], &[]);
 }

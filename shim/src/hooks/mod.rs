@@ -12,6 +12,7 @@
 pub(crate) mod connect;
 pub(crate) mod dl;
 mod exec;
+mod execl;
 mod fds;
 mod names;
 mod open;

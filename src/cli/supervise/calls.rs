@@ -17,7 +17,8 @@ use intercept::apps::forward;
 use intercept::config::Config;
 use intercept::config::route::{HostPattern, Scheme};
 use intercept::routing::{Connect, Destination, Lookup, Router};
-use intercept::{log_debug, log_error, serve};
+use intercept::supervision::filter;
+use intercept::{log_debug, serve};
 use libc::c_int;
 
 use super::target::{Call, Reply};
@@ -81,7 +82,7 @@ impl Supervisor {
             Connect::Pass => Reply::Continue,
             Connect::Refuse => {
                 let mode = self.router.passthrough.as_str();
-                log_error!("refused connection to {to} (pid {}): INTERCEPT_PASSTHROUGH={mode}", call.pid());
+                call.tell(format_args!("refused connection to {to} (pid {}): INTERCEPT_PASSTHROUGH={mode}", call.pid()));
                 if let Some(journal) = &self.router.journal {
                     intercept::journal::write_for_pid(call.pid() as u32);
                     journal.blocked(&to.to_string(), mode);
@@ -116,7 +117,7 @@ impl Supervisor {
         let original = match call.copy_fd(fd) {
             Ok(original) => original,
             Err(e) => {
-                log_error!("cannot intercept a connect of pid {} to {to}: {e}", call.pid());
+                call.tell(format_args!("cannot intercept a connect of pid {} to {to}: {e}", call.pid()));
                 return Reply::Error(libc::ECONNREFUSED);
             }
         };
@@ -126,7 +127,7 @@ impl Supervisor {
         let (ours, theirs) = match UnixStream::pair() {
             Ok(pair) => pair,
             Err(e) => {
-                log_error!("cannot make a socketpair: {e}");
+                call.tell(format_args!("cannot make a socketpair: {e}"));
                 return Reply::Error(libc::ENOBUFS);
             }
         };
@@ -136,18 +137,27 @@ impl Supervisor {
         self.swapped.lock().unwrap().insert(inode, Swapped { peer: to, local, options: HashMap::new() });
         if let Err(e) = self.put_in_place(call, fd, &original, theirs) {
             self.swapped.lock().unwrap().remove(&inode);
-            log_debug!("cannot put a socket in place of fd {fd} of pid {}: {e}", call.pid());
+            call.with_stderr(|| log_debug!("cannot put a socket in place of fd {fd} of pid {}: {e}", call.pid()));
             return Reply::Error(libc::ECONNREFUSED);
         }
-        log_debug!("intercepted connection to {to} ({}:{}) on fd {fd} of supervised pid {}", dest.host, dest.port, call.pid());
+        if intercept::log::enabled(intercept::log::Level::Debug) {
+            call.with_stderr(|| log_debug!("intercepted connection to {to} ({}:{}) on fd {fd} of supervised pid {}", dest.host, dest.port, call.pid()));
+        }
         let (supervisor, pid) = (self.clone(), call.pid() as u32);
+        // What serving the connection has to say goes where the process's
+        // own errors go.
+        let stderr = call.copy_fd(2).ok();
         let started = std::thread::Builder::new().name("intercept".into()).spawn(move || {
             intercept::journal::write_for_pid(pid);
+            if let Some(fd) = &stderr {
+                intercept::log::set_thread_sink(fd.as_raw_fd());
+            }
             supervisor.serve(ours, dest);
             supervisor.swapped.lock().unwrap().remove(&inode);
+            drop(stderr);
         });
         if let Err(e) = started {
-            log_error!("cannot start a thread for a supervised connection: {e}");
+            call.tell(format_args!("cannot start a thread for a supervised connection: {e}"));
         }
         Reply::Value(0)
     }
@@ -203,6 +213,9 @@ impl Supervisor {
     /// TCP options on a socket put in place: kept, and read back.
     fn option(&self, call: &Call, set: bool) -> Reply {
         let (fd, name) = (call.arg(0) as c_int, call.arg(2) as c_int);
+        if fd == -1 && name == filter::PROBE_OPTION && !set {
+            return Reply::Value(filter::PROBE_ANSWER);
+        }
         let Some(inode) = call.socket_inode(fd) else { return Reply::Continue };
         let mut swapped = self.swapped.lock().unwrap();
         let Some(socket) = swapped.get_mut(&inode) else { return Reply::Continue };

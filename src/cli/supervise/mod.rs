@@ -1,205 +1,225 @@
-//! `intercept run`'s supervisor, for programs that bypass the shim
-//! (static binaries, Go, raw system calls): the program starts under a
-//! seccomp filter whose stopped calls come here ([`calls`]), answered with
-//! the same core as the shim's. `intercept run` stays the program's parent,
-//! passes signals sent to it on, and exits as the program did.
+//! `intercept run`'s supervision, for programs that bypass the shim
+//! (static executables, Go, raw system calls in `all` mode): such a
+//! program starts under a seccomp filter whose stopped calls a supervisor
+//! answers ([`calls`]) with the same core as the shim's.
+//!
+//! A run is three processes besides the program:
+//!
+//! - `intercept run` itself, which starts the other two, passes signals
+//!   sent to it on to the program, and exits as the program did, at once;
+//! - the keeper ([`keeper`]), the program's parent and the subreaper of
+//!   everything it starts: it reports the program's end, and ends itself
+//!   when the last process of the run is gone;
+//! - the supervisor ([`daemon`]), which listens on a unix socket in the
+//!   run's directory for the listener of every process put under the
+//!   filter (by the keeper for the program, by the shim's exec hooks or the
+//!   launcher, [`launch`], for what the program starts), and serves them
+//!   until the keeper ends.
+//!
+//! Neither keeper nor supervisor holds the caller's terminal, stdin,
+//! stdout or stderr once the program has started; a daemon started by the
+//! program keeps being served after `intercept run` returned.
 //!
 //! Where seccomp user notification is not available (an old kernel, or an
 //! outer supervisor already listening: Linux allows one per process), one
 //! line names the program and the reason, and it runs with the shim alone.
 
 mod calls;
-mod filter;
+mod daemon;
+mod keeper;
+pub mod launch;
 mod target;
 
-use std::ffi::OsString;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitCode};
-use std::sync::Arc;
+use std::ffi::{CString, OsString};
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use intercept::config::{Config, SUPERVISED_KEY};
-use intercept::log_error;
+use intercept::config::Config;
+use intercept::supervision::{Mode, SOCKET_KEY};
 
 use super::program;
-use calls::Supervisor;
-use target::{Call, Reply};
 
-/// Runs `command` supervised, with `vars` set; returns its exit status.
-pub fn run(command: &[OsString], vars: Vec<(String, String)>, config: &Config) -> ExitCode {
-    let (parent, child) = match UnixStream::pair() {
-        Ok(pair) => pair,
-        Err(e) => return program::cannot_run(&command[0], &e),
-    };
-    let program = filter::program();
-    let child_end = child.as_raw_fd();
-    // The notice for each likely failure, written by the child itself
-    // before its exec, so it comes before anything the program prints.
-    let notices: Vec<(i32, Vec<u8>)> = [libc::EBUSY, libc::EINVAL, libc::ENOSYS, libc::EPERM, libc::EACCES, libc::ENOMEM, libc::EFAULT]
-        .into_iter()
-        .map(|errno| (errno, notice_text(&command[0], &why_unsupervised(errno)).into_bytes()))
-        .collect();
-    let other = notice_text(&command[0], "seccomp: the filter could not be installed").into_bytes();
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]).envs(vars).env(SUPERVISED_KEY, "1");
-    // SAFETY: the closure runs in the forked child before exec and makes
-    // only async-signal-safe calls on memory prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            match filter::install(&program) {
-                Ok(listener) => {
-                    send(child_end, 0, Some(listener));
-                    libc::close(listener);
-                }
-                Err(errno) => {
-                    let text = notices.iter().find(|(e, _)| *e == errno).map_or(&other, |(_, text)| text);
-                    libc::write(libc::STDERR_FILENO, text.as_ptr().cast(), text.len());
-                    send(child_end, errno, None);
-                }
-            }
-            Ok(())
-        });
-    }
-    let spawned = cmd.spawn();
-    drop(child);
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) => return program::cannot_run(&command[0], &e),
-    };
-    CHILD.store(child.id() as i32, Ordering::Release);
-    forward_signals();
-    match receive(parent.as_raw_fd()) {
-        Ok(listener) => {
-            let supervisor = Arc::new(Supervisor::new(config));
-            let started = std::thread::Builder::new().name("intercept-supervisor".into()).spawn(move || watch(listener, supervisor));
-            if let Err(e) = started {
-                log_error!("cannot start the supervisor: {e}");
-            }
-        }
-        // The child said why, before its exec.
-        Err(Unsupervised::Said) => {}
-        Err(Unsupervised::Silent(why)) => eprint!("{}", notice_text(&command[0], &why)),
-    }
-    let status = loop {
-        match child.wait() {
-            Ok(status) => break status,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                log_error!("cannot wait for {}: {e}", command[0].to_string_lossy());
-                return ExitCode::from(125);
-            }
+/// Runs `command` with `vars` set, its programs that need it supervised;
+/// returns its exit status.
+pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Config) -> ExitCode {
+    let run = match RunDir::make() {
+        Ok(run) => run,
+        Err(e) => {
+            eprint!("{}", notice_text(&command[0], &format!("cannot make the run's directory: {e}")));
+            return keeper::exec_unsupervised(command, vars);
         }
     };
-    exit_as(status)
+    let socket = run.dir.join("supervisor.sock");
+    let (listener, socket_text) = match (UnixListener::bind(&socket), socket.to_str().and_then(|s| CString::new(s).ok())) {
+        (Ok(listener), Some(text)) => (listener, text),
+        (Err(e), _) => {
+            eprint!("{}", notice_text(&command[0], &format!("cannot listen on {}: {e}", socket.display())));
+            return keeper::exec_unsupervised(command, vars);
+        }
+        (Ok(_), None) => {
+            eprint!("{}", notice_text(&command[0], "the run's directory is not a UTF-8 path"));
+            return keeper::exec_unsupervised(command, vars);
+        }
+    };
+    vars.retain(|(k, _)| k != SOCKET_KEY);
+    vars.push((SOCKET_KEY.to_string(), socket_text.to_string_lossy().into_owned()));
+    // The program `intercept run` starts is judged here; whatever it
+    // starts, by the shim.
+    let filtered = match config.supervise {
+        Mode::All => true,
+        Mode::Auto => program::find(&command[0]).is_some_and(|path| program::kind(&path).bypasses_shim()),
+        Mode::Never => false,
+    };
+    let (Ok((status_in, status_out)), Ok((alive_in, alive_out))) = (pipe(), pipe()) else {
+        eprint!("{}", notice_text(&command[0], "cannot make a pipe"));
+        return keeper::exec_unsupervised(command, vars);
+    };
+    // Signals for the program wait until its pid is known; the children
+    // unblock them at once.
+    let unblock = Forwarded::block();
+    // Both children are forked from this single-threaded process, before
+    // any thread exists.
+    // SAFETY: fork in a process with one thread.
+    match unsafe { libc::fork() } {
+        0 => {
+            unblock.restore();
+            drop((status_in, status_out, alive_out));
+            daemon::run(listener, alive_in, config, run)
+        }
+        -1 => {
+            unblock.restore();
+            eprint!("{}", notice_text(&command[0], "cannot start the supervisor"));
+            return keeper::exec_unsupervised(command, vars);
+        }
+        _ => {}
+    }
+    // The supervisor owns the directory now.
+    std::mem::forget(run);
+    drop((listener, alive_in));
+    // SAFETY: as above.
+    match unsafe { libc::fork() } {
+        0 => {
+            unblock.restore();
+            drop(status_in);
+            keeper::run(command, vars, filtered.then_some(socket_text), status_out, alive_out)
+        }
+        -1 => {
+            eprintln!("intercept: cannot run {}: cannot fork", command[0].to_string_lossy());
+            return ExitCode::from(126);
+        }
+        _ => {}
+    }
+    drop((status_out, alive_out));
+    let mut status = std::fs::File::from(status_in);
+    let Some(pid) = read_i32(&mut status) else {
+        eprintln!("intercept: cannot run {}: the run's keeper ended first", command[0].to_string_lossy());
+        return ExitCode::from(125);
+    };
+    if pid > 0 {
+        CHILD.store(pid, Ordering::Release);
+        forward_signals();
+    }
+    unblock.restore();
+    match read_i32(&mut status) {
+        Some(raw) => exit_as(raw),
+        None => {
+            eprintln!("intercept: lost track of {}: the run's keeper ended first", command[0].to_string_lossy());
+            ExitCode::from(125)
+        }
+    }
+}
+
+/// The run's own directory (mode 0700): the supervisor's socket lives
+/// there. Removed by the supervisor when the run ends.
+pub struct RunDir {
+    pub dir: PathBuf,
+}
+
+impl RunDir {
+    fn make() -> std::io::Result<RunDir> {
+        // A unix socket's path holds at most 107 bytes.
+        let base = std::env::temp_dir();
+        let base = if base.as_os_str().len() > 60 { PathBuf::from("/tmp") } else { base };
+        let template = CString::new(base.join("intercept-run.XXXXXX").into_os_string().into_encoded_bytes())?;
+        let mut bytes = template.into_bytes_with_nul();
+        // SAFETY: mkdtemp fills in the X's of a NUL-terminated template.
+        if unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) }.is_null() {
+            return Err(std::io::Error::last_os_error());
+        }
+        bytes.pop();
+        Ok(RunDir { dir: PathBuf::from(OsString::from(String::from_utf8_lossy(&bytes).into_owned())) })
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A pipe, both ends closed on exec: (read end, write end).
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into our array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: two new fds of ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn read_i32(from: &mut std::fs::File) -> Option<i32> {
+    let mut bytes = [0u8; 4];
+    loop {
+        match from.read_exact(&mut bytes) {
+            Ok(()) => return Some(i32::from_ne_bytes(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
 }
 
 /// The one line saying a program runs unsupervised.
-fn notice_text(program: &OsString, why: &str) -> String {
+pub fn notice_text(program: &OsString, why: &str) -> String {
     format!(
         "intercept: cannot supervise {}: {why}; only what loads libintercept.so is intercepted (static binaries and Go are not)\n",
         program.to_string_lossy()
     )
 }
 
-/// Why the filter could not be installed, from its errno.
-fn why_unsupervised(errno: i32) -> String {
-    match errno {
-        libc::EBUSY => "another supervisor already listens to its system calls".to_string(),
-        libc::EINVAL | libc::ENOSYS => "this kernel has no seccomp user notification (Linux 5.9 or later)".to_string(),
-        e => format!("seccomp: {}", io::Error::from_raw_os_error(e)),
-    }
-}
-
-/// Why a program runs unsupervised: the child said so itself, or it
-/// started without a word.
-enum Unsupervised {
-    Said,
-    Silent(String),
-}
-
-/// Answers stopped calls until the listener closes (every supervised
-/// process has exited).
-fn watch(listener: OwnedFd, supervisor: Arc<Supervisor>) {
-    let fd = listener.as_raw_fd();
-    // The stopped thread and ours hand over on one core (Linux 6.6):
-    // about 5 µs a call instead of a scheduler round.
-    let sync_wake_up: u64 = 1;
-    // SAFETY: an ioctl reading a u64 of ours; older kernels refuse it.
-    unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS, sync_wake_up) };
-    loop {
-        // SAFETY: an all-zero seccomp_notif is what RECV expects.
-        let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-        // SAFETY: an ioctl writing into our struct.
-        if unsafe { libc::ioctl(fd, libc::SECCOMP_IOCTL_NOTIF_RECV, &mut notif) } < 0 {
-            match io::Error::last_os_error().raw_os_error() {
-                // Interrupted, or the caller died before we read it.
-                Some(libc::EINTR | libc::ENOENT) => continue,
-                _ => return,
-            }
-        }
-        let call = Call { listener: fd, notif };
-        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| supervisor.answer(&call))).unwrap_or_else(|_| {
-            log_error!("internal error answering a supervised call; it runs as made");
-            Reply::Continue
-        });
-        call.answer(reply);
-    }
-}
-
-/// Sends the listener (or the errno of the failure) to the parent, from
-/// the child before exec: no allocation.
-fn send(to: RawFd, errno: i32, fd: Option<RawFd>) {
-    let mut data = errno.to_ne_bytes();
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    // SAFETY: a msghdr over our stack buffers; the control buffer holds
-    // one fd when there is one.
-    unsafe {
-        let mut control = [0u64; 4];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if let Some(fd) = fd {
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(size_of::<RawFd>() as u32) as usize;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-        }
-        libc::sendmsg(to, &msg, libc::MSG_NOSIGNAL);
-    }
-}
-
-/// The child's message: the listener, or why there is none.
-fn receive(from: RawFd) -> Result<OwnedFd, Unsupervised> {
-    let mut data = [0u8; 4];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    let mut control = [0u64; 4];
-    // SAFETY: a msghdr over our buffers; a received fd is taken once.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        let n = libc::recvmsg(from, &mut msg, libc::MSG_CMSG_CLOEXEC);
-        if n != 4 {
-            return Err(Unsupervised::Silent("the program started without reporting on its filter".into()));
-        }
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if !cmsg.is_null() && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-            return Ok(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>())));
-        }
-    }
-    Err(Unsupervised::Said)
-}
-
 /// The supervised program, for the signal handler.
 static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// The signals `intercept run` passes on.
+const FORWARDED: [libc::c_int; 6] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2];
+
+/// The signal mask from before [`Forwarded::block`].
+struct Forwarded(libc::sigset_t);
+
+impl Forwarded {
+    /// Holds the forwarded signals back until [`Forwarded::restore`].
+    fn block() -> Forwarded {
+        // SAFETY: sigset operations on sets of ours.
+        unsafe {
+            let (mut set, mut old): (libc::sigset_t, libc::sigset_t) = (std::mem::zeroed(), std::mem::zeroed());
+            libc::sigemptyset(&mut set);
+            for sig in FORWARDED {
+                libc::sigaddset(&mut set, sig);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            Forwarded(old)
+        }
+    }
+
+    fn restore(&self) {
+        // SAFETY: sets the mask saved by `block`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
+}
 
 /// Signals sent to `intercept run` go on to the program; those a
 /// terminal sends to its whole process group reach it anyway.
@@ -213,7 +233,7 @@ fn forward_signals() {
             unsafe { libc::kill(child, sig) };
         }
     }
-    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
+    for sig in FORWARDED {
         // SAFETY: installs a handler that only loads an atomic and calls kill.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
@@ -225,9 +245,11 @@ fn forward_signals() {
     }
 }
 
-/// Exits as the program did: its code, or the signal that ended it.
-fn exit_as(status: std::process::ExitStatus) -> ExitCode {
+/// Exits as the program did (`raw` is its wait status): its code, or the
+/// signal that ended it.
+fn exit_as(raw: i32) -> ExitCode {
     use std::os::unix::process::ExitStatusExt;
+    let status = std::process::ExitStatus::from_raw(raw);
     if let Some(code) = status.code() {
         return ExitCode::from(code as u8);
     }
@@ -242,4 +264,28 @@ fn exit_as(status: std::process::ExitStatus) -> ExitCode {
         libc::raise(sig);
     }
     ExitCode::from(128 + sig as u8)
+}
+
+/// Closes every fd but `keep` and 0, 1, 2 (which become /dev/null): a
+/// keeper or supervisor holds none of the caller's files.
+fn close_all_but(keep: &[i32]) {
+    // SAFETY: open, dup2 and close_range on fds of this process.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+        }
+        let mut keep: Vec<u32> = keep.iter().map(|&fd| fd as u32).collect();
+        keep.sort_unstable();
+        let mut from = 3u32;
+        for fd in keep.into_iter().filter(|&fd| fd >= 3) {
+            if fd > from {
+                libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
+            }
+            from = fd + 1;
+        }
+        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
+    }
 }

@@ -151,6 +151,23 @@ impl Call {
         if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
     }
 
+    /// Runs `f` with this thread's log lines going to the process's
+    /// stderr (the supervisor has none of its own).
+    pub fn with_stderr<T>(&self, f: impl FnOnce() -> T) -> T {
+        let copy = self.copy_fd(2).ok();
+        let before = copy.as_ref().map(|fd| intercept::log::set_thread_sink(fd.as_raw_fd()));
+        let result = f();
+        if let Some(before) = before {
+            intercept::log::set_thread_sink(before);
+        }
+        result
+    }
+
+    /// One error line, on the process's stderr.
+    pub fn tell(&self, args: std::fmt::Arguments<'_>) {
+        self.with_stderr(|| intercept::log::line(intercept::log::Level::Error, args));
+    }
+
     /// Sends the answer (nothing for `Sent`).
     pub fn answer(&self, reply: Reply) {
         let (val, error, flags) = match reply {
