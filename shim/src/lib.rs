@@ -35,8 +35,8 @@ mod reactor;
 mod real;
 mod slots;
 mod sockaddr;
-mod state;
 mod spawn;
+mod state;
 mod upstream;
 
 #[global_allocator]

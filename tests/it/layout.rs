@@ -125,7 +125,8 @@ fn the_core_imports_flow_one_way() {
 #[test]
 fn the_shim_imports_flow_one_way() {
     let order = [
-        "lib", "arena", "real", "sockaddr", "fdtable", "state", "spawn", "upstream", "peer", "slots", "reactor", "dispatch", "hooks", "api", "init",
+        "lib", "arena", "real", "sockaddr", "fdtable", "state", "spawn", "upstream", "peer", "slots", "reactor", "dispatch", "hooks",
+        "api", "init",
     ];
     check_layers(&root().join("shim/src"), "crate::", &order, &[], &[]);
 }

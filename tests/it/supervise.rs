@@ -132,14 +132,19 @@ fn a_go_program_runs_curl_and_static_busybox_as_children() {
 }
 
 #[test]
-fn a_raw_connect_system_call_is_intercepted() {
+fn a_raw_connect_system_call_is_intercepted_in_all_mode() {
     need("cc", "gcc");
     let dir = temp_dir("sup-raw");
     let program = dir.join("raw_connect");
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/raw_connect.c");
     let built = Command::new("cc").arg("-O2").arg("-o").arg(&program).arg(&source).output().unwrap();
     assert!(built.status.success(), "cc: {}", stderr(&built));
+    // By default a dynamic program is left to the shim, which a raw
+    // system call bypasses.
     let env = env_file(&dir, ROUTES);
+    let out = isolated(&env, &[program.to_str().unwrap(), "text.test", "80"]);
+    assert!(!out.status.success() && stderr(&out).contains("connect: "), "{}", stdout(&out));
+    let env = env_file(&dir, &format!("{ROUTES}INTERCEPT_SUPERVISE=all\n"));
     let out = ok(isolated(&env, &[program.to_str().unwrap(), "text.test", "80"]));
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
     assert!(out.ends_with("\r\n\r\nhello from a route"), "{out}");
@@ -176,10 +181,11 @@ fn unsupervised_a_static_program_is_named_and_runs_unintercepted() {
     let dir = temp_dir("sup-off");
     let env = env_file(&dir, ROUTES);
     let wget = [busybox, "wget", "-q", "-O", "-", "http://text.test/"];
-    // Supervision unavailable: an outer `intercept run` (with no route)
-    // already listens, and Linux allows one listener per process.
+    // Supervision unavailable: an outer `intercept run` (with no route,
+    // filtering its whole tree) already listens, and Linux allows one
+    // listener per process.
     let bin = intercept_bin();
-    let outer = env_file(&temp_dir("sup-outer"), "");
+    let outer = env_file(&temp_dir("sup-outer"), "INTERCEPT_SUPERVISE=all\n");
     let mut inner = vec![bin.to_str().unwrap(), "run", "--env-file", env.to_str().unwrap(), "--"];
     inner.extend(wget);
     let out = isolated(&outer, &inner);
@@ -224,4 +230,157 @@ fn intercept_run_passes_signals_on_and_exits_as_the_program_did() {
     let out = run_with(&env, &["sh", "-c", "kill -TERM $$"]);
     assert_eq!(out.status.signal(), Some(libc::SIGTERM));
     assert_eq!(run_with(&env, &["sh", "-c", "exit 7"]).status.code(), Some(7));
+}
+
+/// Builds `tests/c/NAME.c` into `dir`.
+fn build_c(dir: &Path, name: &str) -> PathBuf {
+    need("cc", "gcc");
+    let program = dir.join(name);
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
+    let built = Command::new("cc").arg("-O2").arg("-o").arg(&program).arg(&source).output().unwrap();
+    assert!(built.status.success(), "cc: {}", stderr(&built));
+    program
+}
+
+#[test]
+fn a_background_job_is_served_after_intercept_run_returned() {
+    need("curl", "curl");
+    let busybox = static_busybox();
+    let dir = temp_dir("sup-background");
+    let env = env_file(&dir, ROUTES);
+    let out_file = dir.join("job.out");
+    std::fs::create_dir_all(dir.join("listed/one")).unwrap();
+    std::fs::write(dir.join("listed/two"), "").unwrap();
+    // The job starts its programs two seconds after `intercept run` has
+    // returned: a dynamic one, a routed curl, a supervised static wget.
+    let job = format!(
+        "(sleep 2; /bin/echo ok; curl -s http://text.test/a; echo; {busybox} wget -q -O - http://text.test/b; echo; ls {listed}; echo done) > {out} 2>&1 & exit 0",
+        listed = dir.join("listed").display(),
+        out = out_file.display()
+    );
+    intercept_bin();
+    let started = std::time::Instant::now();
+    // `output()` waits for stdout and stderr to close: none of ours may
+    // hold them.
+    let out = isolated(&env, &["sh", "-c", &job]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(took < std::time::Duration::from_secs(1), "intercept run took {took:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&out_file).unwrap_or_default();
+        if text.ends_with("done\n") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(text, "ok\nhello from a route\nhello from a route\none\ntwo\ndone\n");
+}
+
+#[test]
+fn a_static_program_is_supervised_however_it_is_started() {
+    let busybox = static_busybox();
+    let dir = temp_dir("sup-started");
+    let env = env_file(&dir, ROUTES);
+    let start = build_c(&dir, "start");
+    let url = "http://text.test/";
+    for mode in [
+        "posix_spawn",
+        "posix_spawnp",
+        "system",
+        "popen",
+        "execl",
+        "execlp",
+        "execle",
+        "execv",
+        "vfork-execv",
+        "execvp",
+        "fexecve",
+        "execveat",
+    ] {
+        let out = isolated(&env, &[start.to_str().unwrap(), mode, url]);
+        assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("hello from a route", ""), "{mode}");
+    }
+    // GNU make (posix_spawn for a simple command), Python's subprocess,
+    // Node's child_process.
+    std::fs::write(dir.join("Makefile"), format!("all:\n\t{busybox} wget -q -O - {url}\n")).unwrap();
+    let out = isolated(&env, &["make", "-s", "-C", dir.to_str().unwrap()]);
+    assert_eq!(ok(out), "hello from a route");
+    need("python3", "python3");
+    let python =
+        format!("import subprocess; print(subprocess.run(['{busybox}', 'wget', '-q', '-O', '-', '{url}'], capture_output=True).stdout)");
+    assert_eq!(ok(isolated(&env, &["python3", "-c", &python])), "b'hello from a route'\n");
+    need("node", "nodejs");
+    let node = format!("process.stdout.write(require('child_process').execFileSync('{busybox}', ['wget', '-q', '-O', '-', '{url}']))");
+    assert_eq!(ok(isolated(&env, &["node", "-e", &node])), "hello from a route");
+    // A cgo Go program's exec.Command (Go forks and execs with raw system
+    // calls: the Go program itself is supervised, its children inherit).
+    let spawn = go_build(&dir, "spawn", true);
+    let out = isolated(&env, &[spawn.to_str().unwrap(), url]);
+    assert_eq!(ok(out), format!("curl: hello from a route\n{busybox}: hello from a route\n"));
+    // Unsupervised, the same program is not intercepted: the test can fail.
+    let never = env_file(&dir, &format!("{ROUTES}INTERCEPT_SUPERVISE=never\n"));
+    let out = isolated(&never, &[start.to_str().unwrap(), "posix_spawn", url]);
+    assert!(!out.status.success() && stderr(&out).contains("is statically linked"), "{}", stderr(&out));
+}
+
+/// A user made for one test, with passwordless sudo as CI runners give
+/// it; removed (with its sudoers file) when dropped.
+struct SudoUser {
+    name: String,
+    sudoers: PathBuf,
+}
+
+impl SudoUser {
+    fn make() -> SudoUser {
+        // SAFETY: getuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::getuid() },
+            0,
+            "this test makes a throwaway user with passwordless sudo: run it as root (CI does), or give it such a user"
+        );
+        need("sudo", "sudo");
+        need("useradd", "passwd");
+        let name = format!("icsudo{}", std::process::id());
+        let made = Command::new("useradd").args(["--no-create-home", "--shell", "/bin/sh", &name]).output().unwrap();
+        assert!(made.status.success(), "useradd: {}", stderr(&made));
+        let sudoers = PathBuf::from(format!("/etc/sudoers.d/{name}"));
+        let user = SudoUser { name, sudoers };
+        std::fs::write(&user.sudoers, format!("{} ALL=(ALL) NOPASSWD: ALL\n", user.name)).unwrap();
+        std::fs::set_permissions(&user.sudoers, std::os::unix::fs::PermissionsExt::from_mode(0o440)).unwrap();
+        user
+    }
+}
+
+impl Drop for SudoUser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sudoers);
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+#[test]
+fn sudo_keeps_its_privileges_under_intercept_run() {
+    let user = SudoUser::make();
+    let dir = temp_dir("sup-sudo");
+    let home = dir.join("user");
+    std::fs::create_dir_all(&home).unwrap();
+    let chown = Command::new("chown").args([&user.name, home.to_str().unwrap()]).output().unwrap();
+    assert!(chown.status.success(), "chown: {}", stderr(&chown));
+    let as_user = |mode: &str| {
+        let mut cmd = command("runuser", &dir);
+        cmd.args(["-u", &user.name, "--", "env"])
+            .arg(format!("HOME={}", home.display()))
+            .arg(format!("TMPDIR={}", home.display()))
+            .arg(format!("INTERCEPT_CA_DIR={}", home.join("ca").display()))
+            .arg(format!("INTERCEPT_SUPERVISE={mode}"))
+            .arg(intercept_bin())
+            .args(["run", "--route", "http://text.test -> static:200 hello", "--", "sh", "-c", "sudo -n id -u"]);
+        cmd.output().unwrap()
+    };
+    let out = as_user("auto");
+    assert_eq!(stdout(&out), "0\n", "{}", stderr(&out));
+    // Filtering the whole tree takes the privileges: the test can fail.
+    let out = as_user("all");
+    assert!(stderr(&out).contains("no new privileges"), "{}", stderr(&out));
 }

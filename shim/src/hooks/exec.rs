@@ -14,68 +14,92 @@ use std::ffi::{CStr, c_char};
 use libc::{c_int, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
 
 use super::guarded;
-use crate::spawn::{self, PathBuf};
 use crate::real;
+use crate::spawn::{self, PathBuf};
 
 type Argv = *const *const c_char;
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded("execve", || unsafe { real::execve(path, argv, envp) }, || unsafe {
-        prepare(libc::AT_FDCWD, path);
-        real::execve(path, argv, envp)
-    })
+    guarded(
+        "execve",
+        || unsafe { real::execve(path, argv, envp) },
+        || unsafe {
+            prepare(libc::AT_FDCWD, path);
+            real::execve(path, argv, envp)
+        },
+    )
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded("execv", || unsafe { real::execv(path, argv) }, || unsafe {
-        prepare(libc::AT_FDCWD, path);
-        real::execv(path, argv)
-    })
+    guarded(
+        "execv",
+        || unsafe { real::execv(path, argv) },
+        || unsafe {
+            prepare(libc::AT_FDCWD, path);
+            real::execv(path, argv)
+        },
+    )
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded("execvp", || unsafe { real::execvp(file, argv) }, || unsafe {
-        prepare_search(file);
-        real::execvp(file, argv)
-    })
+    guarded(
+        "execvp",
+        || unsafe { real::execvp(file, argv) },
+        || unsafe {
+            prepare_search(file);
+            real::execvp(file, argv)
+        },
+    )
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded("execvpe", || unsafe { real::execvpe(file, argv, envp) }, || unsafe {
-        prepare_search(file);
-        real::execvpe(file, argv, envp)
-    })
+    guarded(
+        "execvpe",
+        || unsafe { real::execvpe(file, argv, envp) },
+        || unsafe {
+            prepare_search(file);
+            real::execvpe(file, argv, envp)
+        },
+    )
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execveat(dir: c_int, path: *const c_char, argv: Argv, envp: Argv, flags: c_int) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded("execveat", || unsafe { real::execveat(dir, path, argv, envp, flags) }, || unsafe {
-        let empty = !path.is_null() && *path == 0;
-        if empty && flags & libc::AT_EMPTY_PATH != 0 {
-            prepare_fd(dir);
-        } else {
-            prepare(dir, path);
-        }
-        real::execveat(dir, path, argv, envp, flags)
-    })
+    guarded(
+        "execveat",
+        || unsafe { real::execveat(dir, path, argv, envp, flags) },
+        || unsafe {
+            let empty = !path.is_null() && *path == 0;
+            if empty && flags & libc::AT_EMPTY_PATH != 0 {
+                prepare_fd(dir);
+            } else {
+                prepare(dir, path);
+            }
+            real::execveat(dir, path, argv, envp, flags)
+        },
+    )
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded("fexecve", || unsafe { real::fexecve(fd, argv, envp) }, || unsafe {
-        prepare_fd(fd);
-        real::fexecve(fd, argv, envp)
-    })
+    guarded(
+        "fexecve",
+        || unsafe { real::fexecve(fd, argv, envp) },
+        || unsafe {
+            prepare_fd(fd);
+            real::fexecve(fd, argv, envp)
+        },
+    )
 }
 
 #[unsafe(no_mangle)]
@@ -88,9 +112,11 @@ pub unsafe extern "C" fn posix_spawn(
     envp: Argv,
 ) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded("posix_spawn", || unsafe { real::posix_spawn(pid, path, actions, attr, argv, envp) }, || unsafe {
-        spawn_impl(pid, path, false, actions, attr, argv, envp)
-    })
+    guarded(
+        "posix_spawn",
+        || unsafe { real::posix_spawn(pid, path, actions, attr, argv, envp) },
+        || unsafe { spawn_impl(pid, path, false, actions, attr, argv, envp) },
+    )
 }
 
 #[unsafe(no_mangle)]
@@ -103,9 +129,11 @@ pub unsafe extern "C" fn posix_spawnp(
     envp: Argv,
 ) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded("posix_spawnp", || unsafe { real::posix_spawnp(pid, file, actions, attr, argv, envp) }, || unsafe {
-        spawn_impl(pid, file, true, actions, attr, argv, envp)
-    })
+    guarded(
+        "posix_spawnp",
+        || unsafe { real::posix_spawnp(pid, file, actions, attr, argv, envp) },
+        || unsafe { spawn_impl(pid, file, true, actions, attr, argv, envp) },
+    )
 }
 
 /// Before an exec of `path` (relative to `dir`).
@@ -180,7 +208,11 @@ unsafe fn spawn_impl(
     let real = |file| {
         // SAFETY: the caller's arguments, passed on.
         unsafe {
-            if search { real::posix_spawnp(pid, file, actions, attr, argv, envp) } else { real::posix_spawn(pid, file, actions, attr, argv, envp) }
+            if search {
+                real::posix_spawnp(pid, file, actions, attr, argv, envp)
+            } else {
+                real::posix_spawn(pid, file, actions, attr, argv, envp)
+            }
         }
     };
     if file.is_null() || !spawn::wanted() {

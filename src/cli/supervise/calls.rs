@@ -141,7 +141,9 @@ impl Supervisor {
             return Reply::Error(libc::ECONNREFUSED);
         }
         if intercept::log::enabled(intercept::log::Level::Debug) {
-            call.with_stderr(|| log_debug!("intercepted connection to {to} ({}:{}) on fd {fd} of supervised pid {}", dest.host, dest.port, call.pid()));
+            call.with_stderr(|| {
+                log_debug!("intercepted connection to {to} ({}:{}) on fd {fd} of supervised pid {}", dest.host, dest.port, call.pid())
+            });
         }
         let (supervisor, pid) = (self.clone(), call.pid() as u32);
         // What serving the connection has to say goes where the process's
