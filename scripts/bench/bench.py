@@ -198,13 +198,55 @@ def hyperfine(commands, runs, warmup):
 PAIRS = 5
 
 
-def paired(plain, shim, runs, warmup):
-    """hyperfine of two commands in PAIRS alternated rounds. Returns the
+def paired(plain, shim, runs, warmup, pairs=PAIRS):
+    """hyperfine of two commands in `pairs` alternated rounds. Returns the
     median mean of each side and the median of the rounds' differences, in
     seconds."""
-    rounds = alternated(lambda: hyperfine([plain], runs, warmup)[0][0], lambda: hyperfine([shim], runs, warmup)[0][0], PAIRS)
-    mid = PAIRS // 2
+    rounds = alternated(lambda: hyperfine([plain], runs, warmup)[0][0], lambda: hyperfine([shim], runs, warmup)[0][0], pairs)
+    mid = pairs // 2
     return sorted(a for a, _ in rounds)[mid], sorted(b for _, b in rounds)[mid], sorted(b - a for a, b in rounds)[mid]
+
+
+TREE_FILES = int(os.environ.get("BENCH_TREE_FILES", "100000"))
+
+
+def large_tree(work: Path) -> Path:
+    """A git repository of TREE_FILES small committed files in 1,000
+    directories, for the git status row."""
+    tree = work / "tree"
+    for i in range(TREE_FILES):
+        d = tree / f"d{i % 1000:03}"
+        if i < 1000:
+            d.mkdir(parents=True)
+        (d / f"f{i}.txt").write_text(f"{i}\n")
+    git = ["git", "-C", str(tree), "-c", "user.name=bench", "-c", "user.email=bench@example.test"]
+    run(git[:3] + ["init", "-q"])
+    run(git + ["add", "-A"])
+    run(git + ["commit", "-qm", "tree"])
+    return tree
+
+
+def run_cost_rows(work: Path, env_file: Path):
+    """What `intercept run` costs programs that need no supervision (and a
+    Go build, which is supervised): each command without it and under it,
+    alternated rounds, medians; the target is within 3%."""
+    run_under = f"{INTERCEPT} run --env-file {env_file} --"
+    tree = large_tree(work)
+    go_env = f"env CGO_ENABLED=0 GOCACHE={work / 'go-build-cache'} GOPATH={work / 'gopath'} GOPROXY=off GOTELEMETRY=off GOFLAGS=-buildvcs=false"
+    cases = [
+        ("ls -R /usr/lib", "ls -R /usr/lib", 5, 1, PAIRS),
+        ("Python os.walk('/usr')", f"{PYTHON} -c \"import os; sum(len(f) for _, _, f in os.walk('/usr'))\"", 3, 1, PAIRS),
+        (f"git status in a tree of {TREE_FILES:,} committed files", f"git -C {tree} status", 5, 2, PAIRS),
+        ("go build -a of a small program (supervised: go is a Go program)", f"{go_env} go build -a -o {work / 'goload-built'} {ROOT / 'scripts/bench/goload.go'}", 1, 1, 3),
+    ]
+    rows = []
+    for name, cmd, runs, warmup, pairs in cases:
+        plain, ours, added = paired(cmd, f"{run_under} {cmd}", runs, warmup, pairs)
+        cost = added / plain * 100
+        rows.append((f"Under `intercept run`: {name} (hyperfine, {pairs} alternated rounds, median)", f"{plain*1000:,.0f} ms → {ours*1000:,.0f} ms: **{cost:+.1f}%**", "within 3%", cost <= 3))
+    plain, ours, added = paired("/bin/true", f"{run_under} /bin/true", 100, 10)
+    rows.append(("Under `intercept run`: /bin/true, what `intercept run` itself costs (hyperfine, 5 alternated rounds, median)", f"{plain*1000:.2f} ms → {ours*1000:.2f} ms: **{added*1000:+.2f} ms**", "reported", None))
+    return rows
 
 
 def streaming(work: Path, nginx: Nginx, big: Path):
@@ -339,6 +381,17 @@ def versions():
 
 def main():
     need_tools()
+    if os.environ.get("BENCH_ONLY") == "run":
+        # Only the rows of what `intercept run` costs, printed, not written.
+        work = Path(tempfile.mkdtemp(prefix="intercept-bench-"))
+        env_file = work / "bench.env"
+        env_file.write_text(f"INTERCEPT_ROUTE_BENCH={ROUTE}\n")
+        try:
+            for name, figure, target, _ in run_cost_rows(work, env_file):
+                print(f"{name}: {figure.replace('**', '')}  (target: {target})")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     work = Path(tempfile.mkdtemp(prefix="intercept-bench-"))
     work.chmod(0o755)  # nginx workers run as an unprivileged user
     big = work / "big.bin"
@@ -458,6 +511,8 @@ def main():
         per_call = per_call / (3 * rounds) * 1e9
         rows.append(("Hooked calls on an fd that is not intercepted (dup, fcntl, close × 10⁶)", f"{f_plain*1000:.1f} ms → {f_shim*1000:.1f} ms: {per_call:+.1f} ns per call", "reported", None))
 
+        rows.extend(run_cost_rows(work, env_file))
+
         s = streaming(work, nginx, big)
         ok_stream = s["intercept"]["gbps"] >= 1.0 and s["intercept"]["rss_mib"] < 64
         rows.append(("Streaming 1 GiB to curl -o /dev/null (median of 3 after a warm-up run)", f"{s['intercept']['gbps']:.2f} GB/s, peak RSS {s['intercept']['rss_mib']:.1f} MiB vs nginx {s['nginx']['gbps']:.2f} GB/s (curl's RSS {s['nginx']['rss_mib']:.1f} MiB)", "≥ 1 GB/s and < 64 MiB", ok_stream))
@@ -536,6 +591,7 @@ connections, or a thread of its own.
 | Reference | [pingpong.c](scripts/bench/pingpong.c): two threads, one socketpair, 50,000 round trips |
 | Pass-through connect alone | `hyperfine -N 'connloop 20000 PORT'` with and without the shim preloaded ([connloop.c](scripts/bench/connloop.c)): connections nginx accepts, never requests |
 | Hooked calls | `hyperfine -N 'fdloop 1000000'` with and without the shim preloaded ([fdloop.c](scripts/bench/fdloop.c)) |
+| Under `intercept run` | `hyperfine -N 'CMD' 'intercept run --env-file bench.env -- CMD'` for `ls -R /usr/lib` (5 runs a round), Python's `os.walk('/usr')` (3), `git -C TREE status` in a generated repository of 100,000 committed files (5), `go build -a` of goload.go with a fresh cache (1 run a round, 3 rounds) and `/bin/true` (100); five rounds with the order flipped every other round; the figure is the median of the rounds' differences over the median plain time. Only `go` is supervised (a Go program): the others load the shim and never stop at the filter. `BENCH_ONLY=run make bench` runs these rows alone |
 | Streaming | `intercept run --route 'http://big.example.test -> static:200 @big.bin' -- curl -sS -o /dev/null http://big.example.test/` against a 1 GiB sparse file, one discarded warm-up run per side then the median of 3 alternated runs, wall time and the child's peak RSS (`getrusage`); nginx serving the same file to curl for comparison |
 """
     (ROOT / "BENCHMARKS.md").write_text(doc)

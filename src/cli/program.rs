@@ -1,8 +1,9 @@
 //! What `intercept run` can tell about a program before starting it: a
-//! statically linked or setuid program ignores `LD_PRELOAD`, so its
-//! connections would bypass the shim. Read from the ELF header; scripts and
-//! anything unreadable get the benefit of the doubt. And what it says when
-//! a program cannot start.
+//! statically linked or setuid program ignores `LD_PRELOAD` and a Go
+//! program makes its own system calls, so their connections would bypass
+//! the shim. Read from the ELF image; a script is judged by its `#!`
+//! interpreter, anything unreadable gets the benefit of the doubt. And what
+//! it says when a program cannot start.
 
 use std::ffi::OsStr;
 use std::io::Read;

@@ -38,22 +38,26 @@ pub fn run(command: &[OsString], vars: Vec<(String, String)>, socket: Option<CSt
         .chain([handover::Refused::NoSupervisor(0)])
         .map(|r| (r, notice_text(&command[0], r.why()).into_bytes()))
         .collect();
-    // SAFETY: the closure runs in the forked child before exec and makes
-    // only async-signal-safe calls on memory prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if ignored {
-                libc::signal(libc::SIGCHLD, libc::SIG_IGN);
-            }
-            if let Some(socket) = &socket
-                && let Err(refused) = handover::supervise_self(socket)
-            {
-                let why = refused.why();
-                let text = notices.iter().find(|(r, _)| r.why() == why).map_or(&notices[0].1, |(_, t)| t);
-                libc::write(libc::STDERR_FILENO, text.as_ptr().cast(), text.len());
-            }
-            Ok(())
-        });
+    // Without a closure std starts the program with posix_spawn, which is
+    // quicker than a fork.
+    if socket.is_some() || ignored {
+        // SAFETY: the closure runs in the forked child before exec and makes
+        // only async-signal-safe calls on memory prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                if ignored {
+                    libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+                }
+                if let Some(socket) = &socket
+                    && let Err(refused) = handover::supervise_self(socket)
+                {
+                    let why = refused.why();
+                    let text = notices.iter().find(|(r, _)| r.why() == why).map_or(&notices[0].1, |(_, t)| t);
+                    libc::write(libc::STDERR_FILENO, text.as_ptr().cast(), text.len());
+                }
+                Ok(())
+            });
+        }
     }
     let program = match cmd.spawn() {
         Ok(child) => child.id() as i32,

@@ -65,8 +65,6 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
             return keeper::exec_unsupervised(command, vars);
         }
     };
-    vars.retain(|(k, _)| k != SOCKET_KEY);
-    vars.push((SOCKET_KEY.to_string(), socket_text.to_string_lossy().into_owned()));
     // The program `intercept run` starts is judged here; whatever it
     // starts, by the shim.
     let filtered = match config.supervise {
@@ -105,6 +103,10 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
         0 => {
             unblock.restore();
             drop(status_in);
+            // Only the run's own processes are told where the supervisor
+            // listens (a program run without it must not hand it a filter).
+            vars.retain(|(k, _)| k != SOCKET_KEY);
+            vars.push((SOCKET_KEY.to_string(), socket_text.to_string_lossy().into_owned()));
             keeper::run(command, vars, filtered.then_some(socket_text), status_out, alive_out)
         }
         -1 => {
