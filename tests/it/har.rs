@@ -213,6 +213,33 @@ fn eight_processes_recording_at_once_leave_every_entry() {
     assert_eq!(seen.len(), 160, "every request once");
 }
 
+#[test]
+fn recording_processes_killed_while_appending_leave_only_the_har() {
+    need("curl", "curl");
+    need("pkill", "procps");
+    let setup = Setup::new("har-killed");
+    // Eight recording loops, and a loop killing their curls (only
+    // theirs: other tests run curl too) at random moments.
+    let script = format!(
+        "loops=; parents=; for k in 1 2 3 4 5 6 7 8; do \
+           (for i in $(seq 25); do curl -sS -o /dev/null 'http://localhost:{}/items?k='$k'&i='$i 2>/dev/null; done) & \
+           loops=\"$loops $!\"; parents=\"$parents,$!\"; done; \
+         (while :; do pkill -9 -x -P \"${{parents#,}}\" curl; sleep 0.02; done) & killer=$!; \
+         wait $loops; kill $killer",
+        setup.ports.0
+    );
+    setup.run("all", &["sh", "-c", &script]);
+    let doc = json(&std::fs::read_to_string(setup.har()).unwrap());
+    assert!(doc["log"]["entries"].as_array().is_some_and(|e| !e.is_empty()));
+    let dir = setup.env.parent().unwrap();
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("api.har") && n != "api.har")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 /// A HAR written the way a browser's devtools export one (HTTP/2
 /// pseudo-headers, `http/2.0`, base64 content, `_` fields) answers curl over
 /// https, verified, with no flag.

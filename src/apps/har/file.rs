@@ -195,21 +195,45 @@ pub fn append(path: &Path, entry: &Entry) -> Result<(), String> {
     let entries =
         doc.pointer_mut("/log/entries").and_then(Value::as_array_mut).ok_or_else(|| format!("{}: no log.entries", path.display()))?;
     entries.push(to_json(entry));
-    let text = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
-    let temp = temp_beside(path);
-    let written = File::create(&temp).and_then(|mut f| f.write_all(&text).and_then(|_| f.write_all(b"\n")).and_then(|_| f.sync_data()));
-    let renamed = written.and_then(|_| std::fs::rename(&temp, path));
-    if let Err(e) = renamed {
-        let _ = std::fs::remove_file(&temp);
-        return Err(format!("cannot write {}: {e}", path.display()));
-    }
+    let mut text = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
+    text.push(b'\n');
+    replace(dir, path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     drop(lock);
     Ok(())
 }
 
-fn temp_beside(path: &Path) -> PathBuf {
+/// Replaces the file at `path` with `text`, whole: written first to a file
+/// with no name (`O_TMPFILE`: a writer killed meanwhile leaves nothing
+/// behind), then named `.NAME.tmp` beside it and renamed over it. Runs
+/// under the directory's lock, so the one temporary name is ours, and one
+/// left by a writer killed between those two steps is replaced.
+fn replace(dir: &Path, path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let name = path.file_name().map_or("har".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), fastrand::u64(..)))
+    let temp = path.with_file_name(format!(".{name}.tmp"));
+    let _ = std::fs::remove_file(&temp);
+    let linked = std::fs::OpenOptions::new().write(true).mode(0o644).custom_flags(libc::O_TMPFILE).open(dir).and_then(|mut file| {
+        file.write_all(text)?;
+        file.sync_data()?;
+        let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        let to = std::ffi::CString::new(temp.as_os_str().as_encoded_bytes())?;
+        // SAFETY: linkat with two NUL-terminated paths.
+        match unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    });
+    // A file system without unnamed files (or no /proc): the named one.
+    if linked.is_err() {
+        let written = File::create(&temp).and_then(|mut f| f.write_all(text).and_then(|_| f.sync_data()));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+    }
+    std::fs::rename(&temp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })
 }
 
 /// An exclusive `flock` on a directory, held until dropped.

@@ -102,7 +102,7 @@ pub const STARTED: &str = "Started";
 pub fn load(dir: &Path) -> Result<Vec<Mapping>, String> {
     let root = dir.join("mappings");
     let mut files = Vec::new();
-    collect(&root, &mut files).map_err(|e| format!("{}: {e}", root.display()))?;
+    collect(&root, &mut files, &mut Default::default()).map_err(|e| format!("{}: {e}", root.display()))?;
     files.sort();
     let mut mappings = Vec::new();
     for file in files {
@@ -131,12 +131,19 @@ pub fn from_json(v: &Value, label: String, order: usize) -> Result<Mapping, Stri
     parse(v, Path::new("."), label, order).map_err(|(_, why)| why)
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+/// Every `*.json` below `dir`, each file once however many links lead to
+/// it (a directory reached again through a link, `sub/loop -> ..`, is
+/// not walked again).
+fn collect(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut std::collections::BTreeSet<PathBuf>) -> std::io::Result<()> {
+    if !seen.insert(dir.canonicalize()?) {
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort();
+    for path in entries {
         if path.is_dir() {
-            collect(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "json") {
+            collect(&path, out, seen)?;
+        } else if path.extension().is_some_and(|e| e == "json") && seen.insert(path.canonicalize()?) {
             out.push(path);
         }
     }
@@ -384,7 +391,14 @@ fn response(v: &Value, dir: &Path) -> Result<ResponseDef, Fail> {
         let list = t.as_array().ok_or_else(|| fail("transformers", "`transformers` must be a list"))?;
         for name in list {
             match name.as_str() {
-                Some("response-template") => r.template = true,
+                Some("response-template") => {
+                    r.template = true;
+                    for text in
+                        std::iter::once(String::from_utf8_lossy(&r.body).into_owned()).chain(r.headers.iter().map(|(_, v)| v.clone()))
+                    {
+                        super::template::compile(&text).map_err(|e| fail("transformers", e))?;
+                    }
+                }
                 _ => return Err(fail("transformers", format!("unknown transformer {name}: only response-template"))),
             }
         }

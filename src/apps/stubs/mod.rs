@@ -15,6 +15,7 @@ mod matcher;
 pub(crate) mod near_miss;
 mod proxy;
 mod respond;
+mod template;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

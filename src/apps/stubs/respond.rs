@@ -10,12 +10,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
+use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason, Renderable, StringOutput};
 use serde_json::{Map, Value, json};
 
 use super::Seen;
 use super::mapping::{Delay, Fault, Mapping};
 use crate::apps::{Body, Response};
+use crate::log_error;
 
 pub fn answer(m: &Mapping, seen: &Seen) -> Response {
     let mut response = respond(m, seen);
@@ -69,10 +70,19 @@ fn respond(m: &Mapping, seen: &Seen) -> Response {
         return Response { status: r.status, headers: r.headers.clone(), body: Body::Bytes(r.body.clone()), ..Default::default() };
     }
     let model = model(seen);
-    let render = |text: &str| render(text, &model).unwrap_or_else(|e| format!("(template error: {e})"));
-    let headers = r.headers.iter().map(|(n, v)| (n.clone(), render(v))).collect();
-    let body = render(&String::from_utf8_lossy(&r.body)).into_bytes();
-    Response { status: r.status, headers, body: Body::Bytes(body), ..Default::default() }
+    let rendered = || -> Result<(Vec<(String, String)>, Vec<u8>), String> {
+        let headers = r.headers.iter().map(|(n, v)| Ok((n.clone(), render(v, &model)?))).collect::<Result<_, String>>()?;
+        Ok((headers, render(&String::from_utf8_lossy(&r.body), &model)?.into_bytes()))
+    };
+    match rendered() {
+        Ok((headers, body)) => Response { status: r.status, headers, body: Body::Bytes(body), ..Default::default() },
+        // As WireMock answers a template it cannot render.
+        Err(e) => {
+            log_error!("stub {}: {e}", m.label);
+            let body = Body::Bytes(format!("{e}\n").into_bytes());
+            Response { status: 500, headers: vec![("Content-Type".into(), "text/plain".into())], body, ..Default::default() }
+        }
+    }
 }
 
 fn delay(d: &Delay) -> Duration {
@@ -147,7 +157,11 @@ fn render(template: &str, model: &Value) -> Result<String, String> {
         hb.register_helper("randomValue", Box::new(random_value));
         hb
     });
-    hb.render_template(template, model).map_err(|e| e.to_string())
+    let template = super::template::compile(template)?;
+    let context = Context::wraps(model).map_err(|e| format!("template error: {e}"))?;
+    let mut out = StringOutput::new();
+    template.render(hb, &context, &mut RenderContext::new(None), &mut out).map_err(|e| format!("template error: {e}"))?;
+    out.into_string().map_err(|e| format!("template error: {e}"))
 }
 
 fn json_path(h: &Helper<'_>, _: &Handlebars<'_>, _: &Context, _: &mut RenderContext<'_, '_>, out: &mut dyn Output) -> HelperResult {

@@ -279,3 +279,35 @@ fn stubs_answer_from_memory_unless_a_mapping_waits_breaks_or_proxies() {
     let broken = dir_with("stubs-broken", &[("mappings/a.json", "{")]);
     assert!(!Stubs::new(broken.to_path_buf()).answers_from_memory());
 }
+
+#[test]
+fn a_looping_template_is_refused_at_load_and_never_rendered() {
+    let looping = r#"{"request": {"urlPath": "/loop"}, "response": {"status": 200, "body": "{{#*inline \"p\"}}x{{> p}}{{/inline}}{{> p}}", "transformers": ["response-template"]}}"#;
+    let dir = dir_with("stubs-loop", &[("mappings/loop.json", looping)]);
+    let e = validate(&dir).unwrap_err();
+    assert!(e.contains("loop.json:1: ") && e.contains("includes itself"), "{e}");
+    // Loaded anyway (the bare shim loads on the first request): a 5xx,
+    // and the process lives on.
+    let stubs = Stubs::new(dir.to_path_buf());
+    let (status, _, body) = call(&stubs, "GET /loop", &[], "");
+    assert!((500..600).contains(&status), "{status} {body}");
+}
+
+#[test]
+fn a_template_that_fails_to_render_is_a_500() {
+    let bad = r#"{"request": {"urlPath": "/bad"}, "response": {"status": 200, "body": "{{jsonPath request.body '$.['}}", "transformers": ["response-template"]}}"#;
+    let dir = dir_with("stubs-bad-template", &[("mappings/bad.json", bad)]);
+    let stubs = Stubs::new(dir.to_path_buf());
+    let (status, _, body) = call(&stubs, "POST /bad", &[], "{}");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.starts_with("template error: "), "{body}");
+}
+
+#[test]
+fn a_symlink_loop_in_mappings_loads_each_file_once() {
+    let one = r#"{"request": {"urlPath": "/one"}, "response": {"status": 200}}"#;
+    let dir = dir_with("stubs-symlink-loop", &[("mappings/sub/one.json", one)]);
+    std::os::unix::fs::symlink("..", dir.join("mappings/sub/loop")).unwrap();
+    std::os::unix::fs::symlink("one.json", dir.join("mappings/sub/again.json")).unwrap();
+    assert_eq!(validate(&dir).unwrap(), 1);
+}
