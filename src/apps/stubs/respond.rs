@@ -70,11 +70,9 @@ fn respond(m: &Mapping, seen: &Seen) -> Response {
         return Response { status: r.status, headers: r.headers.clone(), body: Body::Bytes(r.body.clone()), ..Default::default() };
     }
     let model = model(seen);
-    let rendered = || -> Result<(Vec<(String, String)>, Vec<u8>), String> {
-        let headers = r.headers.iter().map(|(n, v)| Ok((n.clone(), render(v, &model)?))).collect::<Result<_, String>>()?;
-        Ok((headers, render(&String::from_utf8_lossy(&r.body), &model)?.into_bytes()))
-    };
-    match rendered() {
+    let headers: Result<Vec<(String, String)>, String> = r.headers.iter().map(|(n, v)| Ok((n.clone(), render(v, &model)?))).collect();
+    let rendered = headers.and_then(|h| Ok((h, render(&String::from_utf8_lossy(&r.body), &model)?.into_bytes())));
+    match rendered {
         Ok((headers, body)) => Response { status: r.status, headers, body: Body::Bytes(body), ..Default::default() },
         // As WireMock answers a template it cannot render.
         Err(e) => {
