@@ -18,7 +18,8 @@ use crate::peer::{self, ClientEnd, Peer};
 use crate::{reactor, real, upstream};
 
 /// Serves `fd` (which it then owns) for `dest`; `client` is the other end,
-/// as the host holds it. A client quiet for `idle` is hung up on.
+/// as the host holds it. A client quiet for `idle`, or that takes nothing
+/// of an answer for that long, is hung up on.
 pub fn spawn(fd: OwnedFd, client: Option<ClientEnd>, dest: Destination, idle: Duration, ca_dir: PathBuf) -> io::Result<()> {
     // A forwarded connection may rightly be quiet for long (server push):
     // no idle timeout there.
@@ -28,6 +29,9 @@ pub fn spawn(fd: OwnedFd, client: Option<ClientEnd>, dest: Destination, idle: Du
     unsafe {
         let len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
         real::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const timeout).cast(), len);
+        // And a client that stops reading an answer is let go as well (as
+        // nginx's send_timeout does).
+        real::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDTIMEO, (&raw const timeout).cast(), len);
         // A unix stream socket's sender buffer bounds what is in flight:
         // a larger one lets large responses stream in fewer wake-ups.
         let size: libc::c_int = 1 << 20;

@@ -2,7 +2,7 @@
 //! a WebSocket upgrade (RFC 6455) and sends every message back as it came,
 //! text and binary, answering pings and the close handshake.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use base64::Engine;
 use tungstenite::protocol::{Message, Role, WebSocket};
@@ -87,6 +87,20 @@ fn websocket_accept(req: &Request<'_>) -> Option<String> {
     Some(tungstenite::handshake::derive_accept_key(key.trim().as_bytes()))
 }
 
+/// The close code RFC 6455 (§7.4.1) gives a client's protocol error:
+/// 1007 for text that is not UTF-8, 1009 for a frame or message over the
+/// limit (tungstenite's: 16 MiB a frame, 64 MiB a message), 1002 for any
+/// other breach; None when the client just went away.
+fn close_code(e: &tungstenite::Error) -> Option<u16> {
+    use tungstenite::Error;
+    match e {
+        Error::Utf8(_) => Some(1007),
+        Error::Capacity(_) => Some(1009),
+        Error::Protocol(_) | Error::AttackAttempt => Some(1002),
+        _ => None,
+    }
+}
+
 /// Sends every message back until the client closes (or goes away).
 fn echo_messages(socket: &mut dyn Duplex) {
     let mut ws = WebSocket::from_raw_socket(socket, Role::Server, None);
@@ -96,7 +110,16 @@ fn echo_messages(socket: &mut dyn Duplex) {
             // Pongs to pings, and the reply to a close, are queued by the
             // read: flushing sends them.
             Ok(_) => ws.flush(),
-            Err(_) => return,
+            Err(e) => {
+                if let Some(code) = close_code(&e) {
+                    // The state machine stops at a protocol error: the close
+                    // frame (server frames are unmasked) goes out as bytes.
+                    let [high, low] = code.to_be_bytes();
+                    let _ = ws.get_mut().write_all(&[0x88, 2, high, low]);
+                    let _ = ws.get_mut().flush();
+                }
+                return;
+            }
         };
         if sent.is_err() {
             return;

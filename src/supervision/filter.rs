@@ -40,6 +40,9 @@ enum Gate {
     Level(u32),
     /// Any of these flag bits in this slot lets the call through (opens).
     Flags(u32, u32),
+    /// Only with this flag bit in this slot does the call stop (a send
+    /// that connects: `MSG_FASTOPEN`).
+    Only(u32, u32),
 }
 
 /// An open that cannot be a read we answer: written, a directory, a path.
@@ -56,14 +59,27 @@ const STOPPED: &[(libc::c_long, u32, Gate)] = &[
     (libc::SYS_openat, 4, Gate::Flags(2, NOT_OURS)),
     (libc::SYS_setsockopt, 5, Gate::Level(libc::IPPROTO_TCP as u32)),
     (libc::SYS_getsockopt, 5, Gate::Level(libc::IPPROTO_TCP as u32)),
+    (libc::SYS_sendto, 6, Gate::Only(3, libc::MSG_FASTOPEN as u32)),
+    (libc::SYS_sendmsg, 3, Gate::Only(2, libc::MSG_FASTOPEN as u32)),
 ];
+
+/// A 64-bit x86 process may also make i386 system calls (`int 0x80`),
+/// and x32 ones (the number with this bit): those that connect stop
+/// whatever their arguments, so `deny` holds for them too.
+#[cfg(target_arch = "x86_64")]
+pub const X32_BIT: u32 = 0x4000_0000;
+#[cfg(target_arch = "x86_64")]
+pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+/// i386's `socketcall`, `connect`, `sendto` and `sendmsg`.
+#[cfg(target_arch = "x86_64")]
+pub const I386_STOPPED: [u32; 4] = [102, 362, 369, 370];
 
 /// The numbers of the calls that stop.
 pub fn stopped() -> impl Iterator<Item = libc::c_long> {
     STOPPED.iter().map(|&(nr, _, _)| nr)
 }
 
-const MAX: usize = 64;
+const MAX: usize = 96;
 
 /// The filter's program, in a fixed buffer.
 #[derive(Clone, Copy)]
@@ -82,6 +98,9 @@ impl Program {
 #[derive(Clone, Copy)]
 enum To {
     Next,
+    /// The tests for another architecture's calls.
+    #[cfg(target_arch = "x86_64")]
+    Foreign,
     Block(usize),
     Test(usize),
     Allow,
@@ -95,13 +114,24 @@ pub fn program() -> Program {
     let mut out = Program { code: [zero; MAX], len: 0 };
     // First pass: where each block starts.
     let gate_len = |g: Gate| if matches!(g, Gate::None) { 0 } else { 2 };
-    let tests_at = 3;
-    let mut blocks_at = [0usize; 8];
+    // A call with no free slot for a mark (sendto) stops whenever its gate
+    // lets it: a block of the gate and one jump.
+    let mark_len = |slot: u32| if slot < 6 { 4 } else { 1 };
+    // arch load and check, number load (and on x86-64 the x32 check)
+    let tests_at = if cfg!(target_arch = "x86_64") { 4 } else { 3 };
+    let mut blocks_at = [0usize; 16];
     let mut at = tests_at + STOPPED.len();
-    for (i, &(_, _, gate)) in STOPPED.iter().enumerate() {
+    for (i, &(_, slot, gate)) in STOPPED.iter().enumerate() {
         blocks_at[i] = at;
-        at += gate_len(gate) + 4;
+        at += gate_len(gate) + mark_len(slot);
     }
+    #[cfg(target_arch = "x86_64")]
+    let foreign_at = {
+        let foreign = at;
+        // arch check, number load, one test per call
+        at += 2 + I386_STOPPED.len();
+        foreign
+    };
     let (allow, notify) = (at, at + 1);
     let mut push = |code: u16, k: u32, jt: To, jf: To| {
         let here = out.len;
@@ -110,6 +140,8 @@ pub fn program() -> Program {
                 To::Next => here + 1,
                 To::Block(i) => blocks_at[i],
                 To::Test(i) => tests_at + i,
+                #[cfg(target_arch = "x86_64")]
+                To::Foreign => foreign_at,
                 To::Allow => allow,
                 To::Notify => notify,
             };
@@ -119,8 +151,13 @@ pub fn program() -> Program {
         out.len += 1;
     };
     push(LD_ABS, ARCH, To::Next, To::Next);
+    #[cfg(target_arch = "x86_64")]
+    push(JEQ, AUDIT_ARCH, To::Next, To::Foreign);
+    #[cfg(not(target_arch = "x86_64"))]
     push(JEQ, AUDIT_ARCH, To::Next, To::Allow);
     push(LD_ABS, NR, To::Next, To::Next);
+    #[cfg(target_arch = "x86_64")]
+    push(JSET, X32_BIT, To::Notify, To::Next);
     for (i, &(nr, _, _)) in STOPPED.iter().enumerate() {
         let otherwise = if i + 1 < STOPPED.len() { To::Test(i + 1) } else { To::Allow };
         push(JEQ, nr as u32, To::Block(i), otherwise);
@@ -136,12 +173,29 @@ pub fn program() -> Program {
                 push(LD_ABS, ARGS + 8 * flags_slot, To::Next, To::Next);
                 push(JSET, bits, To::Allow, To::Next);
             }
+            Gate::Only(flags_slot, bits) => {
+                push(LD_ABS, ARGS + 8 * flags_slot, To::Next, To::Next);
+                push(JSET, bits, To::Next, To::Allow);
+            }
+        }
+        if slot >= 6 {
+            push(JEQ, 0, To::Notify, To::Notify);
+            continue;
         }
         let (low, high) = (ARGS + 8 * slot, ARGS + 8 * slot + 4);
         push(LD_ABS, low, To::Next, To::Next);
         push(JEQ, SHIM_CALL as u32, To::Next, To::Notify);
         push(LD_ABS, high, To::Next, To::Next);
         push(JEQ, (SHIM_CALL >> 32) as u32, To::Allow, To::Notify);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        push(JEQ, AUDIT_ARCH_I386, To::Next, To::Allow);
+        push(LD_ABS, NR, To::Next, To::Next);
+        for (i, nr) in I386_STOPPED.into_iter().enumerate() {
+            let otherwise = if i + 1 < I386_STOPPED.len() { To::Next } else { To::Allow };
+            push(JEQ, nr, To::Notify, otherwise);
+        }
     }
     push(RET, libc::SECCOMP_RET_ALLOW, To::Next, To::Next);
     push(RET, libc::SECCOMP_RET_USER_NOTIF, To::Next, To::Next);
@@ -215,9 +269,13 @@ mod tests {
 
     /// Runs the program over one call as the kernel would.
     fn verdict(program: &Program, nr: libc::c_long, args: [u64; 6]) -> u32 {
+        verdict_as(program, AUDIT_ARCH, nr as u32, args)
+    }
+
+    fn verdict_as(program: &Program, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
         let mut data = [0u8; 64];
-        data[0..4].copy_from_slice(&(nr as u32).to_le_bytes());
-        data[4..8].copy_from_slice(&AUDIT_ARCH.to_le_bytes());
+        data[0..4].copy_from_slice(&nr.to_le_bytes());
+        data[4..8].copy_from_slice(&arch.to_le_bytes());
         for (i, a) in args.iter().enumerate() {
             data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
         }
@@ -255,6 +313,24 @@ mod tests {
         assert_eq!(verdict(&p, libc::SYS_setsockopt, [3, tcp, 1, 0, 4, SHIM_CALL]), ALLOW);
         assert_eq!(verdict(&p, libc::SYS_setsockopt, [3, libc::SOL_SOCKET as u64, 1, 0, 4, 0]), ALLOW);
         assert_eq!(verdict(&p, libc::SYS_getsockopt, [3, tcp, 1, 0, 4, 0]), STOP);
+    }
+
+    #[test]
+    fn sends_stop_only_when_they_connect_and_other_architectures_only_to_connect() {
+        let p = program();
+        let fast = libc::MSG_FASTOPEN as u64;
+        assert_eq!(verdict(&p, libc::SYS_sendto, [3, 0, 5, fast, 0x1000, 16]), STOP);
+        assert_eq!(verdict(&p, libc::SYS_sendto, [3, 0, 5, 0, 0x1000, 16]), ALLOW);
+        assert_eq!(verdict(&p, libc::SYS_sendmsg, [3, 0, fast, 0, 0, 0]), STOP);
+        assert_eq!(verdict(&p, libc::SYS_sendmsg, [3, 0, 0, 0, 0, 0]), ALLOW);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let i386 = |nr: u32| verdict_as(&p, AUDIT_ARCH_I386, nr, [0; 6]);
+            assert_eq!(i386(102), STOP);
+            assert_eq!(i386(362), STOP);
+            assert_eq!(i386(3), ALLOW, "read");
+            assert_eq!(verdict(&p, (libc::SYS_connect as u32 | X32_BIT) as libc::c_long, [0; 6]), STOP);
+        }
     }
 
     #[test]

@@ -193,6 +193,31 @@ print(s.recv(100).split(b"\r\n")[0])
     assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "b'' True\nb'HTTP/1.1 408 Request Timeout'\n");
 }
 
+#[test]
+fn a_client_that_stops_reading_is_let_go_after_the_idle_timeout() {
+    need("python3", "python3");
+    let (dir, _) = setup("stalled", "");
+    let big = dir.join("big.bin");
+    std::fs::File::create(&big).unwrap().set_len(64 << 20).unwrap();
+    let env = env_file(&dir, "INTERCEPT_ROUTE_BIG=http://big.example.test -> static:200 @big.bin\nINTERCEPT_IDLE_TIMEOUT=0.5\n");
+    // The client asks, reads nothing for three seconds, then reads what
+    // there is: a part of the 64 MiB, then the end.
+    let script = r#"
+import socket, time
+s = socket.create_connection(("big.example.test", 80), timeout=20)
+s.sendall(b"GET / HTTP/1.1\r\nHost: big.example.test\r\n\r\n")
+time.sleep(3)
+got = 0
+while True:
+    b = s.recv(1 << 20)
+    if not b:
+        break
+    got += len(b)
+print(0 < got < 32 << 20)
+"#;
+    assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "True\n");
+}
+
 /// The same for a process's first connection, which starts no event thread
 /// until its client waits: in a blocking `recv`, and in `select`.
 #[test]

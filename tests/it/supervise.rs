@@ -384,3 +384,56 @@ fn sudo_keeps_its_privileges_under_intercept_run() {
     let out = as_user("all");
     assert!(stderr(&out).contains("no new privileges"), "{}", stderr(&out));
 }
+
+#[test]
+fn deny_holds_for_an_i386_connect_and_a_fast_open_send() {
+    need("cc", "gcc");
+    let dir = temp_dir("sup-hostile");
+    let program = dir.join("hostile_connect");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/hostile_connect.c");
+    let built = Command::new("cc").args(["-static", "-O2", "-o"]).arg(&program).arg(&source).output().unwrap();
+    assert!(built.status.success(), "cc -static (libc6-dev): {}", stderr(&built));
+    let deny = env_file(&dir, &format!("{ROUTES}INTERCEPT_PASSTHROUGH=deny\n"));
+    let never = env_file(&temp_dir("sup-hostile-never"), &format!("{ROUTES}INTERCEPT_PASSTHROUGH=deny\nINTERCEPT_SUPERVISE=never\n"));
+    for how in ["int80", "fastopen"] {
+        let out = isolated(&deny, &[program.to_str().unwrap(), how]);
+        assert_eq!(stdout(&out), "refused: Connection refused\n", "{how}: {}", stderr(&out));
+        assert!(stderr(&out).contains("INTERCEPT_PASSTHROUGH=deny"), "{how}: {}", stderr(&out));
+        // Unsupervised, the same program gets through: the test can fail.
+        let out = isolated(&never, &[program.to_str().unwrap(), how]);
+        assert_eq!(stdout(&out), "connected\n", "{how} unsupervised: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_terminal_interrupt_reaches_the_program_once() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    need("python3", "python3");
+    let dir = temp_dir("sup-sigint");
+    let env = env_file(&dir, ROUTES);
+    // A clean-up that takes a while, as a test suite's does.
+    let script = "import signal, sys, time\n\
+                  got = []\n\
+                  signal.signal(signal.SIGINT, lambda *a: got.append(1))\n\
+                  print('ready', flush=True)\n\
+                  while not got: time.sleep(0.01)\n\
+                  time.sleep(0.3)\n\
+                  print(len(got), flush=True)\n";
+    for round in 0..20 {
+        let mut child = command(intercept_bin(), &dir);
+        child.args(["run", "--env-file", env.to_str().unwrap(), "--", "python3", "-c", script]).stdout(Stdio::piped());
+        // A session and group of its own, with no terminal, as in CI.
+        // SAFETY: setsid in the child before exec.
+        unsafe { child.pre_exec(|| (libc::setsid() >= 0).then_some(()).ok_or_else(std::io::Error::last_os_error)) };
+        let mut child = child.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        // What a CI runner's cancel does: the signal to the whole group.
+        // SAFETY: a signal to our own child's process group.
+        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGINT) };
+        assert_eq!(lines.next().unwrap().unwrap(), "1", "round {round}");
+        assert!(child.wait().unwrap().success());
+    }
+}

@@ -54,6 +54,12 @@ unsafe fn connect_impl(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_in
     match router.connect(to) {
         // SAFETY: as above.
         Connect::Pass => unsafe { real::connect(fd, addr, len) },
+        // A datagram socket's connect sends nothing (glibc and Go probe
+        // source addresses that way): refused, but not reported.
+        Connect::Refuse if socket_option(fd, libc::SO_TYPE) == Some(libc::SOCK_DGRAM) => {
+            log_debug!("refused a datagram connect to {to}: INTERCEPT_PASSTHROUGH={}", router.passthrough.as_str());
+            fail(libc::ECONNREFUSED)
+        }
         Connect::Refuse => refuse(router, &to.to_string()),
         Connect::Resolve { name, port } => connect_for_real(fd, &name, port),
         Connect::Intercept(dest) => {

@@ -7,7 +7,7 @@
 //! as the program made it.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -59,6 +59,10 @@ impl Supervisor {
 
     /// The answer to one stopped call.
     pub fn answer(self: &Arc<Self>, call: &Call) -> Reply {
+        #[cfg(target_arch = "x86_64")]
+        if call.notif.data.arch == filter::AUDIT_ARCH_I386 || call.notif.data.nr as u32 & filter::X32_BIT != 0 {
+            return self.foreign(call);
+        }
         match call.notif.data.nr as libc::c_long {
             libc::SYS_connect => self.connect(call),
             libc::SYS_getpeername => self.name(call, true),
@@ -67,7 +71,111 @@ impl Supervisor {
             libc::SYS_getsockopt => self.option(call, false),
             libc::SYS_open => self.open(call, 0),
             libc::SYS_openat => self.open(call, 1),
+            libc::SYS_sendto | libc::SYS_sendmsg => self.fast_open(call),
             _ => Reply::Continue,
+        }
+    }
+
+    /// Refuses a connection the passthrough mode does not allow: said on
+    /// the process's stderr and journaled (a datagram socket's connect,
+    /// which sends nothing, only at debug level).
+    fn refuse(&self, call: &Call, fd: c_int, to: SocketAddr) -> Reply {
+        let mode = self.router.passthrough.as_str();
+        let datagram = call.copy_fd(fd).ok().and_then(|f| socket_type(&f)) == Some(libc::SOCK_DGRAM);
+        if datagram {
+            if intercept::log::enabled(intercept::log::Level::Debug) {
+                call.with_stderr(|| log_debug!("refused a datagram connect to {to} (pid {}): INTERCEPT_PASSTHROUGH={mode}", call.pid()));
+            }
+            return Reply::Error(libc::ECONNREFUSED);
+        }
+        call.tell(format_args!("refused connection to {to} (pid {}): INTERCEPT_PASSTHROUGH={mode}", call.pid()));
+        if let Some(journal) = &self.router.journal {
+            intercept::journal::write_for_pid(call.pid() as u32);
+            journal.blocked(&to.to_string(), mode);
+            intercept::journal::write_for_pid(0);
+        }
+        Reply::Error(libc::ECONNREFUSED)
+    }
+
+    /// `sendto` or `sendmsg` with `MSG_FASTOPEN`: a connect and its first
+    /// bytes. A routed address gets the socketpair with those bytes already
+    /// in it; the mode decides for the rest.
+    fn fast_open(self: &Arc<Self>, call: &Call) -> Reply {
+        let fd = call.arg(0) as c_int;
+        let message = call.notif.data.nr as libc::c_long == libc::SYS_sendmsg;
+        const MOST: usize = 64 * 1024;
+        let (name, name_len, data) = if message {
+            // struct msghdr: name, namelen, iov, iovlen, ...
+            let Some(head) = call.read(call.arg(1), 32) else { return Reply::Error(libc::EFAULT) };
+            let word = |at: usize| u64::from_ne_bytes(head[at..at + 8].try_into().unwrap_or_default());
+            let (iov, count) = (word(16), word(24).min(64) as usize);
+            let mut data = Vec::new();
+            for i in 0..count {
+                let Some(v) = call.read(iov + 16 * i as u64, 16) else { return Reply::Error(libc::EFAULT) };
+                let (base, len) =
+                    (u64::from_ne_bytes(v[..8].try_into().unwrap_or_default()), u64::from_ne_bytes(v[8..].try_into().unwrap_or_default()));
+                let len = (len as usize).min(MOST - data.len());
+                data.extend(call.read(base, len).unwrap_or_default());
+            }
+            (word(0), word(8) & 0xffff_ffff, data)
+        } else {
+            (call.arg(4), call.arg(5), call.read(call.arg(1), (call.arg(2) as usize).min(MOST)).unwrap_or_default())
+        };
+        if name == 0 {
+            return Reply::Continue;
+        }
+        let Some(to) = call.read(name, (name_len as usize).min(128)).and_then(|b| sockaddr_from(&b)) else { return Reply::Continue };
+        if !call.still_waiting() {
+            return Reply::Continue;
+        }
+        match self.router.connect(to) {
+            Connect::Pass => Reply::Continue,
+            Connect::Refuse => self.refuse(call, fd, to),
+            Connect::Resolve { .. } => Reply::Error(libc::EOPNOTSUPP),
+            Connect::Intercept(dest) => match self.intercept(call, fd, to, dest, &data) {
+                Reply::Value(0) => Reply::Value(data.len() as i64),
+                other => other,
+            },
+        }
+    }
+
+    /// A call of another ABI (i386's `int 0x80`, x32): never intercepted,
+    /// but a connect (or a send that connects) to an address the mode
+    /// refuses is refused, so `deny` and `loopback` hold for it too.
+    #[cfg(target_arch = "x86_64")]
+    fn foreign(&self, call: &Call) -> Reply {
+        let nr = call.notif.data.nr as u32 & !filter::X32_BIT;
+        let x32 = call.notif.data.arch != filter::AUDIT_ARCH_I386;
+        let u32_at = |addr: u64, i: u64| call.read_u32(addr + 4 * i).map(u64::from);
+        // The address and its length, when the call names one; pointers
+        // and lengths are 32 bits in both ABIs.
+        let named = match (x32, nr) {
+            // socketcall(call, args): CONNECT 3, SENDTO 11, SENDMSG 16.
+            (false, 102) => match call.arg(0) {
+                3 => u32_at(call.arg(1), 1).zip(u32_at(call.arg(1), 2)),
+                11 => u32_at(call.arg(1), 4).zip(u32_at(call.arg(1), 5)),
+                16 => u32_at(call.arg(1), 1).and_then(|msg| u32_at(msg, 0).zip(u32_at(msg, 1))),
+                _ => return Reply::Continue,
+            },
+            (false, 362) | (true, 42) => Some((call.arg(1), call.arg(2))),
+            (false, 369) | (true, 44) => Some((call.arg(4), call.arg(5))),
+            (false, 370) | (true, 46) => u32_at(call.arg(1), 0).zip(u32_at(call.arg(1), 1)),
+            _ => return Reply::Continue,
+        };
+        let Some((addr, len)) = named.filter(|(addr, _)| *addr != 0) else { return Reply::Continue };
+        let Some(to) = call.read(addr & 0xffff_ffff, (len as usize).min(128)).and_then(|b| sockaddr_from(&b)) else {
+            return Reply::Continue;
+        };
+        match self.router.connect(to) {
+            Connect::Pass => Reply::Continue,
+            Connect::Refuse => {
+                let fd = if nr == 102 { u32_at(call.arg(1), 0).unwrap_or(0) as c_int } else { call.arg(0) as c_int };
+                self.refuse(call, fd, to)
+            }
+            _ => {
+                call.tell(format_args!("refused connection to {to} (pid {}): a 32-bit system call is not intercepted", call.pid()));
+                Reply::Error(libc::ECONNREFUSED)
+            }
         }
     }
 
@@ -80,16 +188,7 @@ impl Supervisor {
         }
         match self.router.connect(to) {
             Connect::Pass => Reply::Continue,
-            Connect::Refuse => {
-                let mode = self.router.passthrough.as_str();
-                call.tell(format_args!("refused connection to {to} (pid {}): INTERCEPT_PASSTHROUGH={mode}", call.pid()));
-                if let Some(journal) = &self.router.journal {
-                    intercept::journal::write_for_pid(call.pid() as u32);
-                    journal.blocked(&to.to_string(), mode);
-                    intercept::journal::write_for_pid(0);
-                }
-                Reply::Error(libc::ECONNREFUSED)
-            }
+            Connect::Refuse => self.refuse(call, fd, to),
             // A routed name on a port no route serves: connected for real,
             // on a thread of its own, so a slow host holds up no other call.
             Connect::Resolve { name, port } => {
@@ -107,11 +206,13 @@ impl Supervisor {
                 });
                 if started.is_ok() { Reply::Sent } else { Reply::Error(libc::EAGAIN) }
             }
-            Connect::Intercept(dest) => self.intercept(call, fd, to, dest),
+            Connect::Intercept(dest) => self.intercept(call, fd, to, dest, &[]),
         }
     }
 
-    fn intercept(self: &Arc<Self>, call: &Call, fd: c_int, to: SocketAddr, dest: Destination) -> Reply {
+    /// Puts a socketpair served here in place of the process's fd, with
+    /// `first` (a fast-open send's bytes) already sent on it.
+    fn intercept(self: &Arc<Self>, call: &Call, fd: c_int, to: SocketAddr, dest: Destination, first: &[u8]) -> Reply {
         // Only streams are ours; a datagram "connect" to a routed address
         // goes on as it came.
         let original = match call.copy_fd(fd) {
@@ -131,6 +232,9 @@ impl Supervisor {
                 return Reply::Error(libc::ENOBUFS);
             }
         };
+        if !first.is_empty() && (&theirs).write_all(first).is_err() {
+            return Reply::Error(libc::ENOBUFS);
+        }
         let theirs = OwnedFd::from(theirs);
         let Some(inode) = inode_of(&theirs) else { return Reply::Error(libc::ENOBUFS) };
         let local = local_name(to, inode);
@@ -181,10 +285,12 @@ impl Supervisor {
         match &dest.site.forward {
             Some((_, relay)) if relay.tunnel || dest.site.scheme == Scheme::Http => forward::serve(&ours, &relay.to, &forward::connect_std),
             _ => {
-                // A client quiet for the idle timeout is hung up on.
+                // A client quiet for the idle timeout, or that stops
+                // reading an answer for as long, is hung up on.
                 let idle = self.router.idle_timeout;
                 if dest.site.forward.is_none() && !idle.is_zero() {
                     let _ = ours.set_read_timeout(Some(idle));
+                    let _ = ours.set_write_timeout(Some(idle));
                 }
                 serve::serve(ours, &dest, self.router.ca_dir())
             }

@@ -20,7 +20,15 @@ use super::{close_all_but, notice_text};
 
 /// Runs in the forked keeper: never returns. `socket` is the supervisor's
 /// when the program itself is to run under the filter.
-pub fn run(command: &[OsString], vars: Vec<(String, String)>, socket: Option<CString>, status: OwnedFd, alive: OwnedFd) -> ! {
+/// With `own_group`, the program leads a process group of its own.
+pub fn run(
+    command: &[OsString],
+    vars: Vec<(String, String)>,
+    socket: Option<CString>,
+    own_group: bool,
+    status: OwnedFd,
+    alive: OwnedFd,
+) -> ! {
     let mut status = std::fs::File::from(status);
     // SAFETY: prctl and sigaction with valid arguments. Orphans of the run
     // come here; SIGCHLD must not be ignored, or they reap themselves
@@ -32,6 +40,9 @@ pub fn run(command: &[OsString], vars: Vec<(String, String)>, socket: Option<CSt
     };
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]).envs(vars);
+    if own_group {
+        cmd.process_group(0);
+    }
     let notices: Vec<(handover::Refused, Vec<u8>)> = [0, libc::EBUSY, libc::EINVAL, libc::EPERM]
         .into_iter()
         .map(handover::Refused::Filter)

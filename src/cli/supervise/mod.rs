@@ -76,6 +76,13 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
         eprint!("{}", notice_text(&command[0], "cannot make a pipe"));
         return keeper::exec_unsupervised(command, vars);
     };
+    // With no terminal to share (CI), the program gets a process group of
+    // its own, which `intercept run` passes signals to: a signal sent to
+    // the caller's whole group then reaches the program once, not once
+    // from the sender and again from us. At a terminal it stays in the
+    // caller's group, for job control; the terminal's own signals
+    // (Ctrl-C) reach it directly, and are not passed on.
+    let own_group = !has_terminal();
     // Signals for the program wait until its pid is known; the children
     // unblock them at once.
     let unblock = Forwarded::block();
@@ -107,7 +114,7 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
             // listens (a program run without it must not hand it a filter).
             vars.retain(|(k, _)| k != SOCKET_KEY);
             vars.push((SOCKET_KEY.to_string(), socket_text.to_string_lossy().into_owned()));
-            keeper::run(command, vars, filtered.then_some(socket_text), status_out, alive_out)
+            keeper::run(command, vars, filtered.then_some(socket_text), own_group, status_out, alive_out)
         }
         -1 => {
             eprintln!("intercept: cannot run {}: cannot fork", command[0].to_string_lossy());
@@ -122,7 +129,7 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
         return ExitCode::from(125);
     };
     if pid > 0 {
-        CHILD.store(pid, Ordering::Release);
+        CHILD.store(if own_group { -pid } else { pid }, Ordering::Release);
         forward_signals();
     }
     unblock.restore();
@@ -193,8 +200,21 @@ pub fn notice_text(program: &OsString, why: &str) -> String {
     )
 }
 
-/// The supervised program, for the signal handler.
+/// The program, for the signal handler: its pid, or minus its process
+/// group's when it has a group of its own.
 static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Whether this process has a controlling terminal.
+fn has_terminal() -> bool {
+    // SAFETY: open and close of a NUL-terminated path.
+    unsafe {
+        let fd = libc::open(c"/dev/tty".as_ptr(), libc::O_RDONLY | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            libc::close(fd);
+        }
+        fd >= 0
+    }
+}
 
 /// The signals `intercept run` passes on.
 const FORWARDED: [libc::c_int; 6] = [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2];
@@ -229,8 +249,9 @@ fn forward_signals() {
     extern "C" fn pass_on(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
         // SAFETY: the kernel's siginfo for this signal.
         let from_kernel = unsafe { (*info).si_code } > 0;
+        // The program's pid, or minus its process group's.
         let child = CHILD.load(Ordering::Acquire);
-        if child > 0 && !from_kernel {
+        if child < 0 || (child > 0 && !from_kernel) {
             // SAFETY: kill is async-signal-safe.
             unsafe { libc::kill(child, sig) };
         }

@@ -161,6 +161,45 @@ fn echo_answers_a_websocket_upgrade_and_echoes_each_message() {
     server.join().unwrap();
 }
 
+#[test]
+fn websocket_protocol_errors_get_their_close_codes() {
+    use std::io::{Read, Write};
+    // Masked with the zero key unless said: payloads go as they are.
+    let masked = |first: u8, payload: &[u8]| {
+        let mut frame = vec![first];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n => frame.extend_from_slice(&[0x80 | 126, (n >> 8) as u8, n as u8]),
+        }
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(payload);
+        frame
+    };
+    let mut huge = vec![0x82, 0x80 | 127];
+    huge.extend_from_slice(&100_000_000u64.to_be_bytes());
+    huge.extend_from_slice(&[0; 4]);
+    let cases: [(&str, Vec<u8>, u16); 5] = [
+        ("text that is not UTF-8", masked(0x81, &[0xff, 0xfe]), 1007),
+        ("an unmasked frame", vec![0x81, 0x02, b'h', b'i'], 1002),
+        ("a reserved bit", masked(0xc1, b"hi"), 1002),
+        ("a 200-byte ping", masked(0x89, &[7; 200]), 1002),
+        ("a 100 MB frame", huge, 1009),
+    ];
+    for (what, frame, code) in cases {
+        let dest = dest(&["http://h.test -> echo"]);
+        let (client_end, server_end) = UnixStream::pair().unwrap();
+        let server = std::thread::spawn(move || crate::serve::http::serve(server_end, &dest));
+        let (mut ws, _) = tungstenite::client::client("ws://h.test/chat", client_end).unwrap();
+        let stream = ws.get_mut();
+        stream.write_all(&frame).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        assert_eq!(reply, [0x88, 2, (code >> 8) as u8, code as u8], "{what}");
+        server.join().unwrap();
+    }
+}
+
 /// The whole https path as the shim runs it: a socket pair, the TLS
 /// handshake choosing h2 by ALPN, then HTTP/2 inside the session, with
 /// bodies far larger than a TLS record and than rustls's buffers.
