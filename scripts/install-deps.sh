@@ -22,6 +22,10 @@ declare -A PROGRAMS=(
   [npm]=npm
   [go]=golang-go
   [unshare]=util-linux
+  [sudo]=sudo
+  [useradd]=passwd
+  [pkill]=procps
+  [h2load]=nghttp2-client
 )
 # python module -> pip package
 declare -A PY_MODULES=(
@@ -38,7 +42,6 @@ NODE_PACKAGES=(ws@8)
 if [ "${1:-}" = "--bench" ]; then
   PROGRAMS[hyperfine]=hyperfine
   PROGRAMS[nginx]=nginx-light
-  PROGRAMS[h2load]=nghttp2-client
   # The mock servers a user would pick instead of intercept for stubs.
   BENCH_NODE_PACKAGES=(mountebank@2 mockttp@4)
 fi

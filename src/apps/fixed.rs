@@ -10,6 +10,10 @@ pub struct Static {
 }
 
 impl App for Static {
+    fn reads_body(&self) -> bool {
+        false
+    }
+
     fn answers_from_memory(&self) -> bool {
         matches!(self.body, StaticBody::Text(_))
     }

@@ -189,6 +189,12 @@ pub trait App: Send + Sync {
     fn answers_from_memory(&self) -> bool {
         false
     }
+
+    /// False when the app never looks at a request's body (`static:`): an
+    /// HTTP/2 stream's body is then discarded as it arrives, not gathered.
+    fn reads_body(&self) -> bool {
+        true
+    }
 }
 
 /// A parsed app spec from a route value.

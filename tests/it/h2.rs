@@ -281,3 +281,22 @@ print(answers)
     let (out, _) = run_in("ws-forward", &env_text, &[], &["python3", "-c", script]);
     assert_eq!(ok(out), "upstream: text over ws\nb'upstream: \\x00bytes'\nupstream: text over wss\nb'upstream: \\x00bytes'\n200\n");
 }
+
+#[test]
+fn sixteen_60_mb_streams_to_static_are_not_held() {
+    need("h2load", "nghttp2-client");
+    need("python3", "python3");
+    let dir = temp_dir("h2-uploads");
+    let data = dir.join("60mb");
+    std::fs::File::create(&data).unwrap().set_len(60_000_000).unwrap();
+    let env = env_file(&dir, "INTERCEPT_ROUTE_H=http://h.example.test -> static:200 ok\n");
+    // h2load under the shim; its peak RSS (the host's) read when it ends.
+    let script = format!(
+        "import resource, subprocess\n\
+         out = subprocess.run(['h2load', '-c1', '-m16', '-n16', '-d', '{}', 'http://h.example.test/'], capture_output=True, text=True).stdout\n\
+         print([l for l in out.splitlines() if l.startswith('status codes')][0])\n\
+         print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 200 * 1024)\n",
+        data.display()
+    );
+    assert_eq!(ok(run_with(&env, &["python3", "-c", &script])), "status codes: 16 2xx, 0 3xx, 0 4xx, 0 5xx\nTrue\n");
+}

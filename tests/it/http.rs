@@ -218,6 +218,32 @@ print(0 < got < 32 << 20)
     assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "True\n");
 }
 
+#[test]
+fn a_256_mib_upload_to_stubs_is_refused_without_being_held() {
+    need("python3", "python3");
+    let dir = temp_dir("stubs-upload");
+    std::fs::create_dir_all(dir.join("stubs/mappings")).unwrap();
+    let mapping = r#"{"request": {"method": "POST", "urlPath": "/up"}, "response": {"status": 200, "body": "ok"}}"#;
+    std::fs::write(dir.join("stubs/mappings/up.json"), mapping).unwrap();
+    let env = env_file(&dir, "INTERCEPT_ROUTE_UP=http://up.example.test -> stubs:stubs\n");
+    // The client sends 256 MiB it never holds, then reads the answer; its
+    // peak RSS is the host's, server included.
+    let script = r#"
+import resource, socket
+s = socket.create_connection(("up.example.test", 80))
+size = 256 << 20
+s.sendall(b"POST /up HTTP/1.1\r\nHost: up.example.test\r\nContent-Length: %d\r\n\r\n" % size)
+chunk = bytes(1 << 20)
+try:
+    for _ in range(size >> 20):
+        s.sendall(chunk)
+except OSError:
+    pass
+print(s.recv(100).split(b"\r\n")[0].decode(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 200 * 1024)
+"#;
+    assert_eq!(ok(run_with(&env, &["python3", "-c", script])), "HTTP/1.1 413 Content Too Large True\n");
+}
+
 /// The same for a process's first connection, which starts no event thread
 /// until its client waits: in a blocking `recv`, and in `select`.
 #[test]

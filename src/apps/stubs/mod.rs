@@ -48,6 +48,9 @@ pub fn labels(dir: &Path) -> Result<Vec<String>, String> {
 
 pub use matcher::{pattern_of, text_distance};
 
+/// The largest request body a stubs route reads to match.
+pub const MAX_BODY: usize = 16 << 20;
+
 pub struct Stubs {
     dir: PathBuf,
     mappings: OnceLock<Result<Loaded, String>>,
@@ -118,9 +121,15 @@ impl App for Stubs {
                 return Response::text(500, &format!("the stub mappings did not load: {e}"));
             }
         };
+        // Matched whole, as WireMock does, up to a limit: a larger body is
+        // 413, and only the limit's worth of it is ever held.
         let mut body = Vec::new();
-        if let Err(e) = req.body.read_to_end(&mut body) {
-            return Response::text(400, &format!("could not read the request body: {e}"));
+        match std::io::Read::read_to_end(&mut std::io::Read::take(&mut *req.body, MAX_BODY as u64 + 1), &mut body) {
+            Err(e) => return Response::text(400, &format!("could not read the request body: {e}")),
+            Ok(n) if n > MAX_BODY => {
+                return Response::text(413, &format!("a stubs route matches request bodies up to {} MiB", MAX_BODY >> 20));
+            }
+            Ok(_) => {}
         }
         let seen = Seen::of(req, &body);
         match self.choose(loaded, &seen) {

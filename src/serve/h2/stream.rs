@@ -28,7 +28,12 @@ use crate::{log_debug, log_error, log_info};
 
 /// A request body an app that answers from memory gets whole; larger ones
 /// get 413.
-const MAX_GATHERED: usize = 64 << 20;
+const MAX_GATHERED: usize = 16 << 20;
+/// What all streams of the process may hold gathered at once (256 streams
+/// a connection, and many connections, must not add up to gigabytes): a
+/// stream that would pass it gets 413 too.
+const MAX_GATHERED_IN_ALL: usize = 64 << 20;
+static GATHERED_IN_ALL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// How much of a streamed response body is read at a time.
 const CHUNK: usize = 64 * 1024;
 
@@ -88,8 +93,8 @@ pub(super) async fn serve(request: http::Request<RecvStream>, mut respond: SendR
         None if parts.method == http::Method::CONNECT => (Response::text(405, "CONNECT is not served here"), "-".to_string(), 0),
         None => (Response::text(404, &format!("no route for {path} on {}:{}", dest.host, dest.port)), "-".to_string(), 0),
         Some(mount) if mount.app.answers_from_memory() => {
-            let (response, received) = match gather(&mut body, dest.idle).await {
-                Ok(whole) => (call(&dest, &asked, mount, &mut whole.as_slice()), whole.len() as u64),
+            let (response, received) = match gather(&mut body, dest.idle, mount.app.reads_body()).await {
+                Ok(whole) => (call(&dest, &asked, mount, &mut whole.bytes.as_slice()), whole.received),
                 Err(response) => (response, 0),
             };
             (response, mount.route.clone(), received)
@@ -156,9 +161,24 @@ fn call(dest: &Destination, asked: &Asked, mount: &Mount, body: &mut (dyn Read +
     })
 }
 
-/// The whole request body, for an app that answers from memory.
-async fn gather(body: &mut RecvStream, idle: Duration) -> Result<Vec<u8>, Response> {
-    let mut whole = Vec::new();
+/// A request body gathered whole, counted in [`GATHERED_IN_ALL`] until
+/// dropped.
+struct Gathered {
+    bytes: Vec<u8>,
+    received: u64,
+}
+
+impl Drop for Gathered {
+    fn drop(&mut self) {
+        GATHERED_IN_ALL.fetch_sub(self.bytes.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The whole request body, for an app that answers from memory (only
+/// counted, not kept, when the app does not read it).
+async fn gather(body: &mut RecvStream, idle: Duration, keep: bool) -> Result<Gathered, Response> {
+    use std::sync::atomic::Ordering;
+    let mut whole = Gathered { bytes: Vec::new(), received: 0 };
     loop {
         let next = if idle.is_zero() {
             body.data().await
@@ -169,10 +189,19 @@ async fn gather(body: &mut RecvStream, idle: Duration) -> Result<Vec<u8>, Respon
             None => return Ok(whole),
             Some(Ok(chunk)) => {
                 let _ = body.flow_control().release_capacity(chunk.len());
-                if whole.len() + chunk.len() > MAX_GATHERED {
-                    return Err(Response::text(413, "request body too large"));
+                whole.received += chunk.len() as u64;
+                if !keep {
+                    continue;
                 }
-                whole.extend_from_slice(&chunk);
+                let too_large = || Err(Response::text(413, "request body too large"));
+                if whole.bytes.len() + chunk.len() > MAX_GATHERED {
+                    return too_large();
+                }
+                if GATHERED_IN_ALL.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len() > MAX_GATHERED_IN_ALL {
+                    GATHERED_IN_ALL.fetch_sub(chunk.len(), Ordering::Relaxed);
+                    return too_large();
+                }
+                whole.bytes.extend_from_slice(&chunk);
             }
             Some(Err(e)) => return Err(Response::text(400, &format!("the request body was cut short: {e}"))),
         }
