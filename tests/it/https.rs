@@ -311,3 +311,39 @@ fn a_ca_key_readable_by_others_is_refused() {
     assert!(stderr(&out).contains("ca-key.pem is readable by others (mode 644)"), "{}", stderr(&out));
     assert_eq!(stdout(&out), "");
 }
+
+/// `sed -i`, `cp` and `tee -a` of the system bundle under `intercept run`
+/// act on the real file, while wget (GnuTLS, which reads that path) still
+/// verifies a route: in a private mount namespace over a copy of
+/// /etc/ssl/certs, so the machine's own is never touched.
+#[test]
+fn editing_the_system_bundle_acts_on_the_real_file() {
+    need("unshare", "util-linux");
+    need("wget", "wget");
+    let (dir, env) = setup("bundle-edit");
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    let script = format!(
+        r##"set -e
+mount --make-rprivate /
+copy={dir}/certs; mkdir -p $copy; cp -a /etc/ssl/certs/. $copy/; mount --bind $copy /etc/ssl/certs
+sha256sum < {bundle} > {dir}/before
+{bin} run --env-file {env} -- sh -c 'sed -i s/a/a/ {bundle}; cp {bundle} {dir}/copied; printf "# appended\n" | tee -a {bundle} > /dev/null; grep -c "# appended" {bundle}; wget -q -O - https://secure.example.test/ | grep -c "scheme.: .https"'
+sha256sum < {dir}/copied > {dir}/after-copy
+cp {bundle} {dir}/edited
+"##,
+        dir = dir.display(),
+        bin = intercept_bin().display(),
+        env = env.display(),
+    );
+    let mut cmd = command("unshare", &dir);
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        cmd.arg("-r");
+    }
+    let out = cmd.args(["-m", "sh", "-c", &script]).output().unwrap();
+    assert_eq!(ok(out), "1\n1\n");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    assert_eq!(read("before"), read("after-copy"), "sed -i or cp saw our bundle");
+    let original = std::fs::read_to_string(bundle).unwrap();
+    assert_eq!(read("edited"), format!("{original}# appended\n"), "the edit wrote our CA into the file");
+}

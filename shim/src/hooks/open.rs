@@ -5,8 +5,9 @@
 //! the intercept CA, so https routes verify with no flag while real hosts
 //! verify as before.
 //!
-//! Only reads are served so, and only when `intercept run` named the files
-//! (`INTERCEPT_TRUST_BUNDLE`); any other open costs one load and, for an
+//! Only reads are served so, only to a process that can be verifying a
+//! peer (one with a TLS library or a JVM loaded: [`tls_reader`]), and only
+//! when `intercept run` named the files (`INTERCEPT_TRUST_BUNDLE`); any other open costs one load and, for an
 //! absolute path under `/etc` or `/usr`, a comparison of its first bytes.
 //! Should our file be missing, the original path is opened.
 
@@ -107,10 +108,42 @@ unsafe fn instead(path: *const c_char, reading: bool) -> Option<*const c_char> {
     }
     // SAFETY: a C string from the caller.
     let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
-    Some(match trust::redirect(bytes)? {
+    let ours = match trust::redirect(bytes)? {
         Redirect::Bundle => bundle.as_ptr(),
         Redirect::Truststore => truststore.as_ptr(),
-    })
+    };
+    tls_reader().then_some(ours)
+}
+
+/// Whether this process can be reading a trust file to verify a peer: it
+/// has a TLS library or a JVM loaded (OpenSSL, GnuTLS, NSS, Java), or
+/// exports OpenSSL itself (Node). Anything else that opens the system
+/// bundle (`sed -i`, `cp`, `tee -a`, `grep`) gets the real file, so an
+/// edit never writes ours into it. Asked only when a trust file is opened.
+fn tls_reader() -> bool {
+    // Prefixes: wheels bundle renamed copies (`libssl-8b66dd34.so.3`).
+    const LIBRARIES: [&[u8]; 5] = [b"libssl", b"libcrypto", b"libgnutls", b"libnss3", b"libjvm"];
+    unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _: libc::size_t, found: *mut libc::c_void) -> c_int {
+        // SAFETY: the loader's entry for one loaded object, and our bool.
+        unsafe {
+            let name = (*info).dlpi_name;
+            if !name.is_null() {
+                let name = CStr::from_ptr(name).to_bytes();
+                let file = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
+                if LIBRARIES.iter().any(|l| file.starts_with(l)) {
+                    *found.cast::<bool>() = true;
+                    return 1;
+                }
+            }
+        }
+        0
+    }
+    let mut found = false;
+    // SAFETY: walks the loaded objects with a callback that only reads
+    // their names and writes our bool.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&raw mut found).cast()) };
+    // SAFETY: dlsym with a NUL-terminated name.
+    found || !unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"SSL_CTX_new".as_ptr()) }.is_null()
 }
 
 /// Opens `path` with `open_it`, or our trust file in its place.
