@@ -133,12 +133,8 @@ fn a_go_program_runs_curl_and_static_busybox_as_children() {
 
 #[test]
 fn a_raw_connect_system_call_is_intercepted_in_all_mode() {
-    need("cc", "gcc");
     let dir = temp_dir("sup-raw");
-    let program = dir.join("raw_connect");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/raw_connect.c");
-    let built = Command::new("cc").arg("-O2").arg("-o").arg(&program).arg(&source).output().unwrap();
-    assert!(built.status.success(), "cc: {}", stderr(&built));
+    let program = build_c(&dir, "raw_connect", &[]);
     // By default a dynamic program is left to the shim, which a raw
     // system call bypasses.
     let env = env_file(&dir, ROUTES);
@@ -232,13 +228,14 @@ fn intercept_run_passes_signals_on_and_exits_as_the_program_did() {
     assert_eq!(run_with(&env, &["sh", "-c", "exit 7"]).status.code(), Some(7));
 }
 
-/// Builds `tests/c/NAME.c` into `dir`.
-fn build_c(dir: &Path, name: &str) -> PathBuf {
+/// Builds `tests/c/NAME.c` into `dir`, with `flags` (`-static` needs
+/// libc6-dev's libc.a).
+fn build_c(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
     need("cc", "gcc");
     let program = dir.join(name);
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{name}.c"));
-    let built = Command::new("cc").arg("-O2").arg("-o").arg(&program).arg(&source).output().unwrap();
-    assert!(built.status.success(), "cc: {}", stderr(&built));
+    let built = Command::new("cc").arg("-O2").args(flags).arg("-o").arg(&program).arg(&source).output().unwrap();
+    assert!(built.status.success(), "cc {flags:?}: {}", stderr(&built));
     program
 }
 
@@ -282,7 +279,7 @@ fn a_static_program_is_supervised_however_it_is_started() {
     let busybox = static_busybox();
     let dir = temp_dir("sup-started");
     let env = env_file(&dir, ROUTES);
-    let start = build_c(&dir, "start");
+    let start = build_c(&dir, "start", &[]);
     let url = "http://text.test/";
     for mode in [
         "posix_spawn",
@@ -387,12 +384,8 @@ fn sudo_keeps_its_privileges_under_intercept_run() {
 
 #[test]
 fn deny_holds_for_an_i386_connect_and_a_fast_open_send() {
-    need("cc", "gcc");
     let dir = temp_dir("sup-hostile");
-    let program = dir.join("hostile_connect");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/hostile_connect.c");
-    let built = Command::new("cc").args(["-static", "-O2", "-o"]).arg(&program).arg(&source).output().unwrap();
-    assert!(built.status.success(), "cc -static (libc6-dev): {}", stderr(&built));
+    let program = build_c(&dir, "hostile_connect", &["-static"]);
     let deny = env_file(&dir, &format!("{ROUTES}INTERCEPT_PASSTHROUGH=deny\n"));
     let never = env_file(&temp_dir("sup-hostile-never"), &format!("{ROUTES}INTERCEPT_PASSTHROUGH=deny\nINTERCEPT_SUPERVISE=never\n"));
     for how in ["int80", "fastopen"] {
