@@ -266,7 +266,9 @@ fn main() -> ExitCode {
                 if let Some(path) = program::find(&command[0])
                     && let Some(why) = program::bypass_reason(&path)
                 {
-                    eprintln!("intercept: warning: {} {why}; its connections are not intercepted", path.display());
+                    let mut line = String::new();
+                    let _ = intercept::program::write_warning(&mut line, &path.display(), why);
+                    eprint!("{line}");
                 }
                 let err = Command::new(&command[0]).args(&command[1..]).envs(vars).exec();
                 program::cannot_run(&command[0], &err)

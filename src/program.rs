@@ -73,11 +73,16 @@ pub fn kind(mode: u32, head: &[u8], mut read_at: impl FnMut(u64, &mut [u8]) -> u
     }
 }
 
-/// A one-line reason why the shim cannot reach a program with file mode
-/// `mode` whose file starts with `head`, if there is one (a Go program
-/// is not told from its head alone: see [`kind`]).
-pub fn bypass_reason(mode: u32, head: &[u8]) -> Option<&'static str> {
-    kind(mode, head, |_, _| 0).reason()
+/// The interpreter a script's `#!` line names, from its first bytes.
+pub fn interpreter(head: &[u8]) -> Option<&[u8]> {
+    let line = head.strip_prefix(b"#!")?.split(|&b| b == b'\n').next()?;
+    line.split(|b| b.is_ascii_whitespace()).find(|w| !w.is_empty())
+}
+
+/// The one line the shim and `intercept run` print for a program the
+/// shim cannot reach and nothing supervises.
+pub fn write_warning(out: &mut dyn std::fmt::Write, program: &dyn std::fmt::Display, reason: &str) -> std::fmt::Result {
+    writeln!(out, "intercept: warning: {program} {reason}; its connections are not intercepted")
 }
 
 /// The program headers of a 64-bit little-endian ELF file in `elf`, as
@@ -135,16 +140,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_scripts_interpreter_is_the_first_word_of_its_first_line() {
+        assert_eq!(interpreter(b"#!/bin/busybox sh\necho"), Some(b"/bin/busybox".as_slice()));
+        assert_eq!(interpreter(b"#!  /usr/bin/env python3\n"), Some(b"/usr/bin/env".as_slice()));
+        assert_eq!(interpreter(b"#!\n"), None);
+        assert_eq!(interpreter(b"\x7fELF"), None);
+    }
+
+    #[test]
     fn scripts_are_not_judged_and_setuid_is_named() {
         assert_eq!(has_interpreter(b"#!/bin/sh\necho hi\n"), None);
-        assert_eq!(bypass_reason(0o755, b"#!/bin/sh\n"), None);
-        assert!(bypass_reason(0o4755, b"").unwrap().contains("setuid"));
+        let reason = |mode, head: &[u8]| kind(mode, head, |_, _| 0).reason();
+        assert_eq!(reason(0o755, b"#!/bin/sh\n"), None);
+        assert!(reason(0o4755, b"").unwrap().contains("setuid"));
         // An ELF header with no program headers: no interpreter, static.
         let mut elf = vec![0u8; 64];
         elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
         elf[0x20] = 64;
         assert_eq!(has_interpreter(&elf), Some(false));
-        assert!(bypass_reason(0o755, &elf).unwrap().contains("statically linked"));
+        assert!(reason(0o755, &elf).unwrap().contains("statically linked"));
     }
 
     /// An ELF header with one program header of type `kind` at offset 64,

@@ -111,10 +111,8 @@ fn kind_of(dir: c_int, path: &CStr, depth: u32) -> Kind {
         real::close(fd);
         (n, kind)
     };
-    match head[..n].strip_prefix(b"#!") {
-        Some(line) if depth > 0 && kind == Kind::Other => {
-            let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
-            let interpreter = line.split(|b| b.is_ascii_whitespace()).find(|w| !w.is_empty()).unwrap_or_default();
+    match program::interpreter(&head[..n]) {
+        Some(interpreter) if depth > 0 && kind == Kind::Other => {
             let mut path = PathBuf::new();
             if !path.push(interpreter) {
                 return Kind::Other;
@@ -129,34 +127,40 @@ fn kind_of(dir: c_int, path: &CStr, depth: u32) -> Kind {
 /// puts it under the run's supervisor when the program needs it, else
 /// warns when the shim cannot reach it.
 pub fn before_exec(path: &CStr, kind: Kind) {
-    if kind.bypasses_shim()
-        && let Some(socket) = state::supervisor()
-    {
-        if filter::ours() {
-            // Under a supervised parent: the filter is inherited.
-            return;
+    match supervisor_for(kind) {
+        Some(Supervisor::Inherited) => {}
+        Some(Supervisor::At(socket)) => {
+            // SAFETY: the caller execs next.
+            if let Err(refused) = unsafe { handover::supervise_self(socket) } {
+                say(|out| handover::write_notice(out, &path.to_string_lossy(), refused.why()));
+            }
         }
-        // SAFETY: the caller execs next.
-        if let Err(refused) = unsafe { handover::supervise_self(socket) } {
-            say(format_args!(
-                "intercept: cannot supervise {}: {}; only what loads libintercept.so is intercepted (static binaries and Go are not)\n",
-                path.to_string_lossy(),
-                refused.why()
-            ));
-        }
-        return;
+        None => warn(path, kind),
     }
-    warn(path, kind);
+}
+
+/// Who supervises a program of kind `kind` started now.
+enum Supervisor {
+    /// The filter this process runs under already (a supervised parent's).
+    Inherited,
+    /// The run's supervisor, at this socket.
+    At(&'static CStr),
+}
+
+/// None when the program needs no supervisor or the run has none.
+fn supervisor_for(kind: Kind) -> Option<Supervisor> {
+    let socket = state::supervisor().filter(|_| kind.bypasses_shim())?;
+    Some(if filter::ours() { Supervisor::Inherited } else { Supervisor::At(socket) })
 }
 
 /// The warning for a program the shim cannot reach and nothing
 /// supervises.
 fn warn(path: &CStr, kind: Kind) {
-    if !state::active() || !log::enabled(Level::Error) || (kind.bypasses_shim() && state::supervisor().is_some() && filter::ours()) {
+    if !state::active() || !log::enabled(Level::Error) {
         return;
     }
     if let Some(why) = kind.reason() {
-        say(format_args!("intercept: warning: {} {why}; its connections are not intercepted\n", path.to_string_lossy()));
+        say(|out| program::write_warning(out, &path.to_string_lossy(), why));
     }
 }
 
@@ -170,10 +174,13 @@ pub fn wanted() -> bool {
 /// (of kind `kind`) is to start under the run's supervisor, else None
 /// (after the warning, if one is due).
 pub fn launcher_argv(path: &CStr, kind: Kind, argv: *const *const c_char) -> Option<(&'static CStr, Vec<*const c_char>)> {
-    let socket = state::supervisor().filter(|_| kind.bypasses_shim() && !filter::ours());
-    let Some((socket, launcher)) = socket.zip(launcher()) else {
-        warn(path, kind);
-        return None;
+    let (socket, launcher) = match supervisor_for(kind) {
+        Some(Supervisor::Inherited) => return None,
+        Some(Supervisor::At(socket)) if let Some(launcher) = launcher() => (socket, launcher),
+        _ => {
+            warn(path, kind);
+            return None;
+        }
     };
     let mut args = vec![launcher.as_ptr(), c"__supervise".as_ptr(), socket.as_ptr(), path.as_ptr()];
     let mut at = argv;
@@ -212,11 +219,11 @@ fn launcher() -> Option<&'static CStr> {
         .as_deref()
 }
 
-/// One line to stderr, formatted on the stack, cut short if it does not
-/// fit.
-fn say(args: std::fmt::Arguments<'_>) {
+/// One line to stderr, formatted on the stack by `write`, cut short if it
+/// does not fit.
+fn say(write: impl FnOnce(&mut dyn std::fmt::Write) -> std::fmt::Result) {
     let mut line = Line { buf: [0; 1024], len: 0 };
-    let _ = std::fmt::Write::write_fmt(&mut line, args);
+    let _ = write(&mut line);
     // SAFETY: writes the bytes of our stack buffer to stderr.
     let _ = unsafe { real::write(2, line.buf.as_ptr().cast(), line.len) };
 }

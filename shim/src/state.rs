@@ -61,6 +61,6 @@ pub fn set_supervisor(socket: CString) {
 }
 
 /// The run's supervisor's socket, when there is one.
-pub fn supervisor() -> Option<&'static CString> {
-    SUPERVISOR.get()
+pub fn supervisor() -> Option<&'static std::ffi::CStr> {
+    SUPERVISOR.get().map(CString::as_c_str)
 }

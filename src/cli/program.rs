@@ -47,11 +47,9 @@ fn kind_of(path: &Path, depth: u32) -> Kind {
     let mut head = vec![0u8; 4096];
     let Ok(n) = (&file).read(&mut head) else { return Kind::Other };
     head.truncate(n);
-    if let Some(line) = head.strip_prefix(b"#!")
+    if let Some(interpreter) = intercept::program::interpreter(&head)
         && depth > 0
     {
-        let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
-        let interpreter = line.split(|b| b.is_ascii_whitespace()).find(|w| !w.is_empty()).unwrap_or_default();
         return kind_of(Path::new(std::ffi::OsStr::from_bytes(interpreter)), depth - 1);
     }
     intercept::program::kind(meta.permissions().mode(), &head, |offset, buf| file.read_at(buf, offset).unwrap_or(0))

@@ -78,6 +78,17 @@ pub fn redirect(path: &[u8]) -> Option<Redirect> {
     java.then_some(Redirect::Truststore)
 }
 
+/// Whether a loaded object of this file name (`libssl.so.3`, a wheel's
+/// renamed `libssl-8b66dd34.so.3`) verifies peers against trust files:
+/// OpenSSL, GnuTLS, NSS, a JVM. Only a process with one loaded is served
+/// our bundle in place of the system's, so an edit of the system file
+/// (`sed -i`, `cp`, `tee -a`) acts on the real one.
+pub fn verifies_peers(library: &[u8]) -> bool {
+    const PREFIXES: [&[u8]; 5] = [b"libssl", b"libcrypto", b"libgnutls", b"libnss3", b"libjvm"];
+    let file = library.rsplit(|&b| b == b'/').next().unwrap_or(library);
+    PREFIXES.iter().any(|p| file.starts_with(p))
+}
+
 /// The truststore written beside a bundle.
 pub fn truststore_of(bundle: &Path) -> PathBuf {
     bundle.with_extension("jks")
@@ -211,6 +222,16 @@ mod tests {
         // The last entry is our CA, and the store ends with its 20-byte seal.
         let ours = CertificateDer::from_pem_slice(load_or_create(&dir).unwrap().0.as_bytes()).unwrap();
         assert_eq!(&store[store.len() - 20 - ours.len()..store.len() - 20], ours.as_ref());
+    }
+
+    #[test]
+    fn tls_libraries_are_told_by_their_file_names() {
+        assert!(verifies_peers(b"/lib/x86_64-linux-gnu/libssl.so.3"));
+        assert!(verifies_peers(b"/x/site-packages/pycurl.libs/libssl-8b66dd34.so.3"));
+        assert!(verifies_peers(b"libgnutls.so.30"));
+        assert!(verifies_peers(b"/usr/lib/jvm/java-17/lib/server/libjvm.so"));
+        assert!(!verifies_peers(b"/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(!verifies_peers(b"/usr/lib/libselinux.so.1"));
     }
 
     #[test]

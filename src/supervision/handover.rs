@@ -39,6 +39,15 @@ impl Refused {
     }
 }
 
+/// The one line saying `program` runs unsupervised, and why: printed by
+/// `intercept run`, the launcher and the shim.
+pub fn write_notice(out: &mut dyn std::fmt::Write, program: &dyn std::fmt::Display, why: &str) -> std::fmt::Result {
+    writeln!(
+        out,
+        "intercept: cannot supervise {program}: {why}; only what loads libintercept.so is intercepted (static binaries and Go are not)"
+    )
+}
+
 /// Puts the calling process under the filter, its listener handed to the
 /// supervisor at `socket`.
 ///

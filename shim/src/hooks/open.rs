@@ -116,24 +116,18 @@ unsafe fn instead(path: *const c_char, reading: bool) -> Option<*const c_char> {
 }
 
 /// Whether this process can be reading a trust file to verify a peer: it
-/// has a TLS library or a JVM loaded (OpenSSL, GnuTLS, NSS, Java), or
+/// has a TLS library or a JVM loaded ([`trust::verifies_peers`]), or
 /// exports OpenSSL itself (Node). Anything else that opens the system
 /// bundle (`sed -i`, `cp`, `tee -a`, `grep`) gets the real file, so an
 /// edit never writes ours into it. Asked only when a trust file is opened.
 fn tls_reader() -> bool {
-    // Prefixes: wheels bundle renamed copies (`libssl-8b66dd34.so.3`).
-    const LIBRARIES: [&[u8]; 5] = [b"libssl", b"libcrypto", b"libgnutls", b"libnss3", b"libjvm"];
     unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _: libc::size_t, found: *mut libc::c_void) -> c_int {
         // SAFETY: the loader's entry for one loaded object, and our bool.
         unsafe {
             let name = (*info).dlpi_name;
-            if !name.is_null() {
-                let name = CStr::from_ptr(name).to_bytes();
-                let file = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
-                if LIBRARIES.iter().any(|l| file.starts_with(l)) {
-                    *found.cast::<bool>() = true;
-                    return 1;
-                }
+            if !name.is_null() && trust::verifies_peers(CStr::from_ptr(name).to_bytes()) {
+                *found.cast::<bool>() = true;
+                return 1;
             }
         }
         0

@@ -16,9 +16,10 @@ use std::sync::{Arc, Mutex};
 use intercept::apps::forward;
 use intercept::config::Config;
 use intercept::config::route::{HostPattern, Scheme};
+use intercept::log::Level;
 use intercept::routing::{Connect, Destination, Lookup, Router};
+use intercept::serve;
 use intercept::supervision::filter;
-use intercept::{log_debug, serve};
 use libc::c_int;
 
 use super::target::{Call, Reply};
@@ -83,9 +84,10 @@ impl Supervisor {
         let mode = self.router.passthrough.as_str();
         let datagram = call.copy_fd(fd).ok().and_then(|f| socket_type(&f)) == Some(libc::SOCK_DGRAM);
         if datagram {
-            if intercept::log::enabled(intercept::log::Level::Debug) {
-                call.with_stderr(|| log_debug!("refused a datagram connect to {to} (pid {}): INTERCEPT_PASSTHROUGH={mode}", call.pid()));
-            }
+            call.tell_at(
+                Level::Debug,
+                format_args!("refused a datagram connect to {to} (pid {}): INTERCEPT_PASSTHROUGH={mode}", call.pid()),
+            );
             return Reply::Error(libc::ECONNREFUSED);
         }
         call.tell(format_args!("refused connection to {to} (pid {}): INTERCEPT_PASSTHROUGH={mode}", call.pid()));
@@ -241,14 +243,13 @@ impl Supervisor {
         self.swapped.lock().unwrap().insert(inode, Swapped { peer: to, local, options: HashMap::new() });
         if let Err(e) = self.put_in_place(call, fd, &original, theirs) {
             self.swapped.lock().unwrap().remove(&inode);
-            call.with_stderr(|| log_debug!("cannot put a socket in place of fd {fd} of pid {}: {e}", call.pid()));
+            call.tell_at(Level::Debug, format_args!("cannot put a socket in place of fd {fd} of pid {}: {e}", call.pid()));
             return Reply::Error(libc::ECONNREFUSED);
         }
-        if intercept::log::enabled(intercept::log::Level::Debug) {
-            call.with_stderr(|| {
-                log_debug!("intercepted connection to {to} ({}:{}) on fd {fd} of supervised pid {}", dest.host, dest.port, call.pid())
-            });
-        }
+        call.tell_at(
+            Level::Debug,
+            format_args!("intercepted connection to {to} ({}:{}) on fd {fd} of supervised pid {}", dest.host, dest.port, call.pid()),
+        );
         let (supervisor, pid) = (self.clone(), call.pid() as u32);
         // What serving the connection has to say goes where the process's
         // own errors go.

@@ -194,10 +194,9 @@ fn read_i32(from: &mut std::fs::File) -> Option<i32> {
 
 /// The one line saying a program runs unsupervised.
 pub fn notice_text(program: &OsString, why: &str) -> String {
-    format!(
-        "intercept: cannot supervise {}: {why}; only what loads libintercept.so is intercepted (static binaries and Go are not)\n",
-        program.to_string_lossy()
-    )
+    let mut text = String::new();
+    let _ = intercept::supervision::handover::write_notice(&mut text, &program.to_string_lossy(), why);
+    text
 }
 
 /// The program, for the signal handler: its pid, or minus its process

@@ -7,6 +7,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use intercept::log::Level;
 use libc::{c_int, seccomp_notif};
 
 /// One stopped call, and the listener it came from.
@@ -151,21 +152,24 @@ impl Call {
         if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(rc) }
     }
 
-    /// Runs `f` with this thread's log lines going to the process's
-    /// stderr (the supervisor has none of its own).
-    pub fn with_stderr<T>(&self, f: impl FnOnce() -> T) -> T {
+    /// One log line at `level`, on the process's stderr (the supervisor
+    /// has none of its own); nothing is asked of the process when the
+    /// level is off.
+    pub fn tell_at(&self, level: Level, args: std::fmt::Arguments<'_>) {
+        if !intercept::log::enabled(level) {
+            return;
+        }
         let copy = self.copy_fd(2).ok();
         let before = copy.as_ref().map(|fd| intercept::log::set_thread_sink(fd.as_raw_fd()));
-        let result = f();
+        intercept::log::line(level, args);
         if let Some(before) = before {
             intercept::log::set_thread_sink(before);
         }
-        result
     }
 
     /// One error line, on the process's stderr.
     pub fn tell(&self, args: std::fmt::Arguments<'_>) {
-        self.with_stderr(|| intercept::log::line(intercept::log::Level::Error, args));
+        self.tell_at(Level::Error, args);
     }
 
     /// Sends the answer (nothing for `Sent`).
