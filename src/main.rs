@@ -153,7 +153,7 @@ fn path_text(path: &Path) -> Result<String, String> {
 }
 
 /// Validates; on error prints `FILE:LINE: message` and gives exit status 2.
-fn validate(settings: &Settings) -> Result<(Vec<(String, String)>, Config), ExitCode> {
+fn validate(settings: &Settings, run_dir: Option<&Path>) -> Result<(Vec<(String, String)>, Config), ExitCode> {
     let vars = settings.variables().map_err(|e| fail(&e))?;
     let config = config::load(&vars).map_err(|e| {
         eprintln!("{e}");
@@ -164,7 +164,7 @@ fn validate(settings: &Settings) -> Result<(Vec<(String, String)>, Config), Exit
     for route in &config.routes {
         let checked = match &route.app {
             AppSpec::Stubs(dir) => stubs::validate(dir).map_err(|e| (e, "the stubs")),
-            AppSpec::Har(spec) => har::validate(spec).map_err(|e| (e, "the HAR file")),
+            AppSpec::Har(spec) => har::validate(spec, run_dir).map_err(|e| (e, "the HAR file")),
             _ => Ok(0),
         };
         if let Err((e, what)) = checked {
@@ -203,14 +203,14 @@ fn main() -> ExitCode {
         return supervise::launch::launch(args.collect());
     }
     match Cli::parse().command {
-        Cmd::Check { settings } => match validate(&settings) {
+        Cmd::Check { settings } => match validate(&settings, None) {
             Ok((_, config)) => {
                 print_table(&config);
                 ExitCode::SUCCESS
             }
             Err(code) => code,
         },
-        Cmd::Env { settings } => match environment(&settings).map(|(vars, _)| vars) {
+        Cmd::Env { settings } => match environment(&settings, None).map(|(vars, _)| vars) {
             Ok(vars) => {
                 for (key, value) in &vars {
                     if value.contains('\n') {
@@ -224,9 +224,9 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Cmd::Ca { settings } => match validate(&settings).and_then(|(_, config)| trust(&config)) {
+        Cmd::Ca { settings } => match validate(&settings, None).and_then(|(_, config)| trust(&config)) {
             Ok(bundle) => {
-                let dir = &validate(&settings).map(|(_, c)| c.ca_dir()).unwrap_or_default();
+                let dir = &validate(&settings, None).map(|(_, c)| c.ca_dir()).unwrap_or_default();
                 println!("ca:         {}", dir.join(tls::CA_FILE).display());
                 println!("key:        {}", dir.join(tls::CA_KEY_FILE).display());
                 println!("bundle:     {}", bundle.display());
@@ -258,30 +258,37 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
-        Cmd::Run { settings, command } => match environment(&settings) {
-            Ok((vars, config)) => {
-                if config.supervise != Mode::Never {
-                    return supervise::run(&command, vars, &config);
-                }
-                if let Some(path) = program::find(&command[0])
-                    && let Some(why) = program::bypass_reason(&path)
-                {
-                    let mut line = String::new();
-                    let _ = intercept::program::write_warning(&mut line, &path.display(), why);
-                    eprint!("{line}");
-                }
-                let err = Command::new(&command[0]).args(&command[1..]).envs(vars).exec();
-                program::cannot_run(&command[0], &err)
+        Cmd::Run { settings, command } => {
+            // The run's directory first: checking a HAR file keeps its
+            // index there for every process of the run.
+            let run = supervise::RunDir::make();
+            let (vars, config) = match environment(&settings, run.as_ref().ok().map(|r| r.dir.as_path())) {
+                Ok(done) => done,
+                Err(code) => return code,
+            };
+            if config.supervise != Mode::Never {
+                return supervise::run(&command, vars, &config, run);
             }
-            Err(code) => code,
-        },
+            drop(run);
+            if let Some(path) = program::find(&command[0])
+                && let Some(why) = program::bypass_reason(&path)
+            {
+                let mut line = String::new();
+                let _ = intercept::program::write_warning(&mut line, &path.display(), why);
+                eprint!("{line}");
+            }
+            let err = Command::new(&command[0]).args(&command[1..]).envs(vars).exec();
+            program::cannot_run(&command[0], &err)
+        }
     }
 }
 
 /// Everything a program under the shim needs: `LD_PRELOAD` first, then the
 /// validated `INTERCEPT_*` variables.
-fn environment(settings: &Settings) -> Result<(Vec<(String, String)>, Config), ExitCode> {
-    let (mut vars, config) = validate(settings)?;
+/// With a run's directory, what validation works out once for the run is
+/// kept there.
+fn environment(settings: &Settings, run_dir: Option<&Path>) -> Result<(Vec<(String, String)>, Config), ExitCode> {
+    let (mut vars, config) = validate(settings, run_dir)?;
     // Clients verify intercepted names against the bundle, and real hosts
     // against the system CAs in the same bundle. Set even with no https
     // route yet: the runtime API may add one. Only an https route makes a

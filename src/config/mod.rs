@@ -36,6 +36,7 @@ const OTHER_KEYS: &[&str] = &[
     "INTERCEPT_PURE_PYTHON",
     "INTERCEPT_PYTEST",
     supervision::SOCKET_KEY,
+    crate::run::DIR_KEY,
 ];
 
 /// Where a value came from.

@@ -122,7 +122,8 @@ pub fn npm_cafiles() -> Vec<PathBuf> {
 /// Writes the trust bundle and its truststore: the system CAs, the CA
 /// files the user already pointed at (`user_files`), and the intercept CA.
 /// Returns the bundle's path (`bundle.pem`, or `bundle-HASH.pem` when the
-/// user's own files are in it); the truststore is [`truststore_of`] it.
+/// user's own files are in it, HASH of their names); the truststore is
+/// [`truststore_of`] it.
 pub fn write_bundle(dir: &Path, user_files: &[PathBuf]) -> io::Result<PathBuf> {
     let (ca_pem, _) = load_or_create(dir)?;
     let mut parts: Vec<PathBuf> = system_bundle().into_iter().collect();
@@ -131,6 +132,19 @@ pub fn write_bundle(dir: &Path, user_files: &[PathBuf]) -> io::Result<PathBuf> {
         if !inside_ours && f.is_file() && !parts.contains(f) {
             parts.push(f.clone());
         }
+    }
+    let extra = parts.len() > usize::from(system_bundle().is_some());
+    let listed: String = parts.iter().map(|p| format!("{}\n", p.display())).collect();
+    let name = if extra { format!("bundle-{:016x}.pem", fnv(listed.as_bytes())) } else { "bundle.pem".to_string() };
+    let path = dir.join(name);
+    let store = truststore_of(&path);
+    // What the bundle was made from, taken before any of it is read: when
+    // nothing changed since, the files are not read again (every `intercept
+    // run` starts here).
+    let sources = sources_of(dir, &parts);
+    let stamp = path.with_extension("sources");
+    if sources.as_ref().is_some_and(|s| fs::read_to_string(&stamp).ok().as_ref() == Some(s)) && path.is_file() && store.is_file() {
+        return Ok(path);
     }
     let mut text = String::new();
     for p in &parts {
@@ -143,15 +157,32 @@ pub fn write_bundle(dir: &Path, user_files: &[PathBuf]) -> io::Result<PathBuf> {
     }
     text.push_str(&format!("# {CA_NAME}, {}\n", dir.join(CA_FILE).display()));
     text.push_str(&ca_pem);
-    let extra = parts.len() > usize::from(system_bundle().is_some());
-    let name = if extra { format!("bundle-{:016x}.pem", fnv(text.as_bytes())) } else { "bundle.pem".to_string() };
-    let path = dir.join(name);
-    let store = truststore_of(&path);
     if fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) || !store.is_file() {
         write_atomically(&store, &jks(text.as_bytes()), 0o644)?;
         write_atomically(&path, text.as_bytes(), 0o644)?;
     }
+    if let Some(sources) = sources {
+        write_atomically(&stamp, sources.as_bytes(), 0o644)?;
+    }
     Ok(path)
+}
+
+/// One line per file a bundle is made of, the CA's own files and the CA
+/// directory included: path, size, change time, inode and mode. A change
+/// to any (a new system bundle, a new CA, a `chmod`) changes it. `None`
+/// when one of them cannot be looked at.
+fn sources_of(dir: &Path, parts: &[PathBuf]) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = [dir.join(CA_FILE), dir.join(super::tls::CA_KEY_FILE)];
+    // The directory changes with every bundle written into it: only its
+    // identity and mode count.
+    let m = fs::metadata(dir).ok()?;
+    let mut text = format!("{}\t{}\t{:o}\n", dir.display(), m.ino(), m.mode());
+    for p in parts.iter().chain(&ours) {
+        let m = fs::metadata(p).ok()?;
+        text.push_str(&format!("{}\t{}\t{}.{}\t{}\t{:o}\n", p.display(), m.len(), m.ctime(), m.ctime_nsec(), m.ino(), m.mode()));
+    }
+    Some(text)
 }
 
 /// A Java keystore (JKS, version 2) of trusted-certificate entries, one per
@@ -208,6 +239,22 @@ mod tests {
         let text = fs::read_to_string(&with_user).unwrap();
         assert!(text.contains("# the user's own CA") && text.ends_with(&load_or_create(&dir).unwrap().0));
         assert_eq!(text.matches(CA_NAME).count(), 1, "our own bundle is never nested");
+    }
+
+    #[test]
+    fn a_bundle_is_made_again_only_when_one_of_its_files_changed() {
+        let (_guard, dir) = temp("stamp");
+        let user = _guard.join("user-ca.pem");
+        fs::write(&user, "# first\n").unwrap();
+        let bundle = write_bundle(&dir, std::slice::from_ref(&user)).unwrap();
+        // Written behind its stamp's back: an unchanged source keeps it.
+        fs::write(&bundle, "kept\n").unwrap();
+        assert_eq!(write_bundle(&dir, std::slice::from_ref(&user)).unwrap(), bundle);
+        assert!(fs::read_to_string(&bundle).unwrap() == "kept\n", "made again");
+        fs::write(&user, "# second, longer\n").unwrap();
+        assert_eq!(write_bundle(&dir, std::slice::from_ref(&user)).unwrap(), bundle);
+        let text = fs::read_to_string(&bundle).unwrap();
+        assert!(text.contains("# second, longer") && !text.contains("# first"), "{text}");
     }
 
     #[test]

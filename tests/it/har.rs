@@ -283,3 +283,53 @@ fn a_bad_har_file_stops_the_run_naming_it() {
     assert!(err.starts_with(&format!("{}: entry 1: request has no method\n", dir.join("broken.har").display())), "{err}");
     assert!(err.contains("in the HAR file of API"), "{err}");
 }
+
+/// The milliseconds of each `har: HOW FILE (N entries) in MS ms` line.
+fn load_times(err: &str, how: &str) -> Vec<f64> {
+    err.lines()
+        .filter(|l| l.contains(&format!("har: {how} ")))
+        .map(|l| l.rsplit(" in ").next().unwrap().trim_end_matches(" ms").parse().unwrap())
+        .collect()
+}
+
+/// A 200 MB recording is parsed once per run (by `intercept run`, when it
+/// checks the file): each process of the run reads the run's index of it
+/// instead, in under a tenth of what parsing costs a process with no run,
+/// and still answers every body whole.
+#[test]
+fn a_large_har_is_parsed_once_per_run() {
+    need("curl", "curl");
+    let dir = temp_dir("har-large");
+    let body = "x".repeat(100_000);
+    let mut text = String::from(r#"{"log": {"version": "1.2", "entries": ["#);
+    for i in 0..2_000 {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&format!(
+            r#"{{"request": {{"method": "GET", "url": "http://big.example.test/item/{i}", "headers": []}}, "response": {{"status": 200, "headers": [{{"name": "Content-Type", "value": "text/plain"}}], "content": {{"text": "{i:04}:{body}"}}}}}}"#
+        ));
+    }
+    text.push_str("]}}\n");
+    assert!(text.len() > 200_000_000);
+    std::fs::write(dir.join("big.har"), text).unwrap();
+    let env = env_file(&dir, "INTERCEPT_ROUTE_BIG=http://big.example.test -> har:big.har\nINTERCEPT_RECORD=none\nINTERCEPT_LOG=info\n");
+    let script = "for i in 7 1999; do curl -sS http://big.example.test/item/$i | head -c 5; curl -sS -o /dev/null -w ' %{size_download}\\n' http://big.example.test/item/$i; done";
+    let never = dir.join("never.env");
+    std::fs::write(&never, std::fs::read_to_string(&*env).unwrap() + "INTERCEPT_SUPERVISE=never\n").unwrap();
+    let alone = run_with(&never, &["sh", "-c", script]);
+    let err = stderr(&alone);
+    assert_eq!(ok(alone), "0007: 100005\n1999: 100005\n");
+    let parsed = load_times(&err, "indexed");
+    assert_eq!(parsed.len(), 4, "with no run, every process parses the file:\n{err}");
+    let out = run_with(&env, &["sh", "-c", script]);
+    let err = stderr(&out);
+    assert_eq!(ok(out), "0007: 100005\n1999: 100005\n");
+    assert!(load_times(&err, "indexed").is_empty(), "{err}");
+    let read = load_times(&err, "read the run's index of");
+    assert_eq!(read.len(), 4, "{err}");
+    let fastest_parse = parsed.iter().copied().fold(f64::INFINITY, f64::min);
+    for ms in read {
+        assert!(ms < fastest_parse / 10.0, "the run's index took {ms} ms, parsing {fastest_parse} ms:\n{err}");
+    }
+}

@@ -68,12 +68,40 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, String> {
 
 /// Parses a HAR document.
 pub fn parse(text: &[u8]) -> Result<Vec<Entry>, String> {
-    let doc: Value = serde_json::from_slice(text).map_err(|e| format!("line {}: not JSON: {e}", e.line()))?;
-    let entries = doc.pointer("/log/entries").and_then(Value::as_array).ok_or("not a HAR file: no log.entries array")?;
-    let answered = |e: &&Value| e.pointer("/response/status").and_then(Value::as_u64) != Some(0);
-    // A status of 0 is an exchange that never got an answer (mitmproxy
-    // writes such flows with `_error`): there is nothing to replay.
-    entries.iter().enumerate().filter(|(_, e)| answered(e)).map(|(i, e)| entry(e).map_err(|m| format!("entry {}: {m}", i + 1))).collect()
+    Ok(raw_entries(text)?.into_iter().filter_map(|(_, e)| e).collect())
+}
+
+/// An entry (or `None`, see [`raw_entries`]) and where its JSON lies.
+pub type Located = (std::ops::Range<usize>, Option<Entry>);
+
+/// Each entry of a HAR document, with where its JSON lies in `text`: the
+/// entry, or `None` for an exchange that never got an answer (a status of
+/// 0: mitmproxy writes such flows with `_error`), which has nothing to
+/// replay. The document is walked without building it: only one entry is
+/// held whole at a time.
+pub fn raw_entries(text: &[u8]) -> Result<Vec<Located>, String> {
+    use serde_json::value::RawValue;
+    type Object<'a> = std::collections::HashMap<String, &'a RawValue>;
+    let doc: Object<'_> = serde_json::from_slice(text).map_err(|e| format!("line {}: not JSON: {e}", e.line()))?;
+    let no_entries = || "not a HAR file: no log.entries array".to_string();
+    let log: Object<'_> = doc.get("log").and_then(|l| serde_json::from_str(l.get()).ok()).ok_or_else(no_entries)?;
+    let entries: Vec<&RawValue> = log.get("entries").and_then(|l| serde_json::from_str(l.get()).ok()).ok_or_else(no_entries)?;
+    let base = text.as_ptr() as usize;
+    let mut found = Vec::with_capacity(entries.len());
+    for (i, raw) in entries.into_iter().enumerate() {
+        let start = raw.get().as_ptr() as usize - base;
+        let value: Value = serde_json::from_str(raw.get()).map_err(|e| format!("entry {}: {e}", i + 1))?;
+        let answered = value.pointer("/response/status").and_then(Value::as_u64) != Some(0);
+        let parsed = if answered { Some(entry(&value).map_err(|m| format!("entry {}: {m}", i + 1))?) } else { None };
+        found.push((start..start + raw.get().len(), parsed));
+    }
+    Ok(found)
+}
+
+/// The response body of the entry whose JSON is `raw`.
+pub fn body_of(raw: &[u8]) -> Result<Vec<u8>, String> {
+    let value: Value = serde_json::from_slice(raw).map_err(|e| format!("not JSON: {e}"))?;
+    bytes_of(value.pointer("/response/content"), "response content")
 }
 
 fn entry(e: &Value) -> Result<Entry, String> {

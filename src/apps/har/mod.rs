@@ -10,9 +10,11 @@
 //!
 //! Identical requests are answered in recorded order, then the last answer
 //! repeats. The file loads on the route's first request (`intercept check`
-//! and `run` read it first, so a bad file stops them).
+//! and `run` read it first, so a bad file stops them), as an [`index`]:
+//! under `intercept run`, parsed once for the whole run.
 
 pub mod file;
+pub mod index;
 mod record;
 pub mod replay;
 
@@ -84,10 +86,11 @@ pub fn parse(arg: &str, base: &Path) -> Result<HarSpec, String> {
 }
 
 /// Reads the file as the route will (an error names the file), and says
-/// whether the mode can work without it.
-pub fn validate(spec: &HarSpec) -> Result<usize, String> {
+/// whether the mode can work without it. With a run's directory, the
+/// file's index is kept there for the processes of the run.
+pub fn validate(spec: &HarSpec, run_dir: Option<&Path>) -> Result<usize, String> {
     match std::fs::metadata(&spec.file) {
-        Ok(_) => file::read(&spec.file).map(|e| e.len()),
+        Ok(_) => index::open(&spec.file, run_dir).map(|i| i.entries.len()),
         Err(_) if spec.mode == Mode::None => {
             Err(format!("{} does not exist, and {RECORD_KEY}=none only replays: record it first", spec.file.display()))
         }
@@ -106,7 +109,11 @@ pub struct Har {
 }
 
 struct State {
+    /// Those read from the file with empty bodies, which `file` holds at
+    /// `spans`; then those recorded here, whole.
     entries: Vec<Entry>,
+    spans: Vec<index::Span>,
+    file: Option<std::fs::File>,
     /// How often each entry has answered.
     used: Vec<u32>,
     /// `once` with no file to begin with: this process records.
@@ -120,10 +127,31 @@ impl Har {
 
     fn load(&self) -> Result<State, String> {
         let exists = self.spec.file.exists();
-        let entries = if exists { file::read(&self.spec.file)? } else { Vec::new() };
+        let (entries, spans, file) = if exists {
+            let started = std::time::Instant::now();
+            let found = index::open(&self.spec.file, crate::run::dir().as_deref())?;
+            let how = if found.from_run { "read the run's index of" } else { "indexed" };
+            let millis = started.elapsed().as_secs_f64() * 1000.0;
+            log_info!("har: {how} {} ({} entries) in {millis:.1} ms", self.spec.file.display(), found.entries.len());
+            (found.entries, found.spans, Some(found.file))
+        } else {
+            (Vec::new(), Vec::new(), None)
+        };
         let listed = std::env::var_os(NEW_FILES_KEY).is_some_and(|v| std::env::split_paths(&v).any(|p| p == self.spec.file));
         let recording = self.spec.mode == Mode::Once && (!exists || listed);
-        Ok(State { used: vec![0; entries.len()], entries, recording })
+        Ok(State { used: vec![0; entries.len()], entries, spans, file, recording })
+    }
+
+    /// The answer of entry `i`, its body read from the file if it is there.
+    fn answer(state: &State, i: usize) -> Result<Response, String> {
+        let entry = &state.entries[i];
+        match (state.spans.get(i), &state.file) {
+            (Some(&span), Some(file)) => {
+                let body = index::body(file, span).map_err(|e| format!("entry {} of the HAR file cannot be read again: {e}", i + 1))?;
+                Ok(replay::answer(&Entry { body, ..entry.clone() }))
+            }
+            _ => Ok(replay::answer(entry)),
+        }
     }
 
     /// The entry that answers now, if any: the first not yet used of those
@@ -132,7 +160,11 @@ impl Har {
         let matching: Vec<usize> = (0..state.entries.len()).filter(|&i| replay::matches(&state.entries[i], asked)).collect();
         let chosen = matching.iter().copied().find(|&i| state.used[i] == 0).or(matching.last().copied())?;
         state.used[chosen] += 1;
-        Some((replay::answer(&state.entries[chosen]), replay::label(&state.entries[chosen], chosen)))
+        let response = Har::answer(state, chosen).unwrap_or_else(|e| {
+            log_error!("har: {}: {e}", self.spec.file.display());
+            Response::text(500, &e)
+        });
+        Some((response, replay::label(&state.entries[chosen], chosen)))
     }
 
     fn record(&self, asking: &replay::Asked<'_>) -> Response {

@@ -156,11 +156,11 @@ fn bad_files_are_errors_naming_them() {
     let dir = temp_dir("har-bad");
     std::fs::write(dir.join("bad.har"), "{\"log\": {\n\"entries\": [1,]}}").unwrap();
     let spec = HarSpec { file: dir.join("bad.har"), mode: Mode::Once, keep: Vec::new() };
-    let e = validate(&spec).unwrap_err();
+    let e = validate(&spec, None).unwrap_err();
     assert!(e.starts_with(&format!("{}: line 2: not JSON", dir.join("bad.har").display())), "{e}");
     let none = HarSpec { file: dir.join("missing.har"), mode: Mode::None, keep: Vec::new() };
-    assert!(validate(&none).unwrap_err().contains("does not exist"));
-    assert_eq!(validate(&HarSpec { mode: Mode::Once, ..none }).unwrap(), 0);
+    assert!(validate(&none, None).unwrap_err().contains("does not exist"));
+    assert_eq!(validate(&HarSpec { mode: Mode::Once, ..none }, None).unwrap(), 0);
     assert!(Mode::parse("sometimes").is_err());
 }
 

@@ -45,8 +45,8 @@ use super::program;
 
 /// Runs `command` with `vars` set, its programs that need it supervised;
 /// returns its exit status.
-pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Config) -> ExitCode {
-    let run = match RunDir::make() {
+pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Config, run: std::io::Result<RunDir>) -> ExitCode {
+    let run = match run {
         Ok(run) => run,
         Err(e) => {
             eprint!("{}", notice_text(&command[0], &format!("cannot make the run's directory: {e}")));
@@ -58,10 +58,12 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
         (Ok(listener), Some(text)) => (listener, text),
         (Err(e), _) => {
             eprint!("{}", notice_text(&command[0], &format!("cannot listen on {}: {e}", socket.display())));
+            drop(run);
             return keeper::exec_unsupervised(command, vars);
         }
         (Ok(_), None) => {
             eprint!("{}", notice_text(&command[0], "the run's directory is not a UTF-8 path"));
+            drop(run);
             return keeper::exec_unsupervised(command, vars);
         }
     };
@@ -74,6 +76,7 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
     };
     let (Ok((status_in, status_out)), Ok((alive_in, alive_out))) = (pipe(), pipe()) else {
         eprint!("{}", notice_text(&command[0], "cannot make a pipe"));
+        drop(run);
         return keeper::exec_unsupervised(command, vars);
     };
     // With no terminal to share (CI), the program gets a process group of
@@ -98,11 +101,13 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
         -1 => {
             unblock.restore();
             eprint!("{}", notice_text(&command[0], "cannot start the supervisor"));
+            drop(run);
             return keeper::exec_unsupervised(command, vars);
         }
         _ => {}
     }
     // The supervisor owns the directory now.
+    let run_dir = run.dir.to_string_lossy().into_owned();
     std::mem::forget(run);
     drop((listener, alive_in));
     // SAFETY: as above.
@@ -112,8 +117,9 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
             drop(status_in);
             // Only the run's own processes are told where the supervisor
             // listens (a program run without it must not hand it a filter).
-            vars.retain(|(k, _)| k != SOCKET_KEY);
+            vars.retain(|(k, _)| k != SOCKET_KEY && k != intercept::run::DIR_KEY);
             vars.push((SOCKET_KEY.to_string(), socket_text.to_string_lossy().into_owned()));
+            vars.push((intercept::run::DIR_KEY.to_string(), run_dir));
             keeper::run(command, vars, filtered.then_some(socket_text), own_group, status_out, alive_out)
         }
         -1 => {
@@ -149,7 +155,7 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    fn make() -> std::io::Result<RunDir> {
+    pub fn make() -> std::io::Result<RunDir> {
         // A unix socket's path holds at most 107 bytes.
         let base = std::env::temp_dir();
         let base = if base.as_os_str().len() > 60 { PathBuf::from("/tmp") } else { base };
