@@ -117,7 +117,10 @@ fn entry(e: &Value) -> Result<Entry, String> {
     let default = if scheme == "https" { 443 } else { 80 };
     let (host, port) = crate::apps::origin::split_authority(authority, default).map_err(|e| format!("url `{url}`: {e}"))?;
     let (path, query) = target.split_once('?').map_or((target, ""), |(p, q)| (p, q));
-    let status = res.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()).ok_or("response has no status")?;
+    let status = res.get("status").and_then(Value::as_u64).ok_or("response has no status")?;
+    // 0 (never answered) is left out before this; anything else must be
+    // a status an HTTP answer can carry.
+    let status = u16::try_from(status).ok().filter(|s| (100..=599).contains(s)).ok_or_else(|| format!("response status {status} is not 100 to 599"))?;
     let content = res.get("content");
     let body = bytes_of(content, "response content")?;
     let request_body = bytes_of(req.get("postData"), "request postData")?;

@@ -162,6 +162,10 @@ fn bad_files_are_errors_naming_them() {
     assert!(validate(&none, None).unwrap_err().contains("does not exist"));
     assert_eq!(validate(&HarSpec { mode: Mode::Once, ..none }, None).unwrap(), 0);
     assert!(Mode::parse("sometimes").is_err());
+    // Found by fuzzing: a status no answer can carry (0 is an exchange
+    // never answered, and left out).
+    let odd = r#"{"log": {"entries": [{"request": {"method": "GET", "url": "http://a.test/"}, "response": {"status": 1}}]}}"#;
+    assert_eq!(file::parse(odd.as_bytes()).unwrap_err(), "entry 1: response status 1 is not 100 to 599");
 }
 
 /// A one-shot HTTP server: answers each connection with `answer`, returns
