@@ -56,16 +56,9 @@ pub fn parse(arg: &str, base: &Path) -> Result<Upstream, String> {
         }
         return Ok(Upstream::Unix(base.join(path)));
     }
-    let (host, port) = match arg.strip_prefix('[') {
-        Some(v6) => {
-            let (host, rest) = v6.split_once(']').ok_or_else(|| format!("forward:{arg}: unclosed `[`"))?;
-            (host, rest.strip_prefix(':').unwrap_or(""))
-        }
-        None => arg.rsplit_once(':').unwrap_or((arg, "")),
-    };
-    match port.parse::<u16>() {
-        Ok(port) if port != 0 && !host.is_empty() => Ok(Upstream::Tcp { host: host.to_string(), port }),
-        _ => Err(format!("expected forward:HOST:PORT or forward:unix:PATH, found `forward:{arg}`")),
+    match crate::url::host_and_port(arg) {
+        Ok((host, port)) => Ok(Upstream::Tcp { host: host.to_string(), port }),
+        Err(why) => Err(format!("expected forward:HOST:PORT or forward:unix:PATH, found `forward:{arg}` ({why})")),
     }
 }
 
@@ -142,6 +135,7 @@ mod tests {
         assert!(parse("api.test", base).is_err());
         assert!(parse("api.test:0", base).is_err());
         assert!(parse(":80", base).is_err());
+        assert!(parse("api.test:+80", base).is_err(), "the rules of every URL (crate::url)");
     }
 
     #[test]

@@ -63,10 +63,7 @@ impl Request<'_> {
     /// The target's path and query, also when it came in absolute form
     /// (`http://host/p?q`, from a client that takes us for a proxy).
     pub fn path_and_query(&self) -> String {
-        match self.target.split_once("://") {
-            Some((_, rest)) if !self.target.starts_with('/') => rest.find('/').map_or("/".to_string(), |i| rest[i..].to_string()),
-            _ => self.target.clone(),
-        }
+        crate::url::origin_form(&self.target).into_owned()
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::Duplex;
 use super::forward::{self, Upstream};
+use crate::url::Scheme;
 
 /// Headers that describe one hop, never passed on either way.
 pub const HOP_BY_HOP: [&str; 9] =
@@ -54,48 +55,20 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// A base URL as [`crate::url`] reads every URL, with no query or
+    /// fragment: its path is the prefix.
     pub fn parse(base: &str) -> Result<Origin, String> {
-        let (tls, rest) = match base.split_once("://") {
-            Some(("http", rest)) => (false, rest),
-            Some(("https", rest)) => (true, rest),
-            _ => return Err(format!("`{base}`: expected http:// or https://")),
-        };
-        let (authority, prefix) = rest.find('/').map_or((rest, ""), |i| (&rest[..i], rest[i..].trim_end_matches('/')));
-        let (host, port) = split_authority(authority, if tls { 443 } else { 80 }).map_err(|e| format!("`{base}`: {e}"))?;
-        if host.is_empty() {
-            return Err(format!("`{base}`: no host"));
+        let url = crate::url::parse(base).map_err(|e| format!("`{base}`: {e}"))?;
+        if url.query.is_some() || url.fragment.is_some() {
+            return Err(format!("`{base}`: a base URL has no query or fragment"));
         }
-        Ok(Origin { tls, host: host.to_string(), port, prefix: prefix.to_string() })
+        let prefix = url.path.trim_end_matches('/').to_string();
+        Ok(Origin { tls: url.scheme.is_tls(), host: url.host.to_string(), port: url.port, prefix })
     }
 
     /// The `Host` header's value: the port only when not the scheme's.
     pub fn authority(&self) -> String {
-        authority(&self.host, self.port, self.tls)
-    }
-}
-
-/// `host[:port]` as a URL or `Host` header writes it: an IPv6 host in
-/// brackets, the port only when not the scheme's.
-pub fn authority(host: &str, port: u16, tls: bool) -> String {
-    let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
-    if port == if tls { 443 } else { 80 } { host } else { format!("{host}:{port}") }
-}
-
-/// `host[:port]` or `[v6][:port]`: the host (without brackets) and port.
-pub fn split_authority(authority: &str, default: u16) -> Result<(&str, u16), String> {
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => {
-            let (host, rest) = v6.split_once(']').ok_or("an unclosed `[`")?;
-            (host, rest.strip_prefix(':'))
-        }
-        None => match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        },
-    };
-    match port {
-        None => Ok((host, default)),
-        Some(p) => p.parse().map(|p| (host, p)).map_err(|_| format!("bad port `{p}`")),
+        crate::url::authority(&self.host, self.port, if self.tls { Scheme::Https } else { Scheme::Http })
     }
 }
 
@@ -296,6 +269,9 @@ mod tests {
         assert!(Origin::parse("ftp://x").is_err());
         assert!(Origin::parse("http://:80").is_err());
         assert!(Origin::parse("http://x:port").is_err());
+        // The rules every URL has (see crate::url).
+        assert!(Origin::parse("http://x:0").is_err() && Origin::parse("http://x:+80").is_err());
+        assert_eq!(Origin::parse("HTTP://x.test").unwrap().port, 80);
     }
 
     #[test]

@@ -68,8 +68,7 @@ fn read(journal: &Path) -> Result<Vec<Seen>, String> {
             continue;
         }
         let url = v["url"].as_str().unwrap_or_default().to_string();
-        let target =
-            url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string())).unwrap_or_else(|| url.clone());
+        let target = intercept::url::origin_form(&url).into_owned();
         seen.push(Seen {
             method: v["method"].as_str().unwrap_or_default().to_string(),
             target,

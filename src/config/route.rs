@@ -7,20 +7,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheme {
-    Http,
-    Https,
-}
-
-impl Scheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
-}
+pub use crate::url::Scheme;
 
 /// What a route's HOST matches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,68 +74,29 @@ pub fn normalize_name(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
-/// Parses the URL half of a route value.
+/// Parses the URL half of a route value: a URL as [`crate::url`] reads
+/// every URL, with no query or fragment, a plain path as its prefix, and a
+/// host that is a name, a `*.` wildcard or an address.
 pub fn parse_url(url: &str) -> Result<RouteUrl, String> {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, rest)) if s.eq_ignore_ascii_case("http") => (Scheme::Http, rest),
-        Some((s, rest)) if s.eq_ignore_ascii_case("https") => (Scheme::Https, rest),
-        Some((s, _)) => return Err(format!("bad URL `{url}`: scheme `{s}` is not http or https")),
-        None => return Err(format!("bad URL `{url}`: expected http://HOST[:PORT][/PREFIX]")),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, ""),
-    };
-    if path.contains(['?', '#']) {
-        return Err(format!("bad URL `{url}`: a route prefix cannot have a query or fragment"));
+    let bad = |why: &str| format!("bad URL `{url}`: {why}");
+    let parts = crate::url::parse(url).map_err(|why| match why.as_str() {
+        "expected http:// or https://" => bad("expected http://HOST[:PORT][/PREFIX]"),
+        _ => bad(&why),
+    })?;
+    if parts.query.is_some() || parts.fragment.is_some() {
+        return Err(bad("a route prefix cannot have a query or fragment"));
     }
-    if authority.contains('@') {
-        return Err(format!("bad URL `{url}`: user info is not allowed in a route"));
-    }
-    let (host_text, port_text) = if let Some(v6) = authority.strip_prefix('[') {
-        let Some((inside, after)) = v6.split_once(']') else {
-            return Err(format!("bad URL `{url}`: unclosed `[` in the host"));
-        };
-        match after {
-            "" => (&authority[..inside.len() + 2], None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (&authority[..inside.len() + 2], Some(port)),
-                None => return Err(format!("bad URL `{url}`: unexpected `{after}` after the host")),
-            },
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port_text {
-        None => match scheme {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        },
-        Some(p) => match p.parse::<u16>() {
-            Ok(port) if port != 0 && p.bytes().all(|b| b.is_ascii_digit()) => port,
-            _ => return Err(format!("bad port `{p}` in `{url}`: expected a number from 1 to 65535")),
-        },
-    };
-    let host = parse_host(host_text).map_err(|why| format!("bad host in `{url}`: {why}"))?;
-    let prefix = path.trim_end_matches('/');
+    let host = parse_host(parts.host, parts.bracketed).map_err(|why| format!("bad host in `{url}`: {why}"))?;
+    let prefix = parts.path.trim_end_matches('/');
     if prefix.contains("//") || prefix.split('/').any(|seg| seg == "." || seg == "..") {
-        return Err(format!("bad URL `{url}`: the prefix must be a plain path"));
+        return Err(bad("the prefix must be a plain path"));
     }
-    Ok(RouteUrl { scheme, host, port, prefix: prefix.to_string() })
+    Ok(RouteUrl { scheme: parts.scheme, host, port: parts.port, prefix: prefix.to_string() })
 }
 
-fn parse_host(text: &str) -> Result<HostPattern, String> {
-    if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-        return inner
-            .parse::<Ipv6Addr>()
-            .map(|ip| HostPattern::Ip(IpAddr::V6(ip)))
-            .map_err(|_| format!("`{inner}` is not an IPv6 address"));
-    }
-    if text.is_empty() {
-        return Err("the host is empty".into());
+fn parse_host(text: &str, bracketed: bool) -> Result<HostPattern, String> {
+    if bracketed {
+        return text.parse::<Ipv6Addr>().map(|ip| HostPattern::Ip(IpAddr::V6(ip))).map_err(|_| format!("`{text}` is not an IPv6 address"));
     }
     if let Ok(ip) = text.parse::<Ipv4Addr>() {
         return Ok(HostPattern::Ip(IpAddr::V4(ip)));

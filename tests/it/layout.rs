@@ -118,7 +118,7 @@ const LOG_MACROS: [(&str, &str); 3] = [("log_error", "log"), ("log_info", "log")
 
 #[test]
 fn the_core_imports_flow_one_way() {
-    let order = ["log", "fork_lock", "run", "program", "supervision", "journal", "apps", "config", "routing", "serve"];
+    let order = ["log", "fork_lock", "run", "url", "program", "supervision", "journal", "apps", "config", "routing", "serve"];
     check_layers(&root().join("src"), "crate::", &order, &LOG_MACROS, &["lib", "main", "cli", "testing"]);
 }
 

@@ -43,7 +43,8 @@ pub struct Entry {
 impl Entry {
     /// `scheme://host[:port]path?query` as the entry's URL.
     pub fn url(&self) -> String {
-        let authority = crate::apps::origin::authority(&self.host, self.port, self.scheme == "https");
+        let scheme = if self.scheme == "https" { crate::url::Scheme::Https } else { crate::url::Scheme::Http };
+        let authority = crate::url::authority(&self.host, self.port, scheme);
         format!("{}://{authority}{}", self.scheme, self.target())
     }
 
@@ -75,9 +76,9 @@ pub fn parse(text: &[u8]) -> Result<Vec<Entry>, String> {
 pub type Located = (std::ops::Range<usize>, Option<Entry>);
 
 /// Each entry of a HAR document, with where its JSON lies in `text`: the
-/// entry, or `None` for an exchange that never got an answer (a status of
-/// 0: mitmproxy writes such flows with `_error`), which has nothing to
-/// replay. The document is walked without building it: only one entry is
+/// entry, or `None` for one with nothing to replay: an exchange that
+/// never got an answer (a status of 0: mitmproxy writes such flows with
+/// `_error`), or one of another scheme (a browser's `wss:` or `data:`). The document is walked without building it: only one entry is
 /// held whole at a time.
 pub fn raw_entries(text: &[u8]) -> Result<Vec<Located>, String> {
     use serde_json::value::RawValue;
@@ -92,7 +93,11 @@ pub fn raw_entries(text: &[u8]) -> Result<Vec<Located>, String> {
         let start = raw.get().as_ptr() as usize - base;
         let value: Value = serde_json::from_str(raw.get()).map_err(|e| format!("entry {}: {e}", i + 1))?;
         let answered = value.pointer("/response/status").and_then(Value::as_u64) != Some(0);
-        let parsed = if answered { Some(entry(&value).map_err(|m| format!("entry {}: {m}", i + 1))?) } else { None };
+        // A browser's export also holds `ws://`/`wss://` and `data:`
+        // entries: nothing a route replays.
+        let url = value.pointer("/request/url").and_then(Value::as_str).unwrap_or("http://");
+        let other_scheme = url.split_once(':').is_some_and(|(s, _)| !s.eq_ignore_ascii_case("http") && !s.eq_ignore_ascii_case("https"));
+        let parsed = if answered && !other_scheme { Some(entry(&value).map_err(|m| format!("entry {}: {m}", i + 1))?) } else { None };
         found.push((start..start + raw.get().len(), parsed));
     }
     Ok(found)
@@ -110,17 +115,16 @@ fn entry(e: &Value) -> Result<Entry, String> {
     let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
     let method = text(req, "method").ok_or("request has no method")?.to_ascii_uppercase();
     let url = text(req, "url").ok_or("request has no url")?;
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("url `{url}` has no scheme"))?;
-    let scheme = scheme.to_ascii_lowercase();
-    let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
-    let (authority, target) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
-    let default = if scheme == "https" { 443 } else { 80 };
-    let (host, port) = crate::apps::origin::split_authority(authority, default).map_err(|e| format!("url `{url}`: {e}"))?;
-    let (path, query) = target.split_once('?').map_or((target, ""), |(p, q)| (p, q));
+    let parts = crate::url::parse(&url).map_err(|e| format!("url `{url}`: {e}"))?;
+    let (path, query) = (if parts.path.is_empty() { "/" } else { parts.path }, parts.query.unwrap_or(""));
+    let (scheme, host, port) = (parts.scheme.as_str().to_string(), parts.host, parts.port);
     let status = res.get("status").and_then(Value::as_u64).ok_or("response has no status")?;
     // 0 (never answered) is left out before this; anything else must be
     // a status an HTTP answer can carry.
-    let status = u16::try_from(status).ok().filter(|s| (100..=599).contains(s)).ok_or_else(|| format!("response status {status} is not 100 to 599"))?;
+    let status = u16::try_from(status)
+        .ok()
+        .filter(|s| (100..=599).contains(s))
+        .ok_or_else(|| format!("response status {status} is not 100 to 599"))?;
     let content = res.get("content");
     let body = bytes_of(content, "response content")?;
     let request_body = bytes_of(req.get("postData"), "request postData")?;

@@ -99,7 +99,7 @@ fn write_index(kept: &Path, version: &str, entries: &[Entry], spans: &[Span]) ->
                 e.headers,
                 e.body_as_sent,
                 e.started,
-                e.millis,
+                e.millis.to_bits(),
                 s.start,
                 s.len,
             ])
@@ -140,7 +140,8 @@ fn read_index(kept: &Path, version: &str) -> Option<(Vec<Entry>, Vec<Span>)> {
             body: Vec::new(),
             body_as_sent: e[11].as_bool()?,
             started: text(&e[12])?,
-            millis: e[13].as_f64()?,
+            // As bits: a float through JSON may come back one step off.
+            millis: f64::from_bits(e[13].as_u64()?),
         });
         spans.push(Span { start: e[14].as_u64()?, len: e[15].as_u64()? });
     }

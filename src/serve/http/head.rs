@@ -147,14 +147,8 @@ fn is_other_version(buf: &[u8]) -> bool {
     line.rsplit(|&b| b == b' ').next().is_some_and(|v| v.starts_with(b"HTTP/") && v.get(5).is_some_and(u8::is_ascii_digit))
 }
 
-/// Splits a request target into path and query; absolute-form targets
-/// (`http://host/path`) lose their scheme and authority.
+/// Splits a request target into path and query ([`crate::url::target_parts`]).
 pub(crate) fn split_target(target: &str) -> (&str, &str) {
-    // Origin-form (`/path`), the usual one, needs no search for a scheme.
-    let target = if target.starts_with('/') {
-        target
-    } else {
-        target.split_once("://").map_or(target, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]))
-    };
-    target.split_once('?').unwrap_or((target, ""))
+    let (path, query) = crate::url::target_parts(target);
+    (path, query.unwrap_or(""))
 }
