@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -155,10 +154,8 @@ pub fn load_or_create(dir: &Path) -> io::Result<(String, String)> {
     }
     fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     let lock = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(dir.join(".lock"))?;
-    // SAFETY: flock on an fd we own; released when `lock` is dropped.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // Released when `lock` is dropped.
+    lock.lock()?;
     if let Ok(found) = read() {
         return Ok(found); // another process made it while we waited
     }

@@ -271,20 +271,17 @@ fn replace(dir: &Path, path: &Path, text: &[u8]) -> std::io::Result<()> {
     })
 }
 
-/// An exclusive `flock` on a directory, held until dropped.
+/// An exclusive lock (`flock`) on a directory, held until dropped.
 struct DirLock(File);
 
 impl DirLock {
     fn take(dir: &Path) -> Result<DirLock, String> {
         let file = File::open(dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
         loop {
-            // SAFETY: flock on an fd we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(DirLock(file));
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(format!("cannot lock {}: {e}", dir.display()));
+            match file.lock() {
+                Ok(()) => return Ok(DirLock(file)),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("cannot lock {}: {e}", dir.display())),
             }
         }
     }
@@ -292,7 +289,6 @@ impl DirLock {
 
 impl Drop for DirLock {
     fn drop(&mut self) {
-        // SAFETY: unlocks the fd we locked (closing it would too).
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        let _ = self.0.unlock();
     }
 }
