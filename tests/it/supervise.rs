@@ -364,6 +364,13 @@ fn sudo_keeps_its_privileges_under_intercept_run() {
     std::fs::create_dir_all(&home).unwrap();
     let chown = Command::new("chown").args([&user.name, home.to_str().unwrap()]).output().unwrap();
     assert!(chown.status.success(), "chown: {}", stderr(&chown));
+    // The build may lie where only root can reach it (a checkout in a
+    // `mktemp -d` directory): the user runs copies.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let intercept = bin.join("intercept");
+    std::fs::copy(intercept_bin(), &intercept).unwrap();
+    std::fs::copy(shim(), bin.join("libintercept.so")).unwrap();
     let as_user = |mode: &str| {
         let mut cmd = command("runuser", &dir);
         cmd.args(["-u", &user.name, "--", "env"])
@@ -371,7 +378,7 @@ fn sudo_keeps_its_privileges_under_intercept_run() {
             .arg(format!("TMPDIR={}", home.display()))
             .arg(format!("INTERCEPT_CA_DIR={}", home.join("ca").display()))
             .arg(format!("INTERCEPT_SUPERVISE={mode}"))
-            .arg(intercept_bin())
+            .arg(&intercept)
             .args(["run", "--route", "http://text.test -> static:200 hello", "--", "sh", "-c", "sudo -n id -u"]);
         cmd.output().unwrap()
     };
