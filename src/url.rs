@@ -112,7 +112,7 @@ fn split_authority(authority: &str) -> Result<(&str, bool, Option<u16>), String>
 }
 
 /// A port: 1 to 65535, digits only.
-pub fn port_number(text: &str) -> Result<u16, String> {
+fn port_number(text: &str) -> Result<u16, String> {
     match text.parse::<u16>() {
         Ok(port) if port != 0 && !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Ok(port),
         _ => Err(format!("bad port `{text}`: expected a number from 1 to 65535")),

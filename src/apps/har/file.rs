@@ -78,8 +78,9 @@ pub type Located = (std::ops::Range<usize>, Option<Entry>);
 /// Each entry of a HAR document, with where its JSON lies in `text`: the
 /// entry, or `None` for one with nothing to replay: an exchange that
 /// never got an answer (a status of 0: mitmproxy writes such flows with
-/// `_error`), or one of another scheme (a browser's `wss:` or `data:`). The document is walked without building it: only one entry is
-/// held whole at a time.
+/// `_error`), or one of another scheme (a browser's `wss:` or `data:`).
+/// The document is walked without building it: only one entry is held
+/// whole at a time.
 pub fn raw_entries(text: &[u8]) -> Result<Vec<Located>, String> {
     use serde_json::value::RawValue;
     type Object<'a> = std::collections::HashMap<String, &'a RawValue>;
