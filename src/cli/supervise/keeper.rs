@@ -4,31 +4,38 @@
 //!
 //! It starts the program (under the filter when it needs it), tells
 //! `intercept run` the program's pid, then leaves the caller's session
-//! and files, reaps every process of the run as it ends, tells `intercept
-//! run` how the program ended, and ends when nothing is left to reap; the
-//! supervisor sees it go (its pipe closes) and ends too.
+//! and files, starts the supervisor's threads ([`daemon`](super::daemon)),
+//! reaps every process of the run as it ends, tells `intercept run` how
+//! the program ended, and ends when nothing is left to reap, removing the
+//! run's directory.
 
 use std::ffi::{CString, OsString};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
+use intercept::config::Config;
 use intercept::supervision::handover;
 
-use super::{close_all_but, notice_text};
+use super::{RunDir, close_all_but, daemon, notice_text};
 
-/// Runs in the forked keeper: never returns. `socket` is the supervisor's
-/// when the program itself is to run under the filter.
-/// With `own_group`, the program leads a process group of its own.
-pub fn run(
-    command: &[OsString],
-    vars: Vec<(String, String)>,
-    socket: Option<CString>,
-    own_group: bool,
-    status: OwnedFd,
-    alive: OwnedFd,
-) -> ! {
+/// The program to start and how.
+pub struct Start<'a> {
+    pub command: &'a [OsString],
+    pub vars: Vec<(String, String)>,
+    /// The supervisor's socket, when the program itself is to run under
+    /// the filter.
+    pub socket: Option<CString>,
+    /// The program leads a process group of its own.
+    pub own_group: bool,
+}
+
+/// Runs in the forked keeper: never returns. `listener` is the
+/// supervisor's socket, served once the program has started.
+pub fn run(start: Start, status: OwnedFd, listener: UnixListener, config: &Config, dir: RunDir) -> ! {
+    let Start { command, vars, socket, own_group } = start;
     let mut status = std::fs::File::from(status);
     // SAFETY: prctl and sigaction with valid arguments. Orphans of the run
     // come here; SIGCHLD must not be ignored, or they reap themselves
@@ -85,7 +92,9 @@ pub fn run(
     // and off the caller's files.
     // SAFETY: setsid has no preconditions.
     unsafe { libc::setsid() };
-    close_all_but(&[status.as_raw_fd(), alive.as_raw_fd()]);
+    close_all_but(&[status.as_raw_fd(), listener.as_raw_fd()]);
+    // Threads only now: the program was started from a process with one.
+    daemon::serve(listener, config);
     let mut status = Some(status);
     loop {
         let mut raw = 0;
@@ -100,8 +109,9 @@ pub fn run(
             break;
         }
     }
-    drop(alive);
-    // SAFETY: ends the keeper without running the caller's atexit handlers.
+    drop(dir);
+    // SAFETY: ends the keeper without running the caller's atexit handlers
+    // (the supervisor's threads have nobody left to serve).
     unsafe { libc::_exit(0) }
 }
 
