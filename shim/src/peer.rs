@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use core_lib::apps::Opener;
 use core_lib::log_error;
 use core_lib::routing::Destination;
-use core_lib::serve::http::{self, Transport};
+use core_lib::serve::http::Transport;
 
 use crate::{fdtable, real};
 
@@ -179,7 +179,7 @@ pub fn spare_cores() -> usize {
 pub fn serve_on_thread(mut peer: Peer, dest: Destination, read: Vec<u8>, unsent: Vec<u8>, close: bool) {
     let started = start_thread(c"intercept", move || {
         if peer.write_all(&unsent).is_ok() && !close {
-            http::serve_after(peer, &dest, read);
+            core_lib::serve::serve_plain(peer, &dest, read);
         }
     });
     if let Err(e) = started {

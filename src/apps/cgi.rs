@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{App, Body, Request, Response};
+use super::app::{App, Body, Request, Response};
 use crate::log_error;
 
 /// How long a CGI program may take to start answering (its header block),

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use intercept_app::abi;
 
-use crate::apps::{App, Body, Opener, Request, Response};
+use crate::apps::app::{App, Body, Opener, Request, Response};
 use crate::log_error;
 
 pub const DEFAULT_SYMBOL: &str = "intercept_app_create";

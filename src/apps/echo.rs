@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use base64::Engine;
 use tungstenite::protocol::{Message, Role, WebSocket};
 
-use super::{App, Body, Duplex, Request, Response};
+use super::app::{App, Body, Duplex, Request, Response};
 
 /// Answers with a JSON description of the request.
 pub struct Echo;

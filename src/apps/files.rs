@@ -16,7 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{App, Body, Request, Response, content_type};
+use super::app::{App, Body, Request, Response, content_type};
 use crate::log_error;
 
 pub struct Files {

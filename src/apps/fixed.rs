@@ -1,7 +1,9 @@
 //! `static:STATUS [BODY]`: one status and body for every request; the body
 //! literal text or a file, read when a request comes.
 
-use super::{App, Body, Request, Response, StaticBody, content_type};
+use std::path::PathBuf;
+
+use super::app::{App, Body, Request, Response, content_type};
 
 /// Answers every request with one status and body.
 pub struct Static {
@@ -32,4 +34,12 @@ impl App for Static {
             },
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StaticBody {
+    Text(String),
+    /// An absolute path, checked to exist when the configuration loads, read
+    /// only when a request comes.
+    File(PathBuf),
 }

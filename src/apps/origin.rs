@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, OnceLock};
 
-use super::Duplex;
+use super::app::Duplex;
 use super::forward::{self, Upstream};
 use crate::url::Scheme;
 

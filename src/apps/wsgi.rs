@@ -17,7 +17,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use parking_lot::lock_api::ArcMutexGuard;
 
-use super::{App, Body, Request, Response, Wait, wait_readable};
+use super::app::{App, Body, Request, Response, Wait, wait_readable};
 use crate::log_error;
 
 /// The worker: the shared WSGI runner, then the frame loop.

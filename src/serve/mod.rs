@@ -3,6 +3,7 @@
 //! the client opened with the HTTP/2 preface), else the HTTP/1.1 loop; or,
 //! for an https `forward:` route, the plaintext relay to its upstream.
 
+pub mod exchange;
 pub mod h2;
 pub mod http;
 pub mod relay;
@@ -43,10 +44,26 @@ impl<S: Transport> Transport for rustls::StreamOwned<rustls::ServerConnection, S
     }
 }
 
+/// Serves a plain-http connection whose first bytes, `read`, were already
+/// taken from `stream`: HTTP/1.1, or HTTP/2 when the client opens with its
+/// preface (h2c with prior knowledge).
+pub fn serve_plain<S: Transport + Send>(stream: S, dest: &Destination, read: Vec<u8>) {
+    if let http::Ended::NotHttp1 { stream, read } = http::serve_after(stream, dest, read, true) {
+        if h2::starts_preface(&read)
+            && let Some(fd) = stream.raw_fd()
+        {
+            // `stream` stays ours (and open) while HTTP/2 borrows its socket.
+            return h2::serve_plain(fd, read, dest);
+        }
+        // Neither: the HTTP/1.1 loop answers it as the bad request it is.
+        let _ = http::serve_after(stream, dest, read, false);
+    }
+}
+
 /// Serves `stream` for `dest`; `ca_dir` holds the CA for https sites.
 pub fn serve<S: Transport + Send>(mut stream: S, dest: &Destination, ca_dir: &Path) {
     if dest.site.scheme == Scheme::Http {
-        return http::serve(stream, dest);
+        return serve_plain(stream, dest, Vec::new());
     }
     let where_ = format!("https://{}:{}", dest.host, dest.port);
     // A relay's upstream speaks HTTP/1.1 (or what it upgrades to): its

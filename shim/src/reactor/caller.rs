@@ -10,7 +10,9 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{DEFERRED, EPOLL, Entry, GENERATION, Next, PANIC_TEST, READ_CHUNK, RUNNING, SETTING_UP, STATE, hand_over, serve, wanted};
+use super::answer::{hand_over, serve};
+use super::entry::{DEFERRED, EPOLL, Entry, GENERATION, Next, PANIC_TEST, READ_CHUNK, RUNNING, SETTING_UP, STATE};
+use super::start::wanted;
 use crate::{fdtable, real, slots};
 
 /// In a client's own `write` of `bytes` to `fd`: when `fd` is a connection

@@ -135,7 +135,7 @@ fn entry(e: &Value) -> Result<Entry, String> {
         host: host.to_ascii_lowercase(),
         port,
         path: path.to_string(),
-        query: crate::apps::query_pairs(query),
+        query: crate::apps::app::query_pairs(query),
         request_headers: headers(req)?,
         request_body,
         status,

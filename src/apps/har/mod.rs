@@ -23,8 +23,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use super::stubs::{Seen, mapping, near_miss};
-use super::{App, Request, Response};
+use super::stubs::{mapping, near_miss, seen::Seen};
+use crate::apps::app::{App, Request, Response};
 use crate::fork_lock::ForkLock;
 use crate::{log_error, log_info};
 use file::Entry;
@@ -233,7 +233,7 @@ impl App for Har {
         }
         let target = req.path_and_query();
         let path = target.split_once('?').map_or(target.as_str(), |(p, _)| p);
-        let query = super::query_pairs(&req.query);
+        let query = crate::apps::app::query_pairs(&req.query);
         let asked = replay::Asked {
             method: &req.method,
             scheme: req.scheme,

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::file::Entry;
 use super::replay::Asked;
+use crate::apps::app::{Body, Response};
 use crate::apps::origin::{self, Origin, Outgoing, Via};
-use crate::apps::{Body, Response};
 
 /// Headers whose values never reach the file, unless kept by name.
 pub const SECRET: [&str; 5] = ["authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"];

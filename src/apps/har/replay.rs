@@ -7,8 +7,8 @@
 use serde_json::{Map, Value, json};
 
 use super::file::Entry;
+use crate::apps::app::{Body, Response};
 use crate::apps::origin::is_hop_by_hop;
-use crate::apps::{Body, Response};
 
 /// A request as replay compares it and recording relays it.
 pub struct Asked<'a> {

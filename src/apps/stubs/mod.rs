@@ -15,16 +15,18 @@ mod matcher;
 pub(crate) mod near_miss;
 mod proxy;
 mod respond;
+pub(crate) mod seen;
 mod template;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::{App, Request, Response};
+use crate::apps::app::{App, Request, Response};
 use crate::fork_lock::ForkLock;
 use crate::log_error;
 use mapping::{Mapping, STARTED};
+pub(crate) use seen::Seen;
 
 /// Parses what follows `stubs:`: a directory with a `mappings` directory.
 pub fn parse(arg: &str, base: &Path) -> Result<PathBuf, String> {
@@ -58,20 +60,6 @@ pub struct Stubs {
     at_once: OnceLock<bool>,
     /// Scenario name -> its current state (`Started` until moved on).
     scenarios: ForkLock<HashMap<String, String>>,
-}
-
-/// A request as the matchers see it.
-pub(crate) struct Seen {
-    pub method: String,
-    /// The path as received, percent-encoded, without the query.
-    pub path: String,
-    /// Path and query as received.
-    pub url: String,
-    /// Query parameters, percent-decoded, in order.
-    pub query: Vec<(String, String)>,
-    pub headers: Vec<(String, String)>,
-    pub cookies: Vec<(String, String)>,
-    pub body: String,
 }
 
 impl Stubs {
@@ -172,30 +160,6 @@ impl Loaded {
 
     fn candidates<'a>(&'a self, seen: &Seen) -> impl Iterator<Item = usize> + 'a {
         self.by_path.get(&seen.path).into_iter().flatten().chain(&self.others).copied()
-    }
-}
-
-impl Seen {
-    pub(crate) fn of(req: &Request<'_>, body: &[u8]) -> Seen {
-        let url = req.path_and_query();
-        let path = url.split_once('?').map_or(url.as_str(), |(p, _)| p).to_string();
-        let query = super::query_pairs(&req.query);
-        let cookies = req
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("Cookie"))
-            .flat_map(|(_, v)| v.split(';'))
-            .filter_map(|c| c.trim().split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-            .collect();
-        Seen {
-            method: req.method.clone(),
-            path,
-            url,
-            query,
-            headers: req.headers.clone(),
-            cookies,
-            body: String::from_utf8_lossy(body).into_owned(),
-        }
     }
 }
 

@@ -7,9 +7,9 @@
 
 use base64::Engine;
 
-use super::Seen;
 use super::mapping::{Mapping, RequestPattern, UrlMatch};
 use super::matcher::{Matcher, text_distance};
+use super::seen::Seen;
 
 /// One field of a stub's request pattern against the request.
 pub struct Field {

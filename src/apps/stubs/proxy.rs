@@ -8,9 +8,9 @@
 //! its route (a base that is the stubs route itself would loop, as it would
 //! in WireMock).
 
-use super::Seen;
+use super::seen::Seen;
+use crate::apps::app::{Body, Response};
 use crate::apps::origin::{self, Origin, Outgoing, Via};
-use crate::apps::{Body, Response};
 use crate::log_error;
 
 /// Checks a `proxyBaseUrl` when the mapping loads.

@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime};
 use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason, Renderable, StringOutput};
 use serde_json::{Map, Value, json};
 
-use super::Seen;
 use super::mapping::{Delay, Fault, Mapping};
-use crate::apps::{Body, Response};
+use super::seen::Seen;
+use crate::apps::app::{Body, Response};
 use crate::log_error;
 
 pub fn answer(m: &Mapping, seen: &Seen) -> Response {

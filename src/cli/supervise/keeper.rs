@@ -19,7 +19,9 @@ use std::process::{Command, ExitCode};
 use intercept::config::Config;
 use intercept::supervision::handover;
 
-use super::{RunDir, close_all_but, daemon, notice_text};
+use super::daemon;
+use super::notice::notice_text;
+use super::run_dir::RunDir;
 
 /// The program to start and how.
 pub struct Start<'a> {
@@ -80,7 +82,7 @@ pub fn run(start: Start, status: OwnedFd, listener: UnixListener, config: &Confi
     let program = match cmd.spawn() {
         Ok(child) => child.id() as i32,
         Err(e) => {
-            let code = super::program::cannot_run_code(&command[0], &e);
+            let code = crate::cli::program::cannot_run_code(&command[0], &e);
             let _ = status.write_all(&(-1i32).to_ne_bytes());
             let _ = status.write_all(&(i32::from(code) << 8).to_ne_bytes());
             // SAFETY: ends the keeper, which has nothing else to do.
@@ -119,5 +121,29 @@ pub fn run(start: Start, status: OwnedFd, listener: UnixListener, config: &Confi
 /// alone, in place of `intercept run`.
 pub fn exec_unsupervised(command: &[OsString], vars: Vec<(String, String)>) -> ExitCode {
     let err = Command::new(&command[0]).args(&command[1..]).envs(vars).exec();
-    super::program::cannot_run(&command[0], &err)
+    crate::cli::program::cannot_run(&command[0], &err)
+}
+
+/// Closes every fd but `keep` and 0, 1, 2 (which become /dev/null): a
+/// keeper or supervisor holds none of the caller's files.
+fn close_all_but(keep: &[i32]) {
+    // SAFETY: open, dup2 and close_range on fds of this process.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+        }
+        let mut keep: Vec<u32> = keep.iter().map(|&fd| fd as u32).collect();
+        keep.sort_unstable();
+        let mut from = 3u32;
+        for fd in keep.into_iter().filter(|&fd| fd >= 3) {
+            if fd > from {
+                libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
+            }
+            from = fd + 1;
+        }
+        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
+    }
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use intercept::supervision::handover;
 
-use super::notice_text;
+use super::notice::notice_text;
 
 /// The hidden subcommand's name.
 pub const SUBCOMMAND: &str = "__supervise";

@@ -29,13 +29,14 @@ mod calls;
 mod daemon;
 mod keeper;
 pub mod launch;
+mod notice;
+mod run_dir;
 mod target;
 
 use std::ffi::{CString, OsString};
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -43,6 +44,8 @@ use intercept::config::Config;
 use intercept::supervision::{Mode, SOCKET_KEY};
 
 use super::program;
+use notice::notice_text;
+pub use run_dir::RunDir;
 
 /// Runs `command` with `vars` set, its programs that need it supervised;
 /// returns its exit status.
@@ -133,34 +136,6 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
     }
 }
 
-/// The run's own directory (mode 0700): the supervisor's socket lives
-/// there. Removed by the supervisor when the run ends.
-pub struct RunDir {
-    pub dir: PathBuf,
-}
-
-impl RunDir {
-    pub fn make() -> std::io::Result<RunDir> {
-        // A unix socket's path holds at most 107 bytes.
-        let base = std::env::temp_dir();
-        let base = if base.as_os_str().len() > 60 { PathBuf::from("/tmp") } else { base };
-        let template = CString::new(base.join("intercept-run.XXXXXX").into_os_string().into_encoded_bytes())?;
-        let mut bytes = template.into_bytes_with_nul();
-        // SAFETY: mkdtemp fills in the X's of a NUL-terminated template.
-        if unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) }.is_null() {
-            return Err(std::io::Error::last_os_error());
-        }
-        bytes.pop();
-        Ok(RunDir { dir: PathBuf::from(OsString::from(String::from_utf8_lossy(&bytes).into_owned())) })
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// A pipe, both ends closed on exec: (read end, write end).
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
@@ -181,13 +156,6 @@ fn read_i32(from: &mut std::fs::File) -> Option<i32> {
             Err(_) => return None,
         }
     }
-}
-
-/// The one line saying a program runs unsupervised.
-pub fn notice_text(program: &OsString, why: &str) -> String {
-    let mut text = String::new();
-    let _ = intercept::supervision::handover::write_notice(&mut text, &program.to_string_lossy(), why);
-    text
 }
 
 /// The program, for the signal handler: its pid, or minus its process
@@ -277,28 +245,4 @@ fn exit_as(raw: i32) -> ExitCode {
         libc::raise(sig);
     }
     ExitCode::from(128 + sig as u8)
-}
-
-/// Closes every fd but `keep` and 0, 1, 2 (which become /dev/null): a
-/// keeper or supervisor holds none of the caller's files.
-fn close_all_but(keep: &[i32]) {
-    // SAFETY: open, dup2 and close_range on fds of this process.
-    unsafe {
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-        if null >= 0 {
-            for fd in 0..3 {
-                libc::dup2(null, fd);
-            }
-        }
-        let mut keep: Vec<u32> = keep.iter().map(|&fd| fd as u32).collect();
-        keep.sort_unstable();
-        let mut from = 3u32;
-        for fd in keep.into_iter().filter(|&fd| fd >= 3) {
-            if fd > from {
-                libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
-            }
-            from = fd + 1;
-        }
-        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
-    }
 }

@@ -86,7 +86,7 @@ pub async fn connection<T: AsyncRead + AsyncWrite + Unpin>(io: T, dest: &Destina
         .initial_window_size(1 << 20)
         .initial_connection_window_size(4 << 20)
         .max_concurrent_streams(256)
-        .max_header_list_size(crate::serve::http::MAX_HEAD as u32)
+        .max_header_list_size(crate::serve::exchange::MAX_HEAD as u32)
         .max_send_buffer_size(1 << 20);
     let handshake = builder.handshake::<_, Bytes>(io);
     let started = if dest.idle.is_zero() { Ok(handshake.await) } else { tokio::time::timeout(dest.idle, handshake).await };

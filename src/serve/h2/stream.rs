@@ -11,7 +11,6 @@
 
 use std::future::poll_fn;
 use std::io::{self, Read};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,11 +19,10 @@ use h2::{Reason, RecvStream, SendStream};
 use http::header::{CONTENT_LENGTH, DATE, HOST, HeaderName, HeaderValue};
 use tokio::runtime::Handle;
 
-use crate::apps::{Body, Request, Response};
-use crate::journal::Exchange;
+use crate::apps::{Body, Response};
 use crate::routing::{Destination, Mount};
-use crate::serve::http::split_target;
-use crate::{log_debug, log_error, log_info};
+use crate::serve::exchange::{self, Answered, Asked, Client};
+use crate::{log_debug, log_error};
 
 /// A request body an app that answers from memory gets whole; larger ones
 /// get 413.
@@ -37,8 +35,9 @@ static GATHERED_IN_ALL: std::sync::atomic::AtomicUsize = std::sync::atomic::Atom
 /// How much of a streamed response body is read at a time.
 const CHUNK: usize = 64 * 1024;
 
-/// The request, owned, as the app's [`Request`] is made from it.
-struct Asked {
+/// The request, owned: the stream's parts outlive the task that calls
+/// the app.
+struct Owned {
     method: String,
     target: String,
     headers: Vec<(String, String)>,
@@ -46,24 +45,9 @@ struct Asked {
     url: String,
 }
 
-impl Asked {
-    fn request<'a>(&self, dest: &Destination, mount_prefix: &str, body: &'a mut (dyn Read + Send)) -> Request<'a> {
-        let (path, query) = split_target(&self.target);
-        let rest = path.get(mount_prefix.len()..).unwrap_or("");
-        Request {
-            method: self.method.clone(),
-            scheme: dest.site.scheme.as_str(),
-            host: dest.host.clone(),
-            port: dest.port,
-            target: self.target.clone(),
-            script_name: mount_prefix.to_string(),
-            path_info: percent_encoding::percent_decode_str(rest).decode_utf8_lossy().into_owned(),
-            query: query.to_string(),
-            headers: self.headers.clone(),
-            body,
-            client: None,
-            opener: None,
-        }
+impl Owned {
+    fn asked(&self) -> Asked<'_> {
+        Asked { method: &self.method, target: &self.target, headers: &self.headers, url: &self.url, started: self.started }
     }
 }
 
@@ -80,10 +64,10 @@ pub(super) async fn serve(request: http::Request<RecvStream>, mut respond: SendR
     for (name, value) in &parts.headers {
         headers.push((name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()));
     }
-    let url = format!("{}://{}:{}{}", dest.site.scheme.as_str(), dest.host, dest.port, target);
-    let asked = Asked { method: parts.method.as_str().to_string(), target, headers, started: Instant::now(), url };
+    let url = exchange::url(&dest, &target);
+    let owned = Owned { method: parts.method.as_str().to_string(), target, headers, started: Instant::now(), url };
     let head_only = parts.method == http::Method::HEAD;
-    let (path, _) = split_target(&asked.target);
+    let (path, _) = exchange::split_target(&owned.target);
     let Some(site) = dest.site_now() else {
         // Its routes were removed: refused, so the client may retry it.
         return respond.send_reset(Reason::REFUSED_STREAM);
@@ -91,10 +75,10 @@ pub(super) async fn serve(request: http::Request<RecvStream>, mut respond: SendR
     let mount = if parts.method == http::Method::CONNECT { None } else { site.mount_for(path) };
     let (response, route, received) = match mount {
         None if parts.method == http::Method::CONNECT => (Response::text(405, "CONNECT is not served here"), "-".to_string(), 0),
-        None => (Response::text(404, &format!("no route for {path} on {}:{}", dest.host, dest.port)), "-".to_string(), 0),
+        None => (exchange::no_route(&dest, path), "-".to_string(), 0),
         Some(mount) if mount.app.answers_from_memory() => {
             let (response, received) = match gather(&mut body, dest.idle, mount.app.reads_body()).await {
-                Ok(whole) => (call(&dest, &asked, mount, &mut whole.bytes.as_slice()), whole.received),
+                Ok(whole) => (call(&dest, &owned, mount, &mut whole.bytes.as_slice()), whole.received),
                 Err(response) => (response, 0),
             };
             (response, mount.route.clone(), received)
@@ -103,8 +87,8 @@ pub(super) async fn serve(request: http::Request<RecvStream>, mut respond: SendR
             let (mount, dest2, handle) = (mount.clone(), dest.clone(), Handle::current());
             let task = tokio::task::spawn_blocking(move || {
                 let mut reader = BodyReader { body, handle, idle: dest2.idle, pending: Bytes::new(), received: 0 };
-                let response = call(&dest2, &asked, &mount, &mut reader);
-                (response, reader.received, asked, mount.route)
+                let response = call(&dest2, &owned, &mount, &mut reader);
+                (response, reader.received, owned, mount.route)
             });
             match task.await {
                 Ok((response, received, back, route)) => {
@@ -114,21 +98,21 @@ pub(super) async fn serve(request: http::Request<RecvStream>, mut respond: SendR
             }
         }
     };
-    finish(&mut respond, &dest, &asked, response, route, received, head_only).await;
+    finish(&mut respond, &dest, &owned, response, route, received, head_only).await;
 }
 
 /// Sends the response and writes its log and journal lines.
 async fn finish(
     respond: &mut SendResponse<Bytes>,
     dest: &Destination,
-    asked: &Asked,
+    owned: &Owned,
     mut response: Response,
     route: String,
     received: u64,
     head_only: bool,
 ) {
-    let status = response.status;
-    log_info!("{} {} -> {status} (route {route}, {} ms)", asked.method, asked.url, asked.started.elapsed().as_millis());
+    let (asked, status) = (owned.asked(), response.status);
+    exchange::log_answer(&asked, status, &route);
     let mut extra = std::mem::take(&mut response.journal);
     let sent = match send(respond, response, head_only).await {
         Ok(sent) => sent,
@@ -137,28 +121,16 @@ async fn finish(
             0
         }
     };
-    if let Some(journal) = dest.journal.as_deref() {
+    if dest.journal.is_some() {
         extra.push(("http", "2".into()));
-        journal.request(&Exchange {
-            route: &route,
-            method: &asked.method,
-            url: &asked.url,
-            status,
-            request_bytes: received,
-            response_bytes: sent,
-            duration_ms: asked.started.elapsed().as_secs_f64() * 1000.0,
-            extra: &extra,
-        });
+        let answered = Answered { route: &route, status, request_bytes: received, response_bytes: sent, extra: &extra };
+        exchange::journal(dest, &asked, &answered);
     }
 }
 
-/// Calls the mount's app, a panic becoming 500.
-fn call(dest: &Destination, asked: &Asked, mount: &Mount, body: &mut (dyn Read + Send)) -> Response {
-    let mut request = asked.request(dest, &mount.prefix, body);
-    catch_unwind(AssertUnwindSafe(|| mount.app.call(&mut request))).unwrap_or_else(|_| {
-        log_error!("{} {}: the app of route {} panicked", asked.method, asked.url, mount.route);
-        Response::text(500, "the app failed")
-    })
+/// Calls the mount's app (HTTP/2 has no client fd of the process's own).
+fn call(dest: &Destination, owned: &Owned, mount: &Mount, body: &mut (dyn Read + Send)) -> Response {
+    exchange::call(dest, &owned.asked(), mount, body, Client::default())
 }
 
 /// A request body gathered whole, counted in [`GATHERED_IN_ALL`] until
@@ -266,7 +238,7 @@ async fn send(respond: &mut SendResponse<Bytes>, response: Response, head_only: 
             map.append(name, value);
         }
     }
-    if let Ok(date) = HeaderValue::from_bytes(&crate::serve::http::http_date()) {
+    if let Ok(date) = HeaderValue::from_bytes(&exchange::http_date()) {
         map.insert(DATE, date);
     }
     if let Some(len) = len.filter(|_| !bodiless) {

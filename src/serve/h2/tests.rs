@@ -127,7 +127,7 @@ fn blocking_apps_stream_bodies_both_ways_under_flow_control() {
 fn h2c_with_prior_knowledge_on_an_http_connection() {
     let dest = dest(&["http://h.test -> static:201 made"]);
     let (client_end, server_end) = UnixStream::pair().unwrap();
-    let server = std::thread::spawn(move || crate::serve::http::serve(server_end, &dest));
+    let server = std::thread::spawn(move || crate::serve::serve_plain(server_end, &dest, Vec::new()));
     runtime().block_on(async {
         client_end.set_nonblocking(true).unwrap();
         let socket = tokio::net::UnixStream::from_std(client_end).unwrap();
@@ -147,7 +147,7 @@ fn echo_answers_a_websocket_upgrade_and_echoes_each_message() {
     use tungstenite::Message;
     let dest = dest(&["http://h.test -> echo"]);
     let (client_end, server_end) = UnixStream::pair().unwrap();
-    let server = std::thread::spawn(move || crate::serve::http::serve(server_end, &dest));
+    let server = std::thread::spawn(move || crate::serve::serve_plain(server_end, &dest, Vec::new()));
     let (mut ws, response) = tungstenite::client::client("ws://h.test/chat", client_end).unwrap();
     assert_eq!(response.status(), 101);
     ws.send(Message::text("hello")).unwrap();
@@ -188,7 +188,7 @@ fn websocket_protocol_errors_get_their_close_codes() {
     for (what, frame, code) in cases {
         let dest = dest(&["http://h.test -> echo"]);
         let (client_end, server_end) = UnixStream::pair().unwrap();
-        let server = std::thread::spawn(move || crate::serve::http::serve(server_end, &dest));
+        let server = std::thread::spawn(move || crate::serve::serve_plain(server_end, &dest, Vec::new()));
         let (mut ws, _) = tungstenite::client::client("ws://h.test/chat", client_end).unwrap();
         let stream = ws.get_mut();
         stream.write_all(&frame).unwrap();

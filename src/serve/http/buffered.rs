@@ -6,11 +6,12 @@
 use std::io::{self, Read, Write};
 
 use super::body::Framing;
-use super::exchange;
-use super::head::{parse_head, split_target};
+use super::conn::one_request;
+use super::head::parse_head;
 use super::wire::{Transport, Wire};
 use crate::config::route::Scheme;
 use crate::routing::Destination;
+use crate::serve::exchange::split_target;
 
 /// What [`answer_buffered`] made of the bytes a client has sent so far.
 #[derive(Debug, PartialEq, Eq)]
@@ -20,7 +21,7 @@ pub enum Buffered {
     Answered { consumed: usize, keep: bool },
     /// No whole request, or one this path does not take (a chunked or
     /// partial body, an `Expect` or `Upgrade`, an app that may block, bad input, https):
-    /// serve the connection with [`serve_after`] instead.
+    /// serve the connection with [`serve_after`](super::serve_after) instead.
     NeedsThread,
 }
 
@@ -50,7 +51,7 @@ pub fn answer_buffered(input: &[u8], out: &mut Vec<u8>, dest: &Destination) -> B
     let mut wire = Wire::with_buffered(Memory(out), input[head.len..end].to_vec());
     wire.consumed = head.len as u64;
     // Writing to memory cannot fail, so neither can the exchange.
-    let keep = exchange(&mut wire, &head, dest).unwrap_or(false);
+    let keep = one_request(&mut wire, &head, dest).unwrap_or(false);
     Buffered::Answered { consumed: end, keep }
 }
 

@@ -8,8 +8,7 @@ use super::body::Framing;
 use super::wire::{self, Transport, Wire};
 use crate::log_debug;
 
-/// Request heads larger than this get 431.
-pub const MAX_HEAD: usize = 64 * 1024;
+use crate::serve::exchange::MAX_HEAD;
 const MAX_HEADERS: usize = 256;
 
 /// A parsed request head, owned so the read buffer can move on.
@@ -77,10 +76,17 @@ impl Head {
 pub(super) struct Reject {
     pub(super) status: u16,
     pub(super) why: String,
+    /// The bytes are no HTTP/1 head at all (httparse refused them), as
+    /// opposed to a head that came too slowly, too large or ill-framed.
+    pub(super) not_http1: bool,
 }
 
 pub(super) fn reject(status: u16, why: impl Into<String>) -> Reject {
-    Reject { status, why: why.into() }
+    Reject { status, why: why.into(), not_http1: false }
+}
+
+fn unparsable(status: u16, why: impl Into<String>) -> Reject {
+    Reject { not_http1: true, ..reject(status, why) }
 }
 
 /// Parses a request head at the start of `buf`: Ok(None) while it is not
@@ -102,8 +108,8 @@ pub(super) fn parse_head(buf: &[u8]) -> Result<Option<Head>, Reject> {
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => Err(reject(431, "request head over 64 KiB")),
         Ok(httparse::Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => Err(reject(431, "too many header fields")),
-        Err(httparse::Error::Version) if is_other_version(buf) => Err(reject(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")),
-        Err(e) => Err(reject(400, format!("malformed request: {e}"))),
+        Err(httparse::Error::Version) if is_other_version(buf) => Err(unparsable(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")),
+        Err(e) => Err(unparsable(400, format!("malformed request: {e}"))),
     }
 }
 
@@ -145,10 +151,4 @@ impl<S: Transport> Wire<S> {
 fn is_other_version(buf: &[u8]) -> bool {
     let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
     line.rsplit(|&b| b == b' ').next().is_some_and(|v| v.starts_with(b"HTTP/") && v.get(5).is_some_and(u8::is_ascii_digit))
-}
-
-/// Splits a request target into path and query ([`crate::url::target_parts`]).
-pub(crate) fn split_target(target: &str) -> (&str, &str) {
-    let (path, query) = crate::url::target_parts(target);
-    (path, query.unwrap_or(""))
 }

@@ -3,11 +3,10 @@
 //! for HTTP/1.0; no body for HEAD, 1xx, 204 and 304; `Date` and
 //! `Connection` set as servers set them.
 
-use std::cell::Cell;
 use std::io::{self, IoSlice, Read, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::apps::{Body, Response};
+use crate::serve::exchange::http_date;
 
 /// How the response must be framed, decided from the request.
 pub(super) struct Framing {
@@ -124,26 +123,6 @@ fn switching(out: &mut dyn Write, status: u16, headers: &[(String, String)]) -> 
     head.push_str("\r\n");
     out.write_all(head.as_bytes())?;
     Ok(false)
-}
-
-/// The `Date` field's value for now (RFC 9110 section 6.6.1), formatted
-/// once a second per thread rather than for every response.
-pub(crate) fn http_date() -> [u8; 29] {
-    thread_local! {
-        static LAST: Cell<(u64, [u8; 29])> = const { Cell::new((u64::MAX, [0; 29])) };
-    }
-    let now = SystemTime::now();
-    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    LAST.with(|last| {
-        let (when, text) = last.get();
-        if when == second {
-            return text;
-        }
-        // An IMF-fixdate is 29 bytes (until the year 10000).
-        let text = <[u8; 29]>::try_from(httpdate::fmt_http_date(now).as_bytes()).unwrap_or(text);
-        last.set((second, text));
-        text
-    })
 }
 
 /// Body bytes move in pieces this large: every piece is a system call on

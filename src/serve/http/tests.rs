@@ -2,8 +2,11 @@
 
 use super::*;
 use crate::apps::{self, Body};
+use crate::apps::{Request, Response};
 use crate::config::load;
+use crate::routing::Destination;
 use crate::routing::{Connect, Router};
+use std::io;
 use std::io::{Read, Write};
 
 /// An in-memory connection: each read returns at most one of `input`'s
@@ -382,6 +385,6 @@ fn serving_after_bytes_already_read_continues_the_stream() {
     let input = b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\n\r\n";
     let (read, rest) = input.split_at(20);
     let mut d = Duplex::new(&[rest]);
-    serve_after(&mut d, &dest(&routes), read.to_vec());
+    let _ = serve_after(&mut d, &dest(&routes), read.to_vec(), false);
     assert_eq!(undated(&d.output), undated(run(&routes, input).as_bytes()));
 }

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use super::MAX_HEAD;
+use crate::serve::exchange::MAX_HEAD;
 
 /// What the serve loop needs of a connection beyond reading and writing.
 /// Both do nothing by default, as for an in-memory stream.
