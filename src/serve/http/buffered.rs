@@ -28,7 +28,7 @@ pub enum Buffered {
 /// Answers the first request in `input` without any I/O when it is whole
 /// (head and a Content-Length body, no `Expect`) and its app answers from
 /// memory; the bytes written to `out` (and the journal line) are exactly
-/// what [`serve`] would produce, because the same exchange runs over an
+/// what [`serve`](super::serve) would produce, because the same exchange runs over an
 /// in-memory stream.
 pub fn answer_buffered(input: &[u8], out: &mut Vec<u8>, dest: &Destination) -> Buffered {
     if dest.site.scheme != Scheme::Http || dest.site.forward.is_some() {
@@ -58,7 +58,7 @@ pub fn answer_buffered(input: &[u8], out: &mut Vec<u8>, dest: &Destination) -> B
 /// Answers every request at the start of `input` that [`answer_buffered`]
 /// takes, in order, stopping after one that closes the connection. Returns
 /// the bytes used and whether the connection stays open; what is left of
-/// `input` is for [`serve_after`].
+/// `input` is for [`serve_after`](super::serve_after).
 pub fn answer_all_buffered(input: &[u8], out: &mut Vec<u8>, dest: &Destination) -> (usize, bool) {
     let (mut taken, mut keep) = (0, true);
     while keep && taken < input.len() {
