@@ -135,6 +135,6 @@ pub extern "C" fn intercept_last_error() -> *const c_char {
 pub extern "C" fn intercept_is_preloaded() -> c_int {
     // SAFETY: dlsym with a static name.
     let first = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"connect".as_ptr()) };
-    let ours = crate::hooks::connect::connect as *const () as *mut libc::c_void;
+    let ours = crate::hooks::table::connect as *const () as *mut libc::c_void;
     c_int::from(first == ours)
 }

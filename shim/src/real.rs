@@ -57,8 +57,34 @@ impl Slot {
         }
         // SAFETY: dlsym with a NUL-terminated name.
         let ptr = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) };
+        if is_ours(ptr) {
+            // Calling it would call ourselves for ever: the call fails as
+            // for a missing symbol instead.
+            return null_mut();
+        }
         self.ptr.store(ptr, Ordering::Relaxed);
         ptr
+    }
+}
+
+/// Whether `ptr` lies in the shim itself. A real function must never be
+/// one of our hooks, which `RTLD_NEXT` could find if the shim were loaded
+/// twice or linked into the program.
+pub fn is_ours(ptr: *mut c_void) -> bool {
+    static BASE: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+    if ptr.is_null() {
+        return false;
+    }
+    // SAFETY: dladdr writes into our zeroed Dl_info; both addresses are
+    // only looked up, never called.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        let mut base = BASE.load(Ordering::Relaxed);
+        if base.is_null() && libc::dladdr(is_ours as *const c_void, &mut info) != 0 {
+            base = info.dli_fbase;
+            BASE.store(base, Ordering::Relaxed);
+        }
+        libc::dladdr(ptr, &mut info) != 0 && info.dli_fbase == base
     }
 }
 

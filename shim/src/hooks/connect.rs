@@ -9,36 +9,10 @@ use core_lib::routing::{Connect, Destination, Router};
 use core_lib::{log_debug, log_error};
 use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
-use super::guarded;
 use crate::real::{self, fail};
 use crate::{dispatch, fdtable, peer, sockaddr as sa, state, upstream};
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("connect", || fail(libc::ECONNREFUSED), || unsafe { connect_impl(fd, addr, len) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendto(
-    fd: c_int,
-    buf: *const c_void,
-    len: size_t,
-    flags: c_int,
-    addr: *const sockaddr,
-    alen: socklen_t,
-) -> ssize_t {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("sendto", || fail(libc::ECONNREFUSED) as ssize_t, || unsafe { sendto_impl(fd, buf, len, flags, addr, alen) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("sendmsg", || fail(libc::ECONNREFUSED) as ssize_t, || unsafe { sendmsg_impl(fd, msg, flags) })
-}
-
-unsafe fn connect_impl(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+pub(super) unsafe fn connect_impl(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     if !state::active() {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::connect(fd, addr, len) };
@@ -72,7 +46,14 @@ unsafe fn connect_impl(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_in
     }
 }
 
-unsafe fn sendto_impl(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t {
+pub(super) unsafe fn sendto_impl(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    alen: socklen_t,
+) -> ssize_t {
     if addr.is_null() {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { super::write::send_impl(fd, buf, len, flags) };
@@ -92,7 +73,7 @@ unsafe fn sendto_impl(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, 
     }
 }
 
-unsafe fn sendmsg_impl(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+pub(super) unsafe fn sendmsg_impl(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the caller's arguments, passed on.
     if let Some(sent) = unsafe { super::write::sendmsg_plain(fd, msg, flags) } {
         return sent;

@@ -32,8 +32,8 @@ mod trampolines {
 
     fn lookup(slot: &AtomicUsize, name: &std::ffi::CStr) -> usize {
         // SAFETY: dlsym with a NUL-terminated name.
-        let found = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
-        let found = if found == 0 { missing as *const () as usize } else { found };
+        let found = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+        let found = if found.is_null() || crate::real::is_ours(found) { missing as *const () as usize } else { found as usize };
         slot.store(found, Ordering::Relaxed);
         found
     }

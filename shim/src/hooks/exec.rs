@@ -13,127 +13,86 @@ use std::ffi::{CStr, c_char};
 
 use libc::{c_int, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
 
-use super::guarded;
 use crate::real;
 use crate::spawn::{self, PathBuf};
 
 type Argv = *const *const c_char;
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn execve(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
+/// What the `execve` hook does.
+///
+/// # Safety
+/// As for libc's `execve`.
+pub(super) unsafe fn execve_impl(path: *const c_char, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "execve",
-        || unsafe { real::execve(path, argv, envp) },
-        || unsafe {
-            prepare(libc::AT_FDCWD, path);
-            real::execve(path, argv, envp)
-        },
-    )
+    unsafe {
+        prepare(libc::AT_FDCWD, path);
+        real::execve(path, argv, envp)
+    }
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn execv(path: *const c_char, argv: Argv) -> c_int {
+/// What the `execv` hook does.
+///
+/// # Safety
+/// As for libc's `execv`.
+pub(super) unsafe fn execv_impl(path: *const c_char, argv: Argv) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "execv",
-        || unsafe { real::execv(path, argv) },
-        || unsafe {
-            prepare(libc::AT_FDCWD, path);
-            real::execv(path, argv)
-        },
-    )
+    unsafe {
+        prepare(libc::AT_FDCWD, path);
+        real::execv(path, argv)
+    }
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn execvp(file: *const c_char, argv: Argv) -> c_int {
+/// What the `execvp` hook does.
+///
+/// # Safety
+/// As for libc's `execvp`.
+pub(super) unsafe fn execvp_impl(file: *const c_char, argv: Argv) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "execvp",
-        || unsafe { real::execvp(file, argv) },
-        || unsafe {
-            prepare_search(file);
-            real::execvp(file, argv)
-        },
-    )
+    unsafe {
+        prepare_search(file);
+        real::execvp(file, argv)
+    }
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
+/// What the `execvpe` hook does.
+///
+/// # Safety
+/// As for libc's `execvpe`.
+pub(super) unsafe fn execvpe_impl(file: *const c_char, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "execvpe",
-        || unsafe { real::execvpe(file, argv, envp) },
-        || unsafe {
-            prepare_search(file);
-            real::execvpe(file, argv, envp)
-        },
-    )
+    unsafe {
+        prepare_search(file);
+        real::execvpe(file, argv, envp)
+    }
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn execveat(dir: c_int, path: *const c_char, argv: Argv, envp: Argv, flags: c_int) -> c_int {
+/// What the `execveat` hook does.
+///
+/// # Safety
+/// As for libc's `execveat`.
+pub(super) unsafe fn execveat_impl(dir: c_int, path: *const c_char, argv: Argv, envp: Argv, flags: c_int) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "execveat",
-        || unsafe { real::execveat(dir, path, argv, envp, flags) },
-        || unsafe {
-            let empty = !path.is_null() && *path == 0;
-            if empty && flags & libc::AT_EMPTY_PATH != 0 {
-                prepare_fd(dir);
-            } else {
-                prepare(dir, path);
-            }
-            real::execveat(dir, path, argv, envp, flags)
-        },
-    )
+    unsafe {
+        let empty = !path.is_null() && *path == 0;
+        if empty && flags & libc::AT_EMPTY_PATH != 0 {
+            prepare_fd(dir);
+        } else {
+            prepare(dir, path);
+        }
+        real::execveat(dir, path, argv, envp, flags)
+    }
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fexecve(fd: c_int, argv: Argv, envp: Argv) -> c_int {
+/// What the `fexecve` hook does.
+///
+/// # Safety
+/// As for libc's `fexecve`.
+pub(super) unsafe fn fexecve_impl(fd: c_int, argv: Argv, envp: Argv) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "fexecve",
-        || unsafe { real::fexecve(fd, argv, envp) },
-        || unsafe {
-            prepare_fd(fd);
-            real::fexecve(fd, argv, envp)
-        },
-    )
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn posix_spawn(
-    pid: *mut pid_t,
-    path: *const c_char,
-    actions: *const posix_spawn_file_actions_t,
-    attr: *const posix_spawnattr_t,
-    argv: Argv,
-    envp: Argv,
-) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "posix_spawn",
-        || unsafe { real::posix_spawn(pid, path, actions, attr, argv, envp) },
-        || unsafe { spawn_impl(pid, path, false, actions, attr, argv, envp) },
-    )
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn posix_spawnp(
-    pid: *mut pid_t,
-    file: *const c_char,
-    actions: *const posix_spawn_file_actions_t,
-    attr: *const posix_spawnattr_t,
-    argv: Argv,
-    envp: Argv,
-) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "posix_spawnp",
-        || unsafe { real::posix_spawnp(pid, file, actions, attr, argv, envp) },
-        || unsafe { spawn_impl(pid, file, true, actions, attr, argv, envp) },
-    )
+    unsafe {
+        prepare_fd(fd);
+        real::fexecve(fd, argv, envp)
+    }
 }
 
 /// Before an exec of `path` (relative to `dir`).
@@ -196,7 +155,7 @@ fn itoa(fd: c_int, buf: &mut [u8; 12]) -> &[u8] {
 /// # Safety
 /// As for libc's `posix_spawn`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn spawn_impl(
+pub(super) unsafe fn spawn_impl(
     pid: *mut pid_t,
     file: *const c_char,
     search: bool,

@@ -108,9 +108,9 @@ unsafe extern "C" fn gather(path: *const c_char, registers: *const *const c_char
         }
         argv[n] = std::ptr::null();
         match which {
-            EXECL => super::exec::execv(path, argv.as_ptr()),
-            EXECLP => super::exec::execvp(path, argv.as_ptr()),
-            _ => super::exec::execve(path, argv.as_ptr(), at(n + 1).cast()),
+            EXECL => super::table::execv(path, argv.as_ptr()),
+            EXECLP => super::table::execvp(path, argv.as_ptr()),
+            _ => super::table::execve(path, argv.as_ptr(), at(n + 1).cast()),
         }
     }
 }

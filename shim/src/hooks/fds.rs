@@ -6,54 +6,11 @@
 
 use libc::{c_int, c_uint, c_ulong};
 
-use super::{guarded, quietly};
+use super::quietly;
 use crate::fdtable::{self, Kind};
 use crate::real;
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    // SAFETY: the caller's fd, passed on.
-    guarded("close", || unsafe { real::close(fd) }, || unsafe { close_impl(fd) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
-    // SAFETY: as for close.
-    guarded("dup", || real::fail(libc::EMFILE), || unsafe { dup_impl(fd) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn dup2(fd: c_int, to: c_int) -> c_int {
-    // SAFETY: as for close.
-    guarded("dup2", || real::fail(libc::EBADF), || unsafe { dup2_impl(fd, to) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn dup3(fd: c_int, to: c_int, flags: c_int) -> c_int {
-    // SAFETY: as for close.
-    guarded("dup3", || real::fail(libc::EBADF), || unsafe { dup3_impl(fd, to, flags) })
-}
-
-/// glibc also exports `fcntl` as `fcntl64`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    // SAFETY: as for close.
-    guarded("fcntl", || real::fail(libc::EBADF), || unsafe { fcntl_impl(fd, cmd, arg) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    // SAFETY: as for close.
-    guarded("fcntl64", || real::fail(libc::EBADF), || unsafe { fcntl_impl(fd, cmd, arg) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    // SAFETY: as for close.
-    guarded("close_range", || unsafe { real::close_range(first, last, flags) }, || unsafe { close_range_impl(first, last, flags) })
-}
-
-unsafe fn close_impl(fd: c_int) -> c_int {
+pub(super) unsafe fn close_impl(fd: c_int) -> c_int {
     match fdtable::kind_of(fd) {
         Kind::Other => {}
         // Forget it before the number can be reused by another thread.
@@ -64,7 +21,7 @@ unsafe fn close_impl(fd: c_int) -> c_int {
     unsafe { real::close(fd) }
 }
 
-unsafe fn dup_impl(fd: c_int) -> c_int {
+pub(super) unsafe fn dup_impl(fd: c_int) -> c_int {
     // SAFETY: the caller's fd, passed on.
     let new = unsafe { real::dup(fd) };
     if new >= 0 && fdtable::contains(fd) {
@@ -73,7 +30,7 @@ unsafe fn dup_impl(fd: c_int) -> c_int {
     new
 }
 
-unsafe fn dup2_impl(fd: c_int, to: c_int) -> c_int {
+pub(super) unsafe fn dup2_impl(fd: c_int, to: c_int) -> c_int {
     if fd != to && fdtable::owned(to) {
         return real::fail(libc::EBUSY);
     }
@@ -85,7 +42,7 @@ unsafe fn dup2_impl(fd: c_int, to: c_int) -> c_int {
     rc
 }
 
-unsafe fn dup3_impl(fd: c_int, to: c_int, flags: c_int) -> c_int {
+pub(super) unsafe fn dup3_impl(fd: c_int, to: c_int, flags: c_int) -> c_int {
     if fd != to && fdtable::owned(to) {
         return real::fail(libc::EBUSY);
     }
@@ -99,7 +56,7 @@ unsafe fn dup3_impl(fd: c_int, to: c_int, flags: c_int) -> c_int {
 
 /// `F_DUPFD` and `F_DUPFD_CLOEXEC` make copies like `dup`; every other
 /// command passes straight through.
-unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+pub(super) unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     // SAFETY: the caller's arguments, passed on.
     let rc = unsafe { real::fcntl(fd, cmd, arg) };
     if rc >= 0 && (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) && fdtable::contains(fd) {
@@ -108,7 +65,7 @@ unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     rc
 }
 
-unsafe fn close_range_impl(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+pub(super) unsafe fn close_range_impl(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     if flags as c_uint & libc::CLOSE_RANGE_CLOEXEC != 0 || first > last {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::close_range(first, last, flags) };

@@ -1,7 +1,9 @@
 //! The exported libc hooks. Each one is a translation: read the C
 //! arguments, ask the core (or the fd table), act with the real functions.
 //!
-//! Every export has one shape: a one-line call of
+//! Every export is an entry of one table ([`table`]): its name and C
+//! signature once, its fallback and its implementation in the module of
+//! its topic; the table makes it a call of
 //! `guarded(name, fallback, || implementation)`. No panic crosses the C
 //! boundary: a panic in the implementation becomes `fallback()`, which
 //! fails the call the way libc would fail it (or, where nothing was done
@@ -17,6 +19,7 @@ mod fds;
 mod names;
 mod open;
 mod sockets;
+pub(crate) mod table;
 mod wait;
 mod write;
 

@@ -8,25 +8,14 @@ use core_lib::routing::Lookup;
 use core_lib::{log_debug, log_error};
 use libc::{addrinfo, c_char, c_int};
 
-use super::guarded;
 use crate::{real, sockaddr, state};
 
-/// Routed names resolve to their synthetic addresses. The answer is built by
-/// the real `getaddrinfo` from the numeric address, so every node comes from
-/// libc's own allocator and libc's `freeaddrinfo` frees it: no
-/// `freeaddrinfo` hook is needed to tell the two kinds apart.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getaddrinfo(
+pub(super) unsafe fn getaddrinfo_impl(
     node: *const c_char,
     service: *const c_char,
     hints: *const addrinfo,
     res: *mut *mut addrinfo,
 ) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("getaddrinfo", || libc::EAI_FAIL, || unsafe { getaddrinfo_impl(node, service, hints, res) })
-}
-
-unsafe fn getaddrinfo_impl(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int {
     if !state::active() || node.is_null() || res.is_null() {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::getaddrinfo(node, service, hints, res) };
@@ -194,7 +183,7 @@ type HostentR =
 
 /// The reentrant forms: fill the caller's hostent and buffer.
 #[allow(clippy::too_many_arguments)] // glibc's signature
-unsafe fn hostent_r(
+pub(super) unsafe fn hostent_r(
     name: *const c_char,
     family: c_int,
     ret: *mut libc::hostent,
@@ -237,7 +226,7 @@ unsafe fn hostent_r(
 
 /// glibc's gethostbyname2_r with the family argument; gethostbyname_r is the
 /// same with AF_INET.
-unsafe extern "C" fn real_gethostbyname2_r(
+pub(super) unsafe extern "C" fn real_gethostbyname2_r(
     name: *const c_char,
     family: c_int,
     ret: *mut libc::hostent,
@@ -250,10 +239,10 @@ unsafe extern "C" fn real_gethostbyname2_r(
     unsafe { real::gethostbyname2_r(name, family, ret, buf, buflen, result, h_errnop) }
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname2_r(
+/// `gethostbyname_r` in `gethostbyname2_r`'s shape, for [`hostent_r`].
+pub(super) unsafe extern "C" fn real_v4(
     name: *const c_char,
-    family: c_int,
+    _family: c_int,
     ret: *mut libc::hostent,
     buf: *mut c_char,
     buflen: libc::size_t,
@@ -261,36 +250,7 @@ pub unsafe extern "C" fn gethostbyname2_r(
     h_errnop: *mut c_int,
 ) -> c_int {
     // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "gethostbyname2_r",
-        || libc::ENOMEM,
-        || unsafe { hostent_r(name, family, ret, buf, buflen, result, h_errnop, real_gethostbyname2_r) },
-    )
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname_r(
-    name: *const c_char,
-    ret: *mut libc::hostent,
-    buf: *mut c_char,
-    buflen: libc::size_t,
-    result: *mut *mut libc::hostent,
-    h_errnop: *mut c_int,
-) -> c_int {
-    unsafe extern "C" fn real_v4(
-        name: *const c_char,
-        _family: c_int,
-        ret: *mut libc::hostent,
-        buf: *mut c_char,
-        buflen: libc::size_t,
-        result: *mut *mut libc::hostent,
-        h_errnop: *mut c_int,
-    ) -> c_int {
-        // SAFETY: the caller's arguments, passed on.
-        unsafe { real::gethostbyname_r(name, ret, buf, buflen, result, h_errnop) }
-    }
-    // SAFETY: the caller's arguments, passed on.
-    guarded("gethostbyname_r", || libc::ENOMEM, || unsafe { hostent_r(name, libc::AF_INET, ret, buf, buflen, result, h_errnop, real_v4) })
+    unsafe { real::gethostbyname_r(name, ret, buf, buflen, result, h_errnop) }
 }
 
 /// Per-thread storage for the non-reentrant forms (glibc uses one static
@@ -338,40 +298,31 @@ unsafe fn hostent_static(name: *const c_char, family: c_int) -> Option<*mut libc
     }
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut libc::hostent {
-    // SAFETY: the caller's argument, passed on.
-    guarded("gethostbyname", no_host, || unsafe { hostent_static(name, libc::AF_INET).unwrap_or_else(|| real::gethostbyname(name)) })
+/// What the `gethostbyname` hook does.
+///
+/// # Safety
+/// As for libc's `gethostbyname`.
+pub(super) unsafe fn gethostbyname_impl(name: *const c_char) -> *mut libc::hostent {
+    // SAFETY: the caller's arguments, passed on.
+    unsafe { hostent_static(name, libc::AF_INET).unwrap_or_else(|| real::gethostbyname(name)) }
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname2(name: *const c_char, family: c_int) -> *mut libc::hostent {
+/// What the `gethostbyname2` hook does.
+///
+/// # Safety
+/// As for libc's `gethostbyname2`.
+pub(super) unsafe fn gethostbyname2_impl(name: *const c_char, family: c_int) -> *mut libc::hostent {
     // SAFETY: the caller's arguments, passed on.
-    guarded("gethostbyname2", no_host, || unsafe { hostent_static(name, family).unwrap_or_else(|| real::gethostbyname2(name, family)) })
+    unsafe { hostent_static(name, family).unwrap_or_else(|| real::gethostbyname2(name, family)) }
 }
 
 /// What a failing non-reentrant lookup returns.
-fn no_host() -> *mut libc::hostent {
+pub(super) fn no_host() -> *mut libc::hostent {
     set_h_errno(NETDB_INTERNAL);
     std::ptr::null_mut()
 }
 
-/// The reverse: a synthetic address names its host.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getnameinfo(
-    addr: *const libc::sockaddr,
-    alen: libc::socklen_t,
-    host: *mut c_char,
-    hostlen: libc::socklen_t,
-    serv: *mut c_char,
-    servlen: libc::socklen_t,
-    flags: c_int,
-) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("getnameinfo", || libc::EAI_FAIL, || unsafe { getnameinfo_impl(addr, alen, host, hostlen, serv, servlen, flags) })
-}
-
-unsafe fn getnameinfo_impl(
+pub(super) unsafe fn getnameinfo_impl(
     addr: *const libc::sockaddr,
     alen: libc::socklen_t,
     host: *mut c_char,

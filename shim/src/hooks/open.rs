@@ -14,87 +14,9 @@
 use std::ffi::{CStr, c_char};
 
 use core_lib::serve::trust::{self, Redirect};
-use libc::{c_int, c_uint};
+use libc::c_int;
 
-use super::guarded;
-use crate::{real, state};
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("open", || unsafe { real::open(path, flags, mode) }, || unsafe { served(path, flags, |p| real::open(p, flags, mode)) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("open64", || unsafe { real::open64(path, flags, mode) }, || unsafe { served(path, flags, |p| real::open64(p, flags, mode)) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn openat(dir: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "openat",
-        || unsafe { real::openat(dir, path, flags, mode) },
-        || unsafe { served(path, flags, |p| real::openat(dir, p, flags, mode)) },
-    )
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn openat64(dir: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "openat64",
-        || unsafe { real::openat64(dir, path, flags, mode) },
-        || unsafe { served(path, flags, |p| real::openat64(dir, p, flags, mode)) },
-    )
-}
-
-/// What `open` becomes in a program built with `_FORTIFY_SOURCE`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __open_2(path: *const c_char, flags: c_int) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("__open_2", || unsafe { real::__open_2(path, flags) }, || unsafe { served(path, flags, |p| real::__open_2(p, flags)) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("__open64_2", || unsafe { real::__open64_2(path, flags) }, || unsafe { served(path, flags, |p| real::__open64_2(p, flags)) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __openat_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "__openat_2",
-        || unsafe { real::__openat_2(dir, path, flags) },
-        || unsafe { served(path, flags, |p| real::__openat_2(dir, p, flags)) },
-    )
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __openat64_2(dir: c_int, path: *const c_char, flags: c_int) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded(
-        "__openat64_2",
-        || unsafe { real::__openat64_2(dir, path, flags) },
-        || unsafe { served(path, flags, |p| real::__openat64_2(dir, p, flags)) },
-    )
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("fopen", || unsafe { real::fopen(path, mode) }, || unsafe { served_stream(path, mode, |p| real::fopen(p, mode)) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("fopen64", || unsafe { real::fopen64(path, mode) }, || unsafe { served_stream(path, mode, |p| real::fopen64(p, mode)) })
-}
+use crate::state;
 
 /// The file to open instead of `path`, if it is a trust file read from a
 /// fixed place and `intercept run` wrote ours.
@@ -144,7 +66,7 @@ fn tls_reader() -> bool {
 ///
 /// # Safety
 /// As for `open`.
-unsafe fn served(path: *const c_char, flags: c_int, open_it: impl Fn(*const c_char) -> c_int) -> c_int {
+pub(super) unsafe fn served(path: *const c_char, flags: c_int, open_it: impl Fn(*const c_char) -> c_int) -> c_int {
     let reading = flags & (libc::O_ACCMODE | libc::O_CREAT) == libc::O_RDONLY;
     // SAFETY: the caller's path.
     match unsafe { instead(path, reading) } {
@@ -160,7 +82,11 @@ unsafe fn served(path: *const c_char, flags: c_int, open_it: impl Fn(*const c_ch
 ///
 /// # Safety
 /// As for `fopen`.
-unsafe fn served_stream(path: *const c_char, mode: *const c_char, open_it: impl Fn(*const c_char) -> *mut libc::FILE) -> *mut libc::FILE {
+pub(super) unsafe fn served_stream(
+    path: *const c_char,
+    mode: *const c_char,
+    open_it: impl Fn(*const c_char) -> *mut libc::FILE,
+) -> *mut libc::FILE {
     let reading = !mode.is_null() && {
         // SAFETY: a C string from the caller, not null.
         let mode = unsafe { CStr::from_ptr(mode) }.to_bytes();

@@ -5,37 +5,12 @@ use std::net::SocketAddr;
 
 use libc::{c_int, sockaddr, socklen_t};
 
-use super::guarded;
 use crate::real::{self, fail};
 use crate::{fdtable, sockaddr as sa};
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("getpeername", || fail(libc::ENOTSOCK), || unsafe { getpeername_impl(fd, addr, len) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    // SAFETY: as above.
-    guarded("getsockname", || fail(libc::ENOTSOCK), || unsafe { getsockname_impl(fd, addr, len) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const libc::c_void, len: socklen_t) -> c_int {
-    // SAFETY: as above.
-    guarded("setsockopt", || fail(libc::ENOPROTOOPT), || unsafe { setsockopt_impl(fd, level, name, value, len) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getsockopt(fd: c_int, level: c_int, name: c_int, value: *mut libc::c_void, len: *mut socklen_t) -> c_int {
-    // SAFETY: as above.
-    guarded("getsockopt", || fail(libc::ENOPROTOOPT), || unsafe { getsockopt_impl(fd, level, name, value, len) })
-}
-
 /// The address the caller connected to, as TCP would report it (an
 /// IPv4-mapped address stays mapped).
-unsafe fn getpeername_impl(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+pub(super) unsafe fn getpeername_impl(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     match fdtable::get(fd) {
         // SAFETY: the caller's arguments, passed on.
         None => unsafe { real::getpeername(fd, addr, len) },
@@ -46,7 +21,7 @@ unsafe fn getpeername_impl(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) 
 
 /// A plausible local end: loopback in the peer's family, with a port from
 /// the ephemeral range that stays the same for the fd.
-unsafe fn getsockname_impl(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+pub(super) unsafe fn getsockname_impl(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     match fdtable::get(fd) {
         // SAFETY: the caller's arguments, passed on.
         None => unsafe { real::getsockname(fd, addr, len) },
@@ -89,7 +64,7 @@ fn ip_level(level: c_int) -> bool {
 
 /// Options at the TCP/IP levels are accepted and remembered (TCP_NODELAY
 /// and friends have no meaning on a socketpair); the rest go to the kernel.
-unsafe fn setsockopt_impl(fd: c_int, level: c_int, name: c_int, value: *const libc::c_void, len: socklen_t) -> c_int {
+pub(super) unsafe fn setsockopt_impl(fd: c_int, level: c_int, name: c_int, value: *const libc::c_void, len: socklen_t) -> c_int {
     if !ip_level(level) || !fdtable::contains(fd) {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::setsockopt(fd, level, name, value, len) };
@@ -109,7 +84,7 @@ unsafe fn setsockopt_impl(fd: c_int, level: c_int, name: c_int, value: *const li
 
 /// Reads back remembered TCP/IP options (zero when never set), and answers
 /// SO_DOMAIN and SO_PROTOCOL as a TCP socket would.
-unsafe fn getsockopt_impl(fd: c_int, level: c_int, name: c_int, value: *mut libc::c_void, len: *mut socklen_t) -> c_int {
+pub(super) unsafe fn getsockopt_impl(fd: c_int, level: c_int, name: c_int, value: *mut libc::c_void, len: *mut socklen_t) -> c_int {
     let Some(face) = fdtable::get(fd) else {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::getsockopt(fd, level, name, value, len) };

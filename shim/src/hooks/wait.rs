@@ -13,7 +13,6 @@ use libc::{
     c_char, c_int, c_void, fd_set, iovec, msghdr, nfds_t, pollfd, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, timeval,
 };
 
-use super::guarded;
 use crate::{fdtable, reactor, real};
 
 /// Whether a read of `fd` may have to start the loop first.
@@ -48,151 +47,7 @@ fn nonblocking(fd: c_int) -> bool {
     flags >= 0 && flags & libc::O_NONBLOCK != 0
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
-    // SAFETY: the caller's arguments, passed on (the fallback too: a read
-    // that failed in our code consumed nothing).
-    guarded("read", || unsafe { real::read(fd, buf, len) }, || unsafe { read_impl(fd, buf, len) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, size: size_t) -> ssize_t {
-    // SAFETY: as for read.
-    guarded("__read_chk", || unsafe { real::__read_chk(fd, buf, len, size) }, || unsafe { read_chk_impl(fd, buf, len, size) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
-    // SAFETY: as for read.
-    guarded("readv", || unsafe { real::readv(fd, iov, count) }, || unsafe { readv_impl(fd, iov, count) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
-    // SAFETY: as for read.
-    guarded("recv", || unsafe { real::recv(fd, buf, len, flags) }, || unsafe { recv_impl(fd, buf, len, flags) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __recv_chk(fd: c_int, buf: *mut c_void, len: size_t, size: size_t, flags: c_int) -> ssize_t {
-    // SAFETY: as for read.
-    guarded("__recv_chk", || unsafe { real::__recv_chk(fd, buf, len, size, flags) }, || unsafe { recv_chk_impl(fd, buf, len, size, flags) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn recvfrom(
-    fd: c_int,
-    buf: *mut c_void,
-    len: size_t,
-    flags: c_int,
-    addr: *mut sockaddr,
-    alen: *mut socklen_t,
-) -> ssize_t {
-    // SAFETY: as for read.
-    guarded(
-        "recvfrom",
-        || unsafe { real::recvfrom(fd, buf, len, flags, addr, alen) },
-        || unsafe { recvfrom_impl(fd, buf, len, flags, addr, alen) },
-    )
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __recvfrom_chk(
-    fd: c_int,
-    buf: *mut c_void,
-    len: size_t,
-    size: size_t,
-    flags: c_int,
-    addr: *mut sockaddr,
-    alen: *mut socklen_t,
-) -> ssize_t {
-    // SAFETY: as for read.
-    guarded(
-        "__recvfrom_chk",
-        || unsafe { real::__recvfrom_chk(fd, buf, len, size, flags, addr, alen) },
-        || unsafe { recvfrom_chk_impl(fd, buf, len, size, flags, addr, alen) },
-    )
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    // SAFETY: as for read.
-    guarded("recvmsg", || unsafe { real::recvmsg(fd, msg, flags) }, || unsafe { recvmsg_impl(fd, msg, flags) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn poll(fds: *mut pollfd, count: nfds_t, timeout: c_int) -> c_int {
-    // SAFETY: as for read: a poll that failed in our code waited for nothing.
-    guarded("poll", || unsafe { real::poll(fds, count, timeout) }, || unsafe { poll_impl(fds, count, timeout) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __poll_chk(fds: *mut pollfd, count: nfds_t, timeout: c_int, size: size_t) -> c_int {
-    // SAFETY: as for poll.
-    guarded("__poll_chk", || unsafe { real::__poll_chk(fds, count, timeout, size) }, || unsafe { poll_chk_impl(fds, count, timeout, size) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ppoll(fds: *mut pollfd, count: nfds_t, timeout: *const timespec, mask: *const sigset_t) -> c_int {
-    // SAFETY: as for poll.
-    guarded("ppoll", || unsafe { real::ppoll(fds, count, timeout, mask) }, || unsafe { ppoll_impl(fds, count, timeout, mask) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __ppoll_chk(
-    fds: *mut pollfd,
-    count: nfds_t,
-    timeout: *const timespec,
-    mask: *const sigset_t,
-    size: size_t,
-) -> c_int {
-    // SAFETY: as for poll.
-    guarded(
-        "__ppoll_chk",
-        || unsafe { real::__ppoll_chk(fds, count, timeout, mask, size) },
-        || unsafe { ppoll_chk_impl(fds, count, timeout, mask, size) },
-    )
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn select(count: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, timeout: *mut timeval) -> c_int {
-    // SAFETY: as for poll.
-    guarded("select", || unsafe { real::select(count, r, w, e, timeout) }, || unsafe { select_impl(count, r, w, e, timeout) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pselect(
-    count: c_int,
-    r: *mut fd_set,
-    w: *mut fd_set,
-    e: *mut fd_set,
-    timeout: *const timespec,
-    mask: *const sigset_t,
-) -> c_int {
-    // SAFETY: as for poll.
-    guarded(
-        "pselect",
-        || unsafe { real::pselect(count, r, w, e, timeout, mask) },
-        || unsafe { pselect_impl(count, r, w, e, timeout, mask) },
-    )
-}
-
-/// An event loop's client: adding a connection to an epoll set starts the
-/// loop (its waits are `epoll_wait`s on the set, which we do not see).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn epoll_ctl(ep: c_int, op: c_int, fd: c_int, event: *mut libc::epoll_event) -> c_int {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("epoll_ctl", || unsafe { real::epoll_ctl(ep, op, fd, event) }, || unsafe { epoll_ctl_impl(ep, op, fd, event) })
-}
-
-/// stdio: its reads and writes are libc's own, around the hooks.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut libc::FILE {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("fdopen", || unsafe { real::fdopen(fd, mode) }, || unsafe { fdopen_impl(fd, mode) })
-}
-
-unsafe fn poll_impl(fds: *mut pollfd, count: nfds_t, timeout: c_int) -> c_int {
+pub(super) unsafe fn poll_impl(fds: *mut pollfd, count: nfds_t, timeout: c_int) -> c_int {
     // SAFETY: the caller's arguments, passed on.
     unsafe { polled(fds, count, timeout != 0, |zero| real::poll(fds, count, if zero { 0 } else { timeout })) }
 }
@@ -203,24 +58,30 @@ fn to_look_at(count: nfds_t, size: size_t) -> nfds_t {
     if (count as usize).checked_mul(size_of::<pollfd>()).is_some_and(|n| n <= size) { count } else { 0 }
 }
 
-unsafe fn poll_chk_impl(fds: *mut pollfd, count: nfds_t, timeout: c_int, size: size_t) -> c_int {
+pub(super) unsafe fn poll_chk_impl(fds: *mut pollfd, count: nfds_t, timeout: c_int, size: size_t) -> c_int {
     // SAFETY: the caller's arguments, passed on.
     unsafe { polled(fds, to_look_at(count, size), timeout != 0, |zero| real::__poll_chk(fds, count, if zero { 0 } else { timeout }, size)) }
 }
 
-unsafe fn ppoll_impl(fds: *mut pollfd, count: nfds_t, timeout: *const timespec, mask: *const sigset_t) -> c_int {
+pub(super) unsafe fn ppoll_impl(fds: *mut pollfd, count: nfds_t, timeout: *const timespec, mask: *const sigset_t) -> c_int {
     // SAFETY: the caller's arguments, passed on.
     unsafe { polled(fds, count, waits_for(timeout), |zero| real::ppoll(fds, count, zero_or(zero, timeout), mask)) }
 }
 
-unsafe fn ppoll_chk_impl(fds: *mut pollfd, count: nfds_t, timeout: *const timespec, mask: *const sigset_t, size: size_t) -> c_int {
+pub(super) unsafe fn ppoll_chk_impl(
+    fds: *mut pollfd,
+    count: nfds_t,
+    timeout: *const timespec,
+    mask: *const sigset_t,
+    size: size_t,
+) -> c_int {
     // SAFETY: the caller's arguments, passed on.
     unsafe {
         polled(fds, to_look_at(count, size), waits_for(timeout), |zero| real::__ppoll_chk(fds, count, zero_or(zero, timeout), mask, size))
     }
 }
 
-unsafe fn select_impl(count: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, timeout: *mut timeval) -> c_int {
+pub(super) unsafe fn select_impl(count: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, timeout: *mut timeval) -> c_int {
     // SAFETY: the caller's timeval, when there is one.
     let waits = timeout.is_null() || unsafe { (*timeout).tv_sec != 0 || (*timeout).tv_usec != 0 };
     // SAFETY: the caller's arguments, passed on.
@@ -232,7 +93,7 @@ unsafe fn select_impl(count: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_s
     }
 }
 
-unsafe fn pselect_impl(
+pub(super) unsafe fn pselect_impl(
     count: c_int,
     r: *mut fd_set,
     w: *mut fd_set,
@@ -244,7 +105,7 @@ unsafe fn pselect_impl(
     unsafe { selected(count, [r, w, e], waits_for(timeout), |zero| real::pselect(count, r, w, e, zero_or(zero, timeout), mask)) }
 }
 
-unsafe fn epoll_ctl_impl(ep: c_int, op: c_int, fd: c_int, event: *mut libc::epoll_event) -> c_int {
+pub(super) unsafe fn epoll_ctl_impl(ep: c_int, op: c_int, fd: c_int, event: *mut libc::epoll_event) -> c_int {
     if op == libc::EPOLL_CTL_ADD && may_wait(fd) {
         reactor::wanted();
     }
@@ -252,7 +113,7 @@ unsafe fn epoll_ctl_impl(ep: c_int, op: c_int, fd: c_int, event: *mut libc::epol
     unsafe { real::epoll_ctl(ep, op, fd, event) }
 }
 
-unsafe fn fdopen_impl(fd: c_int, mode: *const c_char) -> *mut libc::FILE {
+pub(super) unsafe fn fdopen_impl(fd: c_int, mode: *const c_char) -> *mut libc::FILE {
     if may_wait(fd) {
         reactor::wanted();
     }
@@ -273,13 +134,13 @@ fn waits_for(timeout: *const timespec) -> bool {
     timeout.is_null() || unsafe { (*timeout).tv_sec != 0 || (*timeout).tv_nsec != 0 }
 }
 
-unsafe fn read_impl(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
+pub(super) unsafe fn read_impl(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
     // SAFETY: the caller's arguments, passed on; a read of a socket is a
     // recv.
     unsafe { received(fd, 0, |flags| real::recv(fd, buf, len, flags), || real::read(fd, buf, len)) }
 }
 
-unsafe fn read_chk_impl(fd: c_int, buf: *mut c_void, len: size_t, size: size_t) -> ssize_t {
+pub(super) unsafe fn read_chk_impl(fd: c_int, buf: *mut c_void, len: size_t, size: size_t) -> ssize_t {
     // SAFETY: as for read; a length past the buffer is the real function's
     // to refuse, so no look reads into it.
     unsafe {
@@ -288,7 +149,7 @@ unsafe fn read_chk_impl(fd: c_int, buf: *mut c_void, len: size_t, size: size_t) 
     }
 }
 
-unsafe fn readv_impl(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
+pub(super) unsafe fn readv_impl(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
     // SAFETY: the caller's arguments, passed on.
     let wait = || unsafe { real::readv(fd, iov, count) };
     if count <= 0 {
@@ -304,12 +165,12 @@ unsafe fn readv_impl(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
     received(fd, 0, |flags| unsafe { real::recvmsg(fd, &mut msg, flags) }, wait)
 }
 
-unsafe fn recv_impl(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
+pub(super) unsafe fn recv_impl(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
     // SAFETY: the caller's arguments, passed on.
     unsafe { received(fd, flags, |flags| real::recv(fd, buf, len, flags), || real::recv(fd, buf, len, flags)) }
 }
 
-unsafe fn recv_chk_impl(fd: c_int, buf: *mut c_void, len: size_t, size: size_t, flags: c_int) -> ssize_t {
+pub(super) unsafe fn recv_chk_impl(fd: c_int, buf: *mut c_void, len: size_t, size: size_t, flags: c_int) -> ssize_t {
     // SAFETY: as for __read_chk.
     unsafe {
         let wait = || real::__recv_chk(fd, buf, len, size, flags);
@@ -317,14 +178,21 @@ unsafe fn recv_chk_impl(fd: c_int, buf: *mut c_void, len: size_t, size: size_t, 
     }
 }
 
-unsafe fn recvfrom_impl(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t {
+pub(super) unsafe fn recvfrom_impl(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> ssize_t {
     // SAFETY: the caller's arguments, passed on.
     unsafe {
         received(fd, flags, |flags| real::recvfrom(fd, buf, len, flags, addr, alen), || real::recvfrom(fd, buf, len, flags, addr, alen))
     }
 }
 
-unsafe fn recvfrom_chk_impl(
+pub(super) unsafe fn recvfrom_chk_impl(
     fd: c_int,
     buf: *mut c_void,
     len: size_t,
@@ -340,7 +208,7 @@ unsafe fn recvfrom_chk_impl(
     }
 }
 
-unsafe fn recvmsg_impl(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+pub(super) unsafe fn recvmsg_impl(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the caller's arguments, passed on.
     unsafe { received(fd, flags, |flags| real::recvmsg(fd, msg, flags), || real::recvmsg(fd, msg, flags)) }
 }

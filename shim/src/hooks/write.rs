@@ -7,8 +7,7 @@
 
 use libc::{c_int, c_void, iovec, msghdr, size_t, ssize_t};
 
-use super::guarded;
-use crate::real::{self, fail};
+use crate::real;
 use crate::{fdtable, reactor, slots};
 
 /// Flags a write answered in the caller's thread may carry: the rest
@@ -18,25 +17,7 @@ const PLAIN: c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
 /// caller's thread.
 const PIECES: usize = 16;
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("write", || fail(libc::EIO) as ssize_t, || unsafe { write_impl(fd, buf, len) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("send", || fail(libc::EIO) as ssize_t, || unsafe { send_impl(fd, buf, len, flags) })
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
-    // SAFETY: the caller's arguments, passed on.
-    guarded("writev", || fail(libc::EIO) as ssize_t, || unsafe { writev_impl(fd, iov, count) })
-}
-
-unsafe fn write_impl(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t {
+pub(super) unsafe fn write_impl(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t {
     if !fdtable::flagged(fd) || buf.is_null() {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::write(fd, buf, len) };
@@ -59,7 +40,7 @@ pub(super) unsafe fn send_impl(fd: c_int, buf: *const c_void, len: size_t, flags
     answered(fd, &[bytes]).unwrap_or_else(|| settled(fd, unsafe { real::send(fd, buf, len, flags) }))
 }
 
-unsafe fn writev_impl(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
+pub(super) unsafe fn writev_impl(fd: c_int, iov: *const iovec, count: c_int) -> ssize_t {
     if !fdtable::flagged(fd) {
         // SAFETY: the caller's arguments, passed on.
         return unsafe { real::writev(fd, iov, count) };
