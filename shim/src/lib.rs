@@ -22,8 +22,6 @@
 //!
 //! The integration tests check this order.
 
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 mod api;
 mod arena;
 mod dispatch;

@@ -96,6 +96,7 @@ struct Loaded {
 // SAFETY: the ABI requires handlers to be thread-safe; the state pointer is
 // only ever passed back to the app's own functions.
 unsafe impl Send for Loaded {}
+// SAFETY: as for Send.
 unsafe impl Sync for Loaded {}
 
 impl Drop for Loaded {
@@ -281,11 +282,16 @@ mod tests {
     use super::*;
 
     unsafe extern "C" fn handle(_: *mut c_void, req: *const abi::intercept_request, resp: *const abi::intercept_response) -> c_int {
+        // SAFETY: the dispatcher passes valid request and response tables.
         let (req, resp) = unsafe { (&*req, &*resp) };
+        // SAFETY: path_info is a NUL-terminated string the dispatcher owns.
         let path = unsafe { std::ffi::CStr::from_ptr(req.path_info) }.to_str().unwrap().to_string();
         let mut body = vec![0u8; 64];
+        // SAFETY: reads into our buffer of the length given.
         let n = unsafe { (req.read_body)(req.body, body.as_mut_ptr(), body.len()) };
         body.truncate(n.max(0) as usize);
+        // SAFETY: the response table's functions with its own context and
+        // our NUL-terminated strings and buffers.
         unsafe {
             (resp.set_status)(resp.ctx, 201);
             (resp.add_header)(resp.ctx, c"X-Native".as_ptr(), c"yes".as_ptr());
@@ -302,6 +308,7 @@ mod tests {
     }
 
     unsafe extern "C" fn create(app: *mut abi::intercept_app) -> c_int {
+        // SAFETY: the loader passes a valid app struct to fill in.
         unsafe {
             *app = abi::intercept_app { abi_version: abi::ABI_VERSION, state: std::ptr::null_mut(), handle: Some(handle), destroy: None }
         };

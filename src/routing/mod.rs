@@ -297,6 +297,7 @@ impl Router {
     /// # Safety
     /// Only after `hold_for_fork`.
     pub unsafe fn release_after_fork(&self) {
+        // SAFETY: our caller's promise, passed on to each lock.
         unsafe {
             self.names.release_after_fork();
             self.live.sites.release_after_fork();

@@ -88,6 +88,7 @@ impl Names {
     /// # Safety
     /// Only after `hold_for_fork`, once, in each process after the fork.
     pub unsafe fn release_after_fork(&self) {
+        // SAFETY: our caller's promise, passed on.
         unsafe { self.inner.release_after_fork() };
     }
 

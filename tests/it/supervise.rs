@@ -331,11 +331,8 @@ struct SudoUser {
 impl SudoUser {
     fn make() -> SudoUser {
         // SAFETY: getuid has no preconditions.
-        assert_eq!(
-            unsafe { libc::getuid() },
-            0,
-            "this test makes a throwaway user with passwordless sudo: run it as root (CI does), or give it such a user"
-        );
+        let uid = unsafe { libc::getuid() };
+        assert_eq!(uid, 0, "this test makes a throwaway user with passwordless sudo: run it as root (CI does), or give it such a user");
         need("sudo", "sudo");
         need("useradd", "passwd");
         let name = format!("icsudo{}", std::process::id());
