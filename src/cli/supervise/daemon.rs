@@ -1,12 +1,12 @@
-//! The run's supervisor, threads of the keeper: takes the listener of
-//! every process put under the filter (sent over its socket,
-//! [`handover`]) and answers each one's stopped calls on a thread of its
-//! own until the filter has no process left (its listener hangs up). It
-//! ends with the keeper, that is when no process of the run is left.
+//! The run's supervisor: takes the listener of every process put under the
+//! filter (sent over its socket, [`handover`]) and answers each one's
+//! stopped calls on a thread of its own until the filter has no process
+//! left (its listener hangs up). It ends when the keeper does, that is
+//! when no process of the run is left, and removes the run's directory.
 //!
-//! The keeper runs in a session of its own with no terminal and none of
-//! the caller's files; what the supervisor has to say about a call goes to
-//! the stderr of the process that made it ([`calls`](super::calls)).
+//! It runs in a session of its own with no terminal and none of the
+//! caller's files; what it has to say about a call goes to the stderr of
+//! the process that made it ([`calls`]).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -18,28 +18,42 @@ use intercept::log_error;
 use intercept::supervision::handover;
 
 use super::calls::Supervisor;
+use super::detach::close_all_but;
+use super::run_dir::RunDir;
 use super::target::{Call, Reply};
 
-/// Serves `listener` on a thread of its own, for the rest of the keeper's
-/// life.
-pub fn serve(listener: UnixListener, config: &Config) {
+/// Runs in the forked supervisor: never returns.
+pub fn run(listener: UnixListener, alive: OwnedFd, config: &Config, dir: RunDir) -> ! {
+    // SAFETY: setsid and prctl with a NUL-terminated name.
+    unsafe {
+        libc::setsid();
+        libc::prctl(libc::PR_SET_NAME, c"intercept-super".as_ptr());
+    }
+    close_all_but(&[listener.as_raw_fd(), alive.as_raw_fd()]);
     let supervisor = Arc::new(Supervisor::new(config));
-    let started = std::thread::Builder::new().name("intercept-super".into()).spawn(move || {
-        for conn in listener.incoming() {
-            match conn {
-                Ok(conn) => take(conn, &supervisor),
-                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
-                // Out of fds, for one: the sender waits in the backlog.
-                Err(e) => {
-                    log_error!("the supervisor cannot take a listener yet: {e}");
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
+    let _ = listener.set_nonblocking(true);
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: alive.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: polls two valid pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            continue;
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            while let Ok((conn, _)) = listener.accept() {
+                take(conn, &supervisor);
             }
         }
-    });
-    if let Err(e) = started {
-        log_error!("cannot start the supervisor: {e}");
+        // The keeper is gone: so is every process of the run.
+        if fds[1].revents != 0 {
+            break;
+        }
     }
+    drop(dir);
+    // SAFETY: ends the supervisor; its threads have nobody left to serve.
+    unsafe { libc::_exit(0) }
 }
 
 /// Receives a listener on `conn` and serves it, on a thread of its own

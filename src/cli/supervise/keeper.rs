@@ -4,40 +4,32 @@
 //!
 //! It starts the program (under the filter when it needs it), tells
 //! `intercept run` the program's pid, then leaves the caller's session
-//! and files, starts the supervisor's threads ([`daemon`](super::daemon)),
-//! reaps every process of the run as it ends, tells `intercept run` how
-//! the program ended, and ends when nothing is left to reap, removing the
-//! run's directory.
+//! and files, reaps every process of the run as it ends, tells `intercept
+//! run` how the program ended, and ends when nothing is left to reap; the
+//! supervisor sees it go (its pipe closes) and ends too.
 
 use std::ffi::{CString, OsString};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
-use intercept::config::Config;
 use intercept::supervision::handover;
 
-use super::daemon;
+use super::detach::close_all_but;
 use super::notice::notice_text;
-use super::run_dir::RunDir;
 
-/// The program to start and how.
-pub struct Start<'a> {
-    pub command: &'a [OsString],
-    pub vars: Vec<(String, String)>,
-    /// The supervisor's socket, when the program itself is to run under
-    /// the filter.
-    pub socket: Option<CString>,
-    /// The program leads a process group of its own.
-    pub own_group: bool,
-}
-
-/// Runs in the forked keeper: never returns. `listener` is the
-/// supervisor's socket, served once the program has started.
-pub fn run(start: Start, status: OwnedFd, listener: UnixListener, config: &Config, dir: RunDir) -> ! {
-    let Start { command, vars, socket, own_group } = start;
+/// Runs in the forked keeper: never returns. `socket` is the supervisor's
+/// when the program itself is to run under the filter.
+/// With `own_group`, the program leads a process group of its own.
+pub fn run(
+    command: &[OsString],
+    vars: Vec<(String, String)>,
+    socket: Option<CString>,
+    own_group: bool,
+    status: OwnedFd,
+    alive: OwnedFd,
+) -> ! {
     let mut status = std::fs::File::from(status);
     // SAFETY: prctl and sigaction with valid arguments. Orphans of the run
     // come here; SIGCHLD must not be ignored, or they reap themselves
@@ -94,9 +86,7 @@ pub fn run(start: Start, status: OwnedFd, listener: UnixListener, config: &Confi
     // and off the caller's files.
     // SAFETY: setsid has no preconditions.
     unsafe { libc::setsid() };
-    close_all_but(&[status.as_raw_fd(), listener.as_raw_fd()]);
-    // Threads only now: the program was started from a process with one.
-    daemon::serve(listener, config);
+    close_all_but(&[status.as_raw_fd(), alive.as_raw_fd()]);
     let mut status = Some(status);
     loop {
         let mut raw = 0;
@@ -111,9 +101,8 @@ pub fn run(start: Start, status: OwnedFd, listener: UnixListener, config: &Confi
             break;
         }
     }
-    drop(dir);
-    // SAFETY: ends the keeper without running the caller's atexit handlers
-    // (the supervisor's threads have nobody left to serve).
+    drop(alive);
+    // SAFETY: ends the keeper without running the caller's atexit handlers.
     unsafe { libc::_exit(0) }
 }
 
@@ -122,28 +111,4 @@ pub fn run(start: Start, status: OwnedFd, listener: UnixListener, config: &Confi
 pub fn exec_unsupervised(command: &[OsString], vars: Vec<(String, String)>) -> ExitCode {
     let err = Command::new(&command[0]).args(&command[1..]).envs(vars).exec();
     crate::cli::program::cannot_run(&command[0], &err)
-}
-
-/// Closes every fd but `keep` and 0, 1, 2 (which become /dev/null): a
-/// keeper or supervisor holds none of the caller's files.
-fn close_all_but(keep: &[i32]) {
-    // SAFETY: open, dup2 and close_range on fds of this process.
-    unsafe {
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
-        if null >= 0 {
-            for fd in 0..3 {
-                libc::dup2(null, fd);
-            }
-        }
-        let mut keep: Vec<u32> = keep.iter().map(|&fd| fd as u32).collect();
-        keep.sort_unstable();
-        let mut from = 3u32;
-        for fd in keep.into_iter().filter(|&fd| fd >= 3) {
-            if fd > from {
-                libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
-            }
-            from = fd + 1;
-        }
-        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
-    }
 }

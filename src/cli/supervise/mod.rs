@@ -3,23 +3,27 @@
 //! program starts under a seccomp filter whose stopped calls a supervisor
 //! answers ([`calls`]) with the same core as the shim's.
 //!
-//! A run is two processes besides the program:
+//! A run is three processes besides the program:
 //!
-//! - `intercept run` itself, which starts the keeper, passes signals sent
-//!   to it on to the program, and exits as the program did, at once;
+//! - `intercept run` itself, which starts the other two, passes signals
+//!   sent to it on to the program, and exits as the program did, at once;
 //! - the keeper ([`keeper`]), the program's parent and the subreaper of
 //!   everything it starts: it reports the program's end, and ends itself
-//!   when the last process of the run is gone. Its threads are the run's
-//!   supervisor ([`daemon`]): they listen on a unix socket in the run's
-//!   directory for the listener of every process put under the filter (by
-//!   the keeper for the program, by the shim's exec hooks or the launcher,
-//!   [`launch`], for what the program starts), and serve each one until it
-//!   hangs up. One process, not two: `intercept run` forks once, and the
-//!   supervisor starts after the program, off its way.
+//!   when the last process of the run is gone;
+//! - the supervisor ([`daemon`]), which listens on a unix socket in the
+//!   run's directory for the listener of every process put under the
+//!   filter (by the keeper for the program, by the shim's exec hooks or the
+//!   launcher, [`launch`], for what the program starts), and serves them
+//!   until the keeper ends.
 //!
-//! The keeper holds none of the caller's terminal, stdin, stdout or stderr
-//! once the program has started; a daemon started by the program keeps
-//! being served after `intercept run` returned.
+//! The supervisor is not threads of the keeper: the apps it serves (`cgi:`,
+//! `wsgi:`) start children of their own, which the keeper, reaping every
+//! child of the run, would take from them (and a WSGI worker would keep
+//! the keeper alive for ever).
+//!
+//! Neither keeper nor supervisor holds the caller's terminal, stdin,
+//! stdout or stderr once the program has started; a daemon started by the
+//! program keeps being served after `intercept run` returned.
 //!
 //! Where seccomp user notification is not available (an old kernel, or an
 //! outer supervisor already listening: Linux allows one per process), one
@@ -27,6 +31,7 @@
 
 mod calls;
 mod daemon;
+mod detach;
 mod keeper;
 pub mod launch;
 mod notice;
@@ -78,7 +83,7 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
         Mode::Auto => program::find(&command[0]).is_some_and(|path| program::kind(&path).bypasses_shim()),
         Mode::Never => false,
     };
-    let Ok((status_in, status_out)) = pipe() else {
+    let (Ok((status_in, status_out)), Ok((alive_in, alive_out))) = (pipe(), pipe()) else {
         eprint!("{}", notice_text(&command[0], "cannot make a pipe"));
         drop(run);
         return keeper::exec_unsupervised(command, vars);
@@ -90,10 +95,31 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
     // caller's group, for job control; the terminal's own signals
     // (Ctrl-C) reach it directly, and are not passed on.
     let own_group = !has_terminal();
-    // Signals for the program wait until its pid is known; the keeper
-    // unblocks them at once.
+    // Signals for the program wait until its pid is known; the children
+    // unblock them at once.
     let unblock = Forwarded::block();
+    // Both children are forked from this single-threaded process, before
+    // any thread exists.
     // SAFETY: fork in a process with one thread.
+    match unsafe { libc::fork() } {
+        0 => {
+            unblock.restore();
+            drop((status_in, status_out, alive_out));
+            daemon::run(listener, alive_in, config, run)
+        }
+        -1 => {
+            unblock.restore();
+            eprint!("{}", notice_text(&command[0], "cannot start the supervisor"));
+            drop(run);
+            return keeper::exec_unsupervised(command, vars);
+        }
+        _ => {}
+    }
+    // The supervisor owns the directory now.
+    let run_dir = run.dir.to_string_lossy().into_owned();
+    std::mem::forget(run);
+    drop((listener, alive_in));
+    // SAFETY: as above.
     match unsafe { libc::fork() } {
         0 => {
             unblock.restore();
@@ -102,21 +128,16 @@ pub fn run(command: &[OsString], mut vars: Vec<(String, String)>, config: &Confi
             // listens (a program run without it must not hand it a filter).
             vars.retain(|(k, _)| k != SOCKET_KEY && k != intercept::run::DIR_KEY);
             vars.push((SOCKET_KEY.to_string(), socket_text.to_string_lossy().into_owned()));
-            vars.push((intercept::run::DIR_KEY.to_string(), run.dir.to_string_lossy().into_owned()));
-            let start = keeper::Start { command, vars, socket: filtered.then_some(socket_text), own_group };
-            keeper::run(start, status_out, listener, config, run)
+            vars.push((intercept::run::DIR_KEY.to_string(), run_dir));
+            keeper::run(command, vars, filtered.then_some(socket_text), own_group, status_out, alive_out)
         }
         -1 => {
-            unblock.restore();
-            eprint!("{}", notice_text(&command[0], "cannot start the run's keeper"));
-            drop(run);
-            return keeper::exec_unsupervised(command, vars);
+            eprintln!("intercept: cannot run {}: cannot fork", command[0].to_string_lossy());
+            return ExitCode::from(126);
         }
         _ => {}
     }
-    // The keeper owns the directory now.
-    std::mem::forget(run);
-    drop((listener, status_out));
+    drop((status_out, alive_out));
     let mut status = std::fs::File::from(status_in);
     let Some(pid) = read_i32(&mut status) else {
         eprintln!("intercept: cannot run {}: the run's keeper ended first", command[0].to_string_lossy());
