@@ -208,6 +208,11 @@ fn module_files(base: &Path, root_file: &str, only: &[&str]) -> Vec<(Vec<String>
     files
 }
 
+/// Whether a token is an identifier.
+fn is_ident(t: &str) -> bool {
+    t.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+}
+
 /// The module paths a Rust file names, comments left out: every path
 /// that starts with `crate::`, `super::` or `self::`, every path of a
 /// `use` tree, and `child::…` for each child module in `children`. Paths
@@ -244,7 +249,6 @@ fn paths_named(text: &str, children: &[String]) -> Vec<Vec<String>> {
             }
         }
     }
-    let is_ident = |t: &str| t.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_');
     // One use tree at `at`: its paths, and where it ends.
     fn tree(tokens: &[String], mut at: usize, prefix: Vec<String>, out: &mut Vec<Vec<String>>) -> usize {
         let mut path = prefix;
@@ -264,7 +268,7 @@ fn paths_named(text: &str, children: &[String]) -> Vec<Vec<String>> {
                         }
                     }
                 }
-                Some(t) if t.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') => {
+                Some(t) if is_ident(t) => {
                     path.push(t.to_string());
                     at += 1;
                     if tokens.get(at).map(String::as_str) == Some("::") {
@@ -293,7 +297,7 @@ fn paths_named(text: &str, children: &[String]) -> Vec<Vec<String>> {
             continue;
         }
         let starts = ["crate", "super", "self"].contains(&t) || children.iter().any(|c| c == t);
-        if !after_path && starts && is_ident(t) && tokens.get(i + 1).map(String::as_str) == Some("::") {
+        if !after_path && starts && tokens.get(i + 1).map(String::as_str) == Some("::") {
             i = tree(&tokens, i, Vec::new(), &mut out);
             continue;
         }

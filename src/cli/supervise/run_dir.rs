@@ -1,6 +1,6 @@
 //! The run's own directory: made by `intercept run` before anything else,
-//! named to every process of the run, and removed by the keeper when the
-//! run ends.
+//! named to every process of the run, and removed by the supervisor when
+//! the run ends.
 
 use std::ffi::{CString, OsString};
 use std::path::PathBuf;
