@@ -16,11 +16,15 @@ build:
 	bash scripts/split-debug.sh
 
 ## run: the demo — curl asks a host that exists nowhere and gets the app's answer
-run: build
+# Built in the quick `demo` profile (Cargo.toml), the CLI and the shim in one
+# go: together they ask for the same features the shim gets on its own.
+DEMO := target/demo
+run:
+	$(CARGO) build --profile demo -p intercept -p intercept-shim
 	@echo '$$ intercept run --env-file $(DEMO_ENV) -- curl -sS http://demo.example.test/'
-	@$(RELEASE)/intercept run --env-file $(DEMO_ENV) -- curl -sS http://demo.example.test/
+	@$(DEMO)/intercept run --env-file $(DEMO_ENV) -- curl -sS http://demo.example.test/
 	@echo '$$ intercept run --env-file $(DEMO_ENV) -- curl -sS "http://demo.example.test/api/orders?id=7"'
-	@$(RELEASE)/intercept run --env-file $(DEMO_ENV) -- curl -sS "http://demo.example.test/api/orders?id=7"
+	@$(DEMO)/intercept run --env-file $(DEMO_ENV) -- curl -sS "http://demo.example.test/api/orders?id=7"
 
 ## deps: the Debian packages, PyPI modules and .venv the tests need (only what is missing)
 deps:
@@ -43,7 +47,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## bench: intercept against nginx on loopback (wrk, hyperfine, curl); writes BENCHMARKS.md and the README table
+## bench: intercept against nginx on loopback (wrk, hyperfine, curl); writes BENCHMARKS.md
 bench: build
 	bash scripts/install-deps.sh --bench
 	python3 scripts/bench/bench.py

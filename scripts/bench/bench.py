@@ -4,7 +4,7 @@
 Measures request rate and latency (wrk), startup cost (hyperfine), the
 pass-through cost of the hooks (wrk with a new connection per request, and a
 dup/fcntl/close loop under hyperfine), and streaming (1 GiB to curl). Writes
-BENCHMARKS.md and the summary table in README.md; prints each target next to
+BENCHMARKS.md (its summary table first); prints each target next to
 its figure. Benchmarks are not tests: a missed target is reported, not failed.
 """
 
@@ -597,15 +597,7 @@ connections, or a thread of its own.
 | Streaming | `intercept run --route 'http://big.example.test -> static:200 @big.bin' -- curl -sS -o /dev/null http://big.example.test/` against a 1 GiB sparse file, one discarded warm-up run per side then the median of 3 alternated runs, wall time and the child's peak RSS (`getrusage`); nginx serving the same file to curl for comparison |
 """
     (ROOT / "BENCHMARKS.md").write_text(doc)
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        _, after = rest.split(end, 1)
-        block = f"{start}\nOn {machine()}, from `make bench` ({time.strftime('%Y-%m-%d')}); details in [BENCHMARKS.md](BENCHMARKS.md):\n\n{summary}\n{end}"
-        readme.write_text(before + block + after)
-    print("wrote BENCHMARKS.md and the table in README.md")
+    print("wrote BENCHMARKS.md")
 
 
 if __name__ == "__main__":

@@ -211,3 +211,20 @@ pub fn certificates(dir: &Path) -> (PathBuf, (PathBuf, PathBuf)) {
     std::fs::write(&paths.2, key.serialize_pem()).unwrap();
     (paths.0, (paths.1, paths.2))
 }
+
+/// Copies a directory tree, leaving out what a build or a run left there.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "__pycache__" || name == "build" || name.ends_with(".egg-info") {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}

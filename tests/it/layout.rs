@@ -1,7 +1,7 @@
 //! The house rules the compiler does not check: no module over 600 lines,
 //! imports that flow one way in the core and in the shim (between
 //! top-level modules by layer, and between any two files: no circle), and
-//! a README Layout table that matches the tree.
+//! a Layout table in docs/architecture.md that matches the tree.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -132,10 +132,10 @@ fn the_shim_imports_flow_one_way() {
     check_layers(&root().join("shim/src"), "crate::", &order, &[], &[]);
 }
 
-/// The first column of the README's Layout table.
+/// The first column of the Layout table of docs/architecture.md.
 fn layout_rows() -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let table = readme.split("\n## Layout\n").nth(1).expect("README has a Layout section");
+    let page = std::fs::read_to_string(root().join("docs/architecture.md")).unwrap();
+    let table = page.split("\n## Layout\n").nth(1).expect("docs/architecture.md has a Layout section");
     let table = table.split("\n## ").next().unwrap();
     table
         .lines()
@@ -148,7 +148,7 @@ fn layout_rows() -> Vec<(String, String)> {
 }
 
 #[test]
-fn the_readme_layout_table_matches_the_tree() {
+fn the_layout_table_matches_the_tree() {
     let rows = layout_rows();
     let paths: Vec<String> =
         rows.iter().flat_map(|(first, _)| first.split(',').map(|p| p.trim().trim_matches('`').to_string()).collect::<Vec<_>>()).collect();
@@ -163,7 +163,7 @@ fn the_readme_layout_table_matches_the_tree() {
         if name.ends_with(".py") {
             continue;
         }
-        assert!(paths.contains(&path), "`{path}` is missing from the README's Layout table");
+        assert!(paths.contains(&path), "`{path}` is missing from the Layout table of docs/architecture.md");
     }
     // Every module of the shim is named in its row.
     let shim_row = &rows.iter().find(|(first, _)| first == "`shim/src/`").expect("a `shim/src/` row").1;
@@ -173,7 +173,7 @@ fn the_readme_layout_table_matches_the_tree() {
         let named = shim_row.contains(&format!("`{module}`"))
             || shim_row.contains(&format!("`{name}`"))
             || shim_row.contains(&format!("`{module}/`"));
-        assert!(named, "the README's `shim/src/` row does not name `{module}`");
+        assert!(named, "the `shim/src/` row of docs/architecture.md does not name `{module}`");
     }
 }
 

@@ -8,6 +8,8 @@ mod apps;
 mod caller;
 mod cli;
 mod clients;
+mod docs;
+mod files;
 mod h2;
 mod har;
 mod host;

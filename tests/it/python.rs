@@ -7,23 +7,6 @@ use std::path::Path;
 
 use crate::common::*;
 
-/// Copies a directory tree, leaving out what a build or a run left there.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == "__pycache__" || name == "build" || name.ends_with(".egg-info") {
-            continue;
-        }
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to.join(&name));
-        } else {
-            std::fs::copy(entry.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_fresh_venv_with_the_package_runs_a_suite_with_plain_pytest() {
     need("python3", "python3");

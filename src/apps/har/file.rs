@@ -216,10 +216,12 @@ pub fn to_json(e: &Entry) -> Value {
     })
 }
 
-/// Appends `entry` to the HAR file at `path` (made if missing), whole,
-/// whatever other processes are writing to it.
+/// Appends `entry` to the HAR file at `path` (made if missing, with its
+/// directories, as vcrpy makes a cassette's), whole, whatever other
+/// processes are writing to it.
 pub fn append(path: &Path, entry: &Entry) -> Result<(), String> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
     let lock = DirLock::take(dir)?;
     let mut doc = match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| format!("{}: not JSON: {e}", path.display()))?,

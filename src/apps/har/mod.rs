@@ -94,9 +94,13 @@ pub fn validate(spec: &HarSpec, run_dir: Option<&Path>) -> Result<usize, String>
         Err(_) if spec.mode == Mode::None => {
             Err(format!("{} does not exist, and {RECORD_KEY}=none only replays: record it first", spec.file.display()))
         }
-        Err(_) => match spec.file.parent().map(std::fs::metadata) {
-            Some(Ok(dir)) if dir.is_dir() => Ok(0),
-            _ => Err(format!("{}: its directory does not exist, so nothing can be recorded there", spec.file.display())),
+        // A missing directory is made at the first recording; one of the
+        // path's directories being a file is an error now.
+        Err(_) => match spec.file.ancestors().skip(1).find(|dir| dir.exists()) {
+            Some(dir) if !dir.is_dir() => {
+                Err(format!("{}: {} is not a directory, so nothing can be recorded there", spec.file.display(), dir.display()))
+            }
+            _ => Ok(0),
         },
     }
 }

@@ -255,3 +255,19 @@ fn a_har_answers_from_memory_only_where_it_never_records() {
     let missing = Har::new(HarSpec { file: dir.join("absent.har"), mode: Mode::Once, keep: Vec::new() });
     assert!(!missing.answers_from_memory(), "`once` with no file records");
 }
+
+#[test]
+fn a_recording_makes_its_directories_as_vcrpy_does() {
+    let dir = temp_dir("har-dirs");
+    let file = dir.join("cassettes/api/first.har");
+    let spec = HarSpec { file: file.clone(), mode: Mode::Once, keep: Vec::new() };
+    assert_eq!(validate(&spec, None), Ok(0), "a directory still to be made is no error");
+    let entry = file::parse(DEVTOOLS.as_bytes()).unwrap().remove(1);
+    file::append(&file, &entry).unwrap();
+    assert_eq!(file::read(&file).unwrap().len(), 1);
+    // A file where a directory would have to be is an error at once.
+    std::fs::write(dir.join("plain"), "").unwrap();
+    let blocked = HarSpec { file: dir.join("plain/x.har"), mode: Mode::Once, keep: Vec::new() };
+    let err = validate(&blocked, None).unwrap_err();
+    assert!(err.ends_with("plain is not a directory, so nothing can be recorded there"), "{err}");
+}
