@@ -14,6 +14,7 @@ use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// A spin-then-yield lock around a `T` that can be given back after `fork`.
 pub struct ForkLock<T> {
     held: AtomicBool,
     value: UnsafeCell<T>,
@@ -31,10 +32,12 @@ impl<T: Default> Default for ForkLock<T> {
 }
 
 impl<T> ForkLock<T> {
+    /// An unlocked lock holding `value`.
     pub const fn new(value: T) -> ForkLock<T> {
         ForkLock { held: AtomicBool::new(false), value: UnsafeCell::new(value) }
     }
 
+    /// Waits for the lock (spinning, then yielding) and takes it.
     pub fn lock(&self) -> Guard<'_, T> {
         let mut spins = 0u32;
         while self.held.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
@@ -64,6 +67,7 @@ impl<T> ForkLock<T> {
     }
 }
 
+/// The held lock: derefs to the value, and gives the lock back when dropped.
 pub struct Guard<'a, T> {
     lock: &'a ForkLock<T>,
 }

@@ -37,6 +37,7 @@ fn pid() -> u32 {
     }
 }
 
+/// The journal file, opened on its first line.
 pub struct Journal {
     path: PathBuf,
     file: OnceLock<Option<File>>,
@@ -44,22 +45,31 @@ pub struct Journal {
 
 /// One answered request.
 pub struct Exchange<'a> {
+    /// The `<NAME>` of the route that answered; `-` for a 404 or a rejected request.
     pub route: &'a str,
+    /// The method as received.
     pub method: &'a str,
+    /// `scheme://host:port` and the target.
     pub url: &'a str,
+    /// The status answered.
     pub status: u16,
+    /// Bytes of the request read: head and body (over HTTP/2, the body alone).
     pub request_bytes: u64,
+    /// Bytes of the response written (over HTTP/2, the body alone).
     pub response_bytes: u64,
+    /// From the end of the request's head to the last byte written, in milliseconds.
     pub duration_ms: f64,
     /// What the app adds (`"stub": "…"`, or null for no stub).
     pub extra: &'a [(&'static str, Value)],
 }
 
 impl Journal {
+    /// A journal appending to `path`, which is opened (and made) on first use.
     pub fn new(path: PathBuf) -> Journal {
         Journal { path, file: OnceLock::new() }
     }
 
+    /// Appends a `request` line for an answered request.
     pub fn request(&self, e: &Exchange<'_>) {
         let mut line = json!({
             "time": now(),

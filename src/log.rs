@@ -9,16 +9,22 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// How much is logged; each level includes those below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Level {
+    /// `off`: nothing.
     Off = 0,
+    /// `error` (the default): what went wrong.
     #[default]
     Error = 1,
+    /// `info`: also each request answered, and routes added or removed.
     Info = 2,
+    /// `debug`: also each connection and lookup intercepted, and how it ended.
     Debug = 3,
 }
 
 impl Level {
+    /// A level from its name, any case; None for an unknown one.
     pub fn parse(text: &str) -> Option<Level> {
         Some(match text.to_ascii_lowercase().as_str() {
             "off" => Level::Off,
@@ -45,10 +51,12 @@ pub fn set_thread_sink(fd: i32) -> i32 {
     SINK.with(|s| s.replace(fd))
 }
 
+/// Sets the process's level: lines above it are not written.
 pub fn set_level(level: Level) {
     LEVEL.store(level as u8, Ordering::Relaxed);
 }
 
+/// Whether lines at `level` are written.
 pub fn enabled(level: Level) -> bool {
     level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
@@ -99,10 +107,13 @@ fn write_stderr(text: &str) {
     eprint!("{text}");
 }
 
+/// Writes an `intercept: …` line at [`Level::Error`](crate::log::Level::Error), `format!`-style.
 #[macro_export]
 macro_rules! log_error { ($($t:tt)*) => { $crate::log::line($crate::log::Level::Error, format_args!($($t)*)) } }
+/// Writes an `intercept: …` line at [`Level::Info`](crate::log::Level::Info), `format!`-style.
 #[macro_export]
 macro_rules! log_info { ($($t:tt)*) => { $crate::log::line($crate::log::Level::Info, format_args!($($t)*)) } }
+/// Writes an `intercept: …` line at [`Level::Debug`](crate::log::Level::Debug), `format!`-style.
 #[macro_export]
 macro_rules! log_debug { ($($t:tt)*) => { $crate::log::line($crate::log::Level::Debug, format_args!($($t)*)) } }
 

@@ -16,11 +16,14 @@ use std::fmt;
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
+    /// `http`: plain TCP.
     Http,
+    /// `https`: HTTP over TLS.
     Https,
 }
 
 impl Scheme {
+    /// The scheme's name, lower case.
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Http => "http",
@@ -28,6 +31,7 @@ impl Scheme {
         }
     }
 
+    /// The port a URL of this scheme means when it names none: 80 or 443.
     pub fn default_port(self) -> u16 {
         match self {
             Scheme::Http => 80,
@@ -35,6 +39,7 @@ impl Scheme {
         }
     }
 
+    /// Whether the scheme runs over TLS (`https`).
     pub fn is_tls(self) -> bool {
         self == Scheme::Https
     }
@@ -49,6 +54,7 @@ impl fmt::Display for Scheme {
 /// An absolute URL, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url<'a> {
+    /// `http` or `https`, written in any case.
     pub scheme: Scheme,
     /// Without brackets: `::1` for `[::1]`.
     pub host: &'a str,
@@ -58,7 +64,9 @@ pub struct Url<'a> {
     pub port: u16,
     /// The path as written, percent-encoded; `""` when there is none.
     pub path: &'a str,
+    /// What follows `?`, as written; None without a `?`.
     pub query: Option<&'a str>,
+    /// What follows `#`, as written; None without a `#`.
     pub fragment: Option<&'a str>,
 }
 

@@ -9,13 +9,17 @@ use std::path::Path;
 
 /// A request as an app sees it.
 pub struct Request<'a> {
+    /// The method as received (`GET`).
     pub method: String,
+    /// The route's scheme, `http` or `https`.
     pub scheme: &'static str,
     /// The host name (or address literal) the client connected to.
     pub host: String,
+    /// The port the client connected to.
     pub port: u16,
     /// The request target as received (`/api/x?y=1`).
     pub target: String,
+    /// The route's mount point (its path prefix), empty for the root.
     pub script_name: String,
     /// The rest of the path below the mount, percent-decoded.
     pub path_info: String,
@@ -38,11 +42,14 @@ pub struct Request<'a> {
 /// fd number, both in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Opener {
+    /// The opening thread's `pthread_t`, as a number.
     pub thread: u64,
+    /// The client's end of the connection, an fd of this process.
     pub fd: i32,
 }
 
 impl Request<'_> {
+    /// The value of the first header named `name` (any case), if any.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
@@ -96,16 +103,23 @@ pub fn wait_readable(fd: RawFd, client: Option<RawFd>, limit: std::time::Duratio
 /// What [`wait_readable`] saw.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Wait {
+    /// The fd has bytes to read (or the wait failed, and the read will say why).
     Ready,
+    /// The limit passed with nothing to read.
     TimedOut,
+    /// The client hung up first.
     ClientGone,
 }
 
 /// A response body: fixed bytes, or a stream with or without a known length.
 pub enum Body {
+    /// These bytes, all in hand.
     Bytes(Vec<u8>),
+    /// Bytes read from a reader as they are sent.
     Stream {
+        /// Where the body's bytes come from.
         reader: Box<dyn Read + Send>,
+        /// The body's length, when known beforehand (sent as Content-Length).
         len: Option<u64>,
     },
     /// Not an HTTP response at all (a stub's fault): these bytes as they
@@ -133,12 +147,17 @@ impl Default for Body {
     }
 }
 
+/// An app's answer to one request.
 #[derive(Default)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
     /// The reason phrase, when not the standard one for the status.
     pub reason: Option<String>,
+    /// Headers to send, in order (the dispatcher sets Content-Length,
+    /// Transfer-Encoding, Connection and Date itself).
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Body,
     /// Fields the app adds to the request's journal line (which stub
     /// answered, say).
@@ -146,6 +165,7 @@ pub struct Response {
 }
 
 impl Response {
+    /// A response with `status`, a Content-Type header and `body` in hand.
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
         Response {
             status,
@@ -164,6 +184,7 @@ impl Response {
 /// Something that answers requests. Shared by every connection of a route,
 /// so it must be thread-safe.
 pub trait App: Send + Sync {
+    /// Answers one request.
     fn call(&self, req: &mut Request<'_>) -> Response;
 
     /// True when the app answers from memory, with no I/O beyond reading a

@@ -35,10 +35,15 @@ const MAX_HEADER: usize = 64 * 1024;
 /// Local redirects followed before giving up.
 const MAX_LOCAL_REDIRECTS: usize = 8;
 
+/// A `cgi:` route's program and how to run it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgiSpec {
+    /// The program: resolved against the env file's directory, or found on PATH.
     pub program: PathBuf,
+    /// The words after the program, its arguments.
     pub args: Vec<String>,
+    /// The `NAME=VALUE` words before the program, added to its environment
+    /// (the meta-variables win over them).
     pub env: Vec<(String, String)>,
     /// The working directory: the env file's directory.
     pub dir: PathBuf,
@@ -76,7 +81,9 @@ fn locate(program: &str, base: &Path) -> Option<PathBuf> {
     std::env::split_paths(&paths).map(|d| d.join(program)).find(|p| executable(p))
 }
 
+/// The `cgi:` app: runs its program once per request.
 pub struct Cgi {
+    /// The program to run.
     pub spec: CgiSpec,
 }
 

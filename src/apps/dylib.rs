@@ -21,12 +21,16 @@ use intercept_app::abi;
 use crate::apps::app::{App, Body, Opener, Request, Response};
 use crate::log_error;
 
+/// The create function's symbol when `dylib:PATH` names none.
 pub const DEFAULT_SYMBOL: &str = "intercept_app_create";
 const IN_MEMORY: usize = 256 * 1024;
 
+/// A `dylib:PATH[#SYMBOL]` route's library and create function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DylibSpec {
+    /// The shared library, resolved against the env file's directory.
     pub path: PathBuf,
+    /// The create function's symbol, [`DEFAULT_SYMBOL`] unless `#SYMBOL` is given.
     pub symbol: String,
 }
 
@@ -45,16 +49,20 @@ pub fn parse(arg: &str, base: &Path) -> Result<DylibSpec, String> {
 
 /// Where a native app comes from.
 pub enum Source {
+    /// A shared library named by a `dylib:` route, loaded on first use.
     Dylib(DylibSpec),
+    /// A create function given at run time (`intercept_add_app`).
     Create(abi::CreateFn),
 }
 
+/// A native app: created on its first request, then its handler answers every request.
 pub struct Native {
     source: Source,
     loaded: OnceLock<Result<Loaded, String>>,
 }
 
 impl Native {
+    /// An app from `source`, not loaded or created until its first request.
     pub fn new(source: Source) -> Native {
         Native { source, loaded: OnceLock::new() }
     }

@@ -36,8 +36,10 @@ impl App for Static {
     }
 }
 
+/// The body of a `static:` route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StaticBody {
+    /// The text after the status, as written (empty for no body).
     Text(String),
     /// An absolute path, checked to exist when the configuration loads, read
     /// only when a request comes.

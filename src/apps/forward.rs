@@ -17,9 +17,17 @@ use std::path::{Path, PathBuf};
 
 use crate::log_error;
 
+/// The real server a relaying route connects to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upstream {
-    Tcp { host: String, port: u16 },
+    /// `HOST:PORT`, over TCP.
+    Tcp {
+        /// A host name or address literal (an IPv6 one without brackets).
+        host: String,
+        /// The TCP port.
+        port: u16,
+    },
+    /// `unix:PATH`: a Unix socket, resolved against the env file's directory.
     Unix(PathBuf),
 }
 
@@ -36,6 +44,7 @@ impl fmt::Display for Upstream {
 /// A relaying route's target, and whether TLS is relayed as it comes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relay {
+    /// Where the connection is relayed.
     pub to: Upstream,
     /// `tunnel:`: bytes as they come, TLS included.
     pub tunnel: bool,

@@ -23,18 +23,25 @@ pub use fixed::StaticBody;
 /// A parsed app spec from a route value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppSpec {
+    /// `echo`: answers with a JSON description of the request (and echoes WebSocket messages).
     Echo,
+    /// `static:STATUS [BODY]`: the same answer to every request.
     Static {
+        /// The status code, 100 to 599.
         status: u16,
+        /// The body: text, or `@FILE`.
         body: StaticBody,
     },
+    /// `cgi:…`: a CGI program run per request.
     Cgi(cgi::CgiSpec),
     /// A canonical directory.
     Files(PathBuf),
     /// Not an HTTP app: the router hands the whole connection over
     /// (`forward:` or `tunnel:`).
     Forward(crate::apps::forward::Relay),
+    /// `dylib:PATH[#SYMBOL]`: a native app in a shared library.
     Dylib(crate::apps::dylib::DylibSpec),
+    /// `wsgi:MODULE:CALLABLE`: a Python WSGI app.
     Wsgi(wsgi::WsgiSpec),
     /// A directory of WireMock stub mappings.
     Stubs(PathBuf),

@@ -22,6 +22,7 @@ use crate::url::Scheme;
 pub const HOP_BY_HOP: [&str; 9] =
     ["host", "connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade", "te", "trailer"];
 
+/// Whether `name` (any case) is one of the [`HOP_BY_HOP`] headers.
 pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
@@ -47,8 +48,11 @@ pub fn set_real_connector(connect: Connector) {
 /// An origin: `http[s]://host[:port][/prefix]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
+    /// Whether the scheme is `https` (TLS, verified).
     pub tls: bool,
+    /// The host, without brackets for an IPv6 address.
     pub host: String,
+    /// The port given, else the scheme's.
     pub port: u16,
     /// A path prefix without its trailing `/` (often empty).
     pub prefix: String,
@@ -82,15 +86,21 @@ pub fn connect(upstream: &Upstream, via: Via) -> io::Result<OwnedFd> {
 
 /// A request to send: the target is appended to the origin's prefix.
 pub struct Outgoing<'a> {
+    /// The method, sent as is.
     pub method: &'a str,
+    /// The path and query, appended to the origin's prefix.
     pub target: &'a str,
+    /// Headers to send (hop-by-hop ones are left out; `Host` is the origin's).
     pub headers: &'a [(String, String)],
+    /// The whole body, empty for none.
     pub body: &'a [u8],
 }
 
 /// A response head, and the rest of the response to read.
 pub struct Incoming {
+    /// The final status: interim 1xx answers are skipped, but for a 101.
     pub status: u16,
+    /// The reason phrase, as the origin sent it.
     pub reason: Option<String>,
     /// Every header but the hop-by-hop ones.
     pub headers: Vec<(String, String)>,
@@ -185,6 +195,7 @@ pub struct Dechunk<R> {
 }
 
 impl<R: Read> Dechunk<R> {
+    /// Reads the chunked body coming from `inner`.
     pub fn new(inner: R) -> Dechunk<R> {
         Dechunk { inner: io::BufReader::new(inner), left: 0, done: false }
     }

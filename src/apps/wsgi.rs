@@ -24,9 +24,12 @@ use crate::log_error;
 const WORKER: &str = concat!(include_str!("../../bindings/python/intercept_wsgi/wsgi.py"), include_str!("wsgi_worker.py"));
 const FAILED: u32 = 0xFFFF_FFFF;
 
+/// A `wsgi:MODULE:CALLABLE` route's app and how to run its worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsgiSpec {
+    /// The module to import, dotted (`pkg.app`).
     pub module: String,
+    /// The WSGI callable's name in the module.
     pub callable: String,
     /// Put on sys.path: the env file's directory.
     pub dir: PathBuf,
@@ -56,7 +59,9 @@ pub fn parse(arg: &str, base: &Path) -> Result<WsgiSpec, String> {
     }
 }
 
+/// The `wsgi:` app: one Python worker per route, serving one request at a time.
 pub struct Wsgi {
+    /// The app and its worker's settings.
     pub spec: WsgiSpec,
     worker: Arc<Mutex<Option<Worker>>>,
 }
@@ -90,6 +95,7 @@ impl Drop for Worker {
 }
 
 impl Wsgi {
+    /// An app for `spec`; its worker starts on the first request.
     pub fn new(spec: WsgiSpec) -> Wsgi {
         Wsgi { spec, worker: Arc::new(Mutex::new(None)) }
     }

@@ -9,15 +9,21 @@
 /// One `KEY=VALUE` assignment and the 1-based line where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The key, without any `export ` prefix.
     pub key: String,
+    /// The value: a quoted one unquoted and unescaped, an unquoted one
+    /// without its trailing ` #` comment.
     pub value: String,
+    /// The 1-based line the assignment starts on.
     pub line: usize,
 }
 
 /// A syntax error at a 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
+    /// The 1-based line of the assignment at fault.
     pub line: usize,
+    /// What is wrong there.
     pub message: String,
 }
 

@@ -18,7 +18,9 @@ use crate::log::Level;
 use crate::supervision;
 use route::{HostPattern, RouteUrl};
 
+/// The key naming the env file to read (relative to the current directory).
 pub const ENV_FILE: &str = "INTERCEPT_ENV_FILE";
+/// What every route's key starts with: `INTERCEPT_ROUTE_<NAME>`.
 pub const ROUTE_PREFIX: &str = "INTERCEPT_ROUTE_";
 
 /// Keys that are known but read by other parts of the tool (the trust
@@ -42,8 +44,18 @@ const OTHER_KEYS: &[&str] = &[
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    File { path: PathBuf, line: usize },
-    Env { key: String },
+    /// A line of the env file.
+    File {
+        /// The env file, absolute.
+        path: PathBuf,
+        /// The 1-based line the entry starts on.
+        line: usize,
+    },
+    /// A variable of the process's environment.
+    Env {
+        /// The variable's name.
+        key: String,
+    },
 }
 
 impl fmt::Display for Origin {
@@ -58,7 +70,9 @@ impl fmt::Display for Origin {
 /// A configuration error, displayed as `ORIGIN: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// Where the bad value came from.
     pub origin: Origin,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -73,13 +87,18 @@ impl std::error::Error for ConfigError {}
 /// What unrouted connections get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Passthrough {
+    /// `allow` (the default): they go out as they would without the shim.
     #[default]
     Allow,
+    /// `loopback`: only those to a loopback (or unspecified) address go out;
+    /// the rest are refused.
     Loopback,
+    /// `deny`: every one is refused, and names no route uses do not resolve.
     Deny,
 }
 
 impl Passthrough {
+    /// The setting's name, as `INTERCEPT_PASSTHROUGH` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Passthrough::Allow => "allow",
@@ -94,18 +113,26 @@ impl Passthrough {
 pub struct RouteSpec {
     /// `<NAME>` from the key.
     pub name: String,
+    /// The URL half of the value: what the route intercepts.
     pub url: RouteUrl,
+    /// The app half of the value: what answers.
     pub app: AppSpec,
+    /// Where the entry was written.
     pub origin: Origin,
 }
 
+/// Every route and setting, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The env file, absolute, if one was used.
     pub env_file: Option<PathBuf>,
+    /// The routes in the order written: the env file's by line, then the environment's.
     pub routes: Vec<RouteSpec>,
+    /// What unrouted connections get (`INTERCEPT_PASSTHROUGH`).
     pub passthrough: Passthrough,
+    /// How much goes to stderr (`INTERCEPT_LOG`).
     pub log: Level,
+    /// The journal file, absolute (`INTERCEPT_JOURNAL`); None for no journal.
     pub journal: Option<PathBuf>,
     /// How long a dispatcher waits for a quiet client before closing.
     pub idle_timeout: Duration,

@@ -50,8 +50,11 @@ impl fmt::Display for HostPattern {
 /// A parsed route URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteUrl {
+    /// `http` or `https`: whether the route's clients speak TLS.
     pub scheme: Scheme,
+    /// What HOST the route answers for.
     pub host: HostPattern,
+    /// The port given, else the scheme's.
     pub port: u16,
     /// The mount point without trailing slash: `""` for the whole site,
     /// otherwise `/api` style.

@@ -22,16 +22,21 @@ use names::Names;
 /// An app mounted at a path prefix of a site.
 #[derive(Clone)]
 pub struct Mount {
+    /// The route's path prefix, without trailing slash; `""` for the whole site.
     pub prefix: String,
     /// The `<NAME>` of the route's key, for logs and the journal.
     pub route: String,
+    /// What answers the requests under the prefix.
     pub app: Arc<dyn App>,
 }
 
 /// Everything served on one host pattern and port.
 pub struct Site {
+    /// `http` or `https`: whether the site's clients speak TLS.
     pub scheme: Scheme,
+    /// The host pattern the site answers for.
     pub host: HostPattern,
+    /// The port the site answers on.
     pub port: u16,
     /// Longest prefix first, so the first match is the one that wins.
     pub mounts: Vec<Mount>,
@@ -52,10 +57,15 @@ impl Site {
 /// send a request head).
 #[derive(Clone)]
 pub struct Destination {
+    /// The site serving the connection, as it was when the connection was made.
     pub site: Arc<Site>,
+    /// The name the client connected to (or the address literal, or `localhost`).
     pub host: String,
+    /// The port the client connected to.
     pub port: u16,
+    /// The journal requests are written to, if the configuration keeps one.
     pub journal: Option<Arc<Journal>>,
+    /// How long the client may stay quiet (or take to send a request head).
     pub idle: Duration,
     /// The router's sites, and which change of them `site` is from.
     pub live: Option<(Arc<Live>, u64)>,
@@ -96,6 +106,7 @@ impl Live {
 
 /// What a `connect` to an address becomes.
 pub enum Connect {
+    /// Routed: served in the process, for this destination.
     Intercept(Destination),
     /// Not ours: the real `connect`, untouched.
     Pass,
@@ -104,7 +115,9 @@ pub enum Connect {
     /// A synthetic address on a port no route serves, in `allow` mode:
     /// resolve the name for real and connect there.
     Resolve {
+        /// The routed name the synthetic address stands for.
         name: String,
+        /// The port the client asked for.
         port: u16,
     },
 }
@@ -112,16 +125,23 @@ pub enum Connect {
 /// What a name lookup becomes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup {
+    /// A routed name: its synthetic IPv4 and IPv6 addresses.
     Synthetic(Ipv4Addr, Ipv6Addr),
+    /// Not ours: the real resolver answers.
     Pass,
+    /// Refused by the pass-through setting (`deny`).
     Refuse,
 }
 
+/// The routes as sites and synthetic names, and the settings that go with them.
 pub struct Router {
     live: Arc<Live>,
     names: Names,
+    /// What unrouted connections and lookups get.
     pub passthrough: Passthrough,
+    /// The journal every routed connection writes to, if the configuration keeps one.
     pub journal: Option<Arc<Journal>>,
+    /// How long a routed connection may stay quiet (the configuration's idle timeout).
     pub idle_timeout: Duration,
     /// Unset: the default, asked for when first needed.
     ca_dir: std::sync::OnceLock<std::path::PathBuf>,
@@ -129,7 +149,9 @@ pub struct Router {
 
 /// What serves a route added at run time.
 pub enum RouteApp {
+    /// An app spec, as an env file line would give (`intercept_add_route`).
     Spec(AppSpec),
+    /// An app already made (`intercept_add_app`'s native app).
     App(Arc<dyn App>),
 }
 
@@ -139,6 +161,7 @@ impl Router {
         self.ca_dir.get_or_init(crate::config::default_ca_dir)
     }
 
+    /// A router serving the configuration's routes, with its settings.
     pub fn new(config: &Config) -> Router {
         let router = Router {
             live: Arc::new(Live { sites: ForkLock::new(Arc::new(Vec::new())), changes: AtomicU64::new(0) }),
@@ -304,6 +327,8 @@ impl Router {
         }
     }
 
+    /// What a lookup of `name` becomes: its synthetic addresses when a route
+    /// uses it, else what the pass-through setting says.
     pub fn lookup(&self, name: &str) -> Lookup {
         let name = route::normalize_name(name);
         if self.routes_name(&name) {
@@ -317,6 +342,9 @@ impl Router {
         Lookup::Pass
     }
 
+    /// What a `connect` to `addr` becomes: intercepted when a route serves that
+    /// address (a routed name's synthetic one, a routed literal, loopback for a
+    /// `localhost` route) and port, else what the pass-through setting says.
     pub fn connect(&self, addr: SocketAddr) -> Connect {
         let seen = self.live.changes.load(Ordering::Acquire);
         let ip = addr.ip().to_canonical();

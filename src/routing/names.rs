@@ -35,10 +35,12 @@ fn slot_of(ip: IpAddr) -> Option<u32> {
     (v4 >> V4_BITS == V4_BASE >> V4_BITS).then(|| v4 - V4_BASE)
 }
 
+/// The synthetic IPv4 address of `slot`, in 198.18.0.0/15.
 pub fn v4(slot: u32) -> Ipv4Addr {
     Ipv4Addr::from(V4_BASE + slot)
 }
 
+/// The synthetic IPv6 address of `slot`, in 2001:2::/48, with the IPv4 one's low 32 bits.
 pub fn v6(slot: u32) -> Ipv6Addr {
     let low = V4_BASE + slot;
     let s = V6_PREFIX;

@@ -23,12 +23,16 @@ pub const MAX_HEAD: usize = 64 * 1024;
 
 /// A request as both protocols describe it to an app and to the journal.
 pub struct Asked<'a> {
+    /// The method as received.
     pub method: &'a str,
     /// The request target as sent: path and query.
     pub target: &'a str,
+    /// The headers, in the order received (over HTTP/2, `:authority` as `host`
+    /// when no Host header came).
     pub headers: &'a [(String, String)],
     /// `scheme://host:port` and the target, for log lines and the journal.
     pub url: &'a str,
+    /// When the request's head had been read: the start of its duration.
     pub started: Instant,
 }
 
@@ -52,7 +56,9 @@ pub fn no_route(dest: &Destination, path: &str) -> Response {
 /// socket of the process has: the client's fd and how to open more.
 #[derive(Default)]
 pub struct Client {
+    /// The client's socket, for apps that notice a client gone away.
     pub fd: Option<std::os::fd::RawFd>,
+    /// Who in this process opened the connection, when the client is this process.
     pub opener: Option<Opener>,
 }
 
@@ -89,10 +95,15 @@ pub fn log_answer(asked: &Asked, status: u16, route: &str) {
 
 /// What the journal records of an answer besides the request.
 pub struct Answered<'a> {
+    /// The `<NAME>` of the route that answered; `-` when none did.
     pub route: &'a str,
+    /// The status answered.
     pub status: u16,
+    /// Bytes of the request read: head and body (over HTTP/2, the body alone).
     pub request_bytes: u64,
+    /// Bytes of the response written (over HTTP/2, the body alone).
     pub response_bytes: u64,
+    /// Fields the app adds to the journal line (see [`Response::journal`]).
     pub extra: &'a [(&'static str, serde_json::Value)],
 }
 

@@ -23,12 +23,16 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+/// The CA certificate's file in the CA directory, PEM.
 pub const CA_FILE: &str = "ca.pem";
+/// The CA private key's file in the CA directory, PEM, mode 0600.
 pub const CA_KEY_FILE: &str = "ca-key.pem";
+/// The CA certificate's common name.
 pub const CA_NAME: &str = "intercept local CA";
 
 /// The local certificate authority.
 pub struct Authority {
+    /// The directory holding [`CA_FILE`] and [`CA_KEY_FILE`].
     pub dir: PathBuf,
     pub(crate) ca_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,

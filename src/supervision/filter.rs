@@ -68,6 +68,7 @@ const STOPPED: &[(libc::c_long, u32, Gate)] = &[
 /// whatever their arguments, so `deny` holds for them too.
 #[cfg(target_arch = "x86_64")]
 pub const X32_BIT: u32 = 0x4000_0000;
+/// The `arch` seccomp reports for an i386 system call.
 #[cfg(target_arch = "x86_64")]
 pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 /// i386's `socketcall`, `connect`, `sendto` and `sendmsg`.
@@ -89,6 +90,7 @@ pub struct Program {
 }
 
 impl Program {
+    /// The program's instructions, as `seccomp` installs them.
     pub fn instructions(&self) -> &[sock_filter] {
         &self.code[..self.len]
     }
@@ -251,6 +253,7 @@ pub fn filtered() -> bool {
 /// it runs under is ours ([`ours`]): the kernel says `EBADF`, our
 /// supervisor [`PROBE_ANSWER`].
 pub const PROBE_OPTION: i32 = 0x1e7e;
+/// What our supervisor returns for the [`PROBE_OPTION`] probe.
 pub const PROBE_ANSWER: i64 = 0x5eed;
 
 /// Whether the calling thread runs under our filter (a supervised parent's,

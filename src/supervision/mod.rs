@@ -32,6 +32,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// A mode from its name, any case (empty is `auto`); None for an unknown one.
     pub fn parse(text: &str) -> Option<Mode> {
         Some(match text.trim().to_ascii_lowercase().as_str() {
             "auto" | "" => Mode::Auto,
@@ -41,6 +42,7 @@ impl Mode {
         })
     }
 
+    /// The mode's name, as `INTERCEPT_SUPERVISE` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Auto => "auto",

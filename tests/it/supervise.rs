@@ -1,6 +1,7 @@
 //! Programs that bypass the shim, intercepted by `intercept run`'s
 //! supervisor: a static busybox, Go clients with and without cgo, a raw
-//! `connect` system call, children of a Go program. Each runs in a fresh
+//! `connect` system call, children of a Go program, the supervisor's own
+//! `cgi:` and `wsgi:` apps. Each runs in a fresh
 //! network namespace holding only a loopback that is down, so nothing
 //! unintercepted can succeed (not even a DNS query).
 
@@ -433,4 +434,46 @@ fn a_terminal_interrupt_reaches_the_program_once() {
         assert_eq!(lines.next().unwrap().unwrap(), "1", "round {round}");
         assert!(child.wait().unwrap().success());
     }
+}
+
+/// The supervisor's apps start processes of their own: a `cgi:` program
+/// per request and a `wsgi:` worker kept for its route. A static program
+/// is answered by both, and the run still ends when it does, leaving no
+/// worker behind (the supervisor is not the keeper, which reaps every
+/// child of the run and would take these from it).
+#[test]
+fn a_static_program_is_answered_by_cgi_and_wsgi_routes() {
+    use std::os::unix::fs::PermissionsExt;
+    let busybox = static_busybox();
+    need("python3", "python3");
+    let dir = temp_dir("sup-apps");
+    let cgi = dir.join("hello.cgi");
+    std::fs::write(&cgi, "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\ncgi says %s' \"$QUERY_STRING\"\n").unwrap();
+    std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A module name no other process has, to find its worker by.
+    let module = format!("supervised_app_{}", std::process::id());
+    std::fs::write(
+        dir.join(format!("{module}.py")),
+        "def app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'wsgi says ' + environ['PATH_INFO'].encode()]\n",
+    )
+    .unwrap();
+    let env = env_file(
+        &dir,
+        &format!("INTERCEPT_ROUTE_CGI=http://cgi.test -> cgi:./hello.cgi\nINTERCEPT_ROUTE_WSGI=http://wsgi.test -> wsgi:{module}:app\n"),
+    );
+    let fetch = format!("{busybox} wget -q -O - 'http://cgi.test/?a=1'; echo; {busybox} wget -q -O - http://wsgi.test/w");
+    let out = isolated(&env, &["sh", "-c", &fetch]);
+    assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("cgi says a=1\nwsgi says /w", ""));
+    let workers = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .filter(|cmdline| String::from_utf8_lossy(cmdline).contains(&module))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while workers() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(workers(), 0, "the WSGI worker outlived the run");
 }

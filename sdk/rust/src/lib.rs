@@ -35,15 +35,19 @@ impl<'a> Request<'a> {
     pub unsafe fn from_raw(raw: &'a abi::intercept_request) -> Self {
         Request { raw }
     }
+    /// The method, `GET`.
     pub fn method(&self) -> &str {
         text(self.raw.method)
     }
+    /// `http` or `https`.
     pub fn scheme(&self) -> &str {
         text(self.raw.scheme)
     }
+    /// The name the client connected to.
     pub fn host(&self) -> &str {
         text(self.raw.host)
     }
+    /// The port the client connected to.
     pub fn port(&self) -> u16 {
         self.raw.port
     }
@@ -51,15 +55,19 @@ impl<'a> Request<'a> {
     pub fn target(&self) -> &str {
         text(self.raw.target)
     }
+    /// The route's mount point, empty for the root.
     pub fn script_name(&self) -> &str {
         text(self.raw.script_name)
     }
+    /// The rest of the path after the mount point, percent-decoded.
     pub fn path_info(&self) -> &str {
         text(self.raw.path_info)
     }
+    /// The raw query string, without the `?`.
     pub fn query(&self) -> &str {
         text(self.raw.query)
     }
+    /// The headers as (name, value) pairs, in the order received.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
         let all: &[abi::intercept_header] = if self.raw.header_count == 0 {
             &[]
@@ -69,6 +77,7 @@ impl<'a> Request<'a> {
         };
         all.iter().map(|h| (text(h.name), text(h.value)))
     }
+    /// The value of the first header named `name` (any case), if any.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
@@ -84,12 +93,16 @@ impl Read for Request<'_> {
 
 /// A response to give back.
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// The headers as (name, value) pairs, sent in this order.
     pub headers: Vec<(String, String)>,
+    /// The whole body.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// A `text/plain; charset=utf-8` response with `body`.
     pub fn text(status: u16, body: impl Into<String>) -> Response {
         Response { status, headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())], body: body.into().into_bytes() }
     }

@@ -18,25 +18,36 @@ use serde_json::{Map, Value, json};
 /// One recorded exchange.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
+    /// The request's method, upper case.
     pub method: String,
+    /// The URL's scheme, `http` or `https`.
     pub scheme: String,
+    /// The URL's host, lower case.
     pub host: String,
+    /// The URL's port (the scheme's default when it names none).
     pub port: u16,
     /// The path as sent, percent-encoded, without the query.
     pub path: String,
     /// Query parameters, percent-decoded, in order.
     pub query: Vec<(String, String)>,
+    /// The request's headers, in order (secrets redacted when we recorded it).
     pub request_headers: Vec<(String, String)>,
+    /// The request's body (`postData`), empty when it had none.
     pub request_body: Vec<u8>,
+    /// The response's status, 100 to 599.
     pub status: u16,
+    /// The response's reason phrase (`statusText`), maybe empty.
     pub reason: String,
+    /// The response's headers, in order.
     pub headers: Vec<(String, String)>,
+    /// The response's body (empty in an [`index`](super::index)'s entries, whose bodies stay in the file).
     pub body: Vec<u8>,
     /// The body as it went over the wire (any `Content-Encoding` still
     /// applied), as we record it; devtools and mitmproxy store it decoded.
     pub body_as_sent: bool,
     /// When it started (ISO 8601) and how long it took, in milliseconds.
     pub started: String,
+    /// How long the exchange took, in milliseconds (HAR's `time`).
     pub millis: f64,
 }
 

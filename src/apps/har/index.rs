@@ -24,7 +24,9 @@ use super::file::{self, Entry};
 /// Where an entry's JSON lies in the file: its first byte and length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
+    /// The offset of the entry's first byte in the file.
     pub start: u64,
+    /// The entry's length in bytes.
     pub len: u64,
 }
 
@@ -32,7 +34,9 @@ pub struct Span {
 pub struct Indexed {
     /// With empty response bodies.
     pub entries: Vec<Entry>,
+    /// Where each entry lies in `file`, one span per entry.
     pub spans: Vec<Span>,
+    /// The HAR file, open: the version the index was checked against.
     pub file: File,
     /// Whether the run's index was read (else the file was parsed).
     pub from_run: bool,

@@ -29,24 +29,31 @@ use crate::fork_lock::ForkLock;
 use crate::{log_error, log_info};
 use file::Entry;
 
-/// The key naming the mode, and the one naming headers kept unredacted.
+/// The key naming the record mode (`once`, `new_episodes`, `all`, `none`).
 pub const RECORD_KEY: &str = "INTERCEPT_RECORD";
+/// The key naming the secret headers recorded unredacted, comma-separated.
 pub const KEEP_KEY: &str = "INTERCEPT_RECORD_KEEP";
 /// Set by `intercept run`: the HAR files (absolute, `:`-separated) that did
 /// not exist when the run began, so that every process of the run records
 /// to them in `once` mode, not only the first one.
 pub const NEW_FILES_KEY: &str = "INTERCEPT_RECORD_NEW_FILES";
 
+/// A record mode, vcrpy's: what is replayed and what is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
+    /// `once`: replay, but record everything when the file is new.
     #[default]
     Once,
+    /// `new_episodes`: replay what matches, record what does not.
     NewEpisodes,
+    /// `all`: record every request, replay none.
     All,
+    /// `none`: replay only; a request that matches nothing gets 404.
     None,
 }
 
 impl Mode {
+    /// A mode from its name, any case (empty is `once`).
     pub fn parse(text: &str) -> Result<Mode, String> {
         match text.trim().to_ascii_lowercase().as_str() {
             "once" | "" => Ok(Mode::Once),
@@ -57,6 +64,7 @@ impl Mode {
         }
     }
 
+    /// The mode's name, as `INTERCEPT_RECORD` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Once => "once",
@@ -67,10 +75,12 @@ impl Mode {
     }
 }
 
+/// A `har:FILE` route's file and how it records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HarSpec {
     /// Absolute.
     pub file: PathBuf,
+    /// The record mode (`INTERCEPT_RECORD`).
     pub mode: Mode,
     /// Secret headers kept as they are (`INTERCEPT_RECORD_KEEP`).
     pub keep: Vec<String>,
@@ -105,6 +115,7 @@ pub fn validate(spec: &HarSpec, run_dir: Option<&Path>) -> Result<usize, String>
     }
 }
 
+/// The `har:` app: replays the file's entries, and records into it as its mode says.
 pub struct Har {
     spec: HarSpec,
     state: ForkLock<Option<Result<State, String>>>,
@@ -125,6 +136,7 @@ struct State {
 }
 
 impl Har {
+    /// An app for `spec`; the file is read on the first request.
     pub fn new(spec: HarSpec) -> Har {
         Har { spec, state: ForkLock::new(None), replays_only: OnceLock::new() }
     }

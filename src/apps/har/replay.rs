@@ -12,9 +12,13 @@ use crate::apps::origin::is_hop_by_hop;
 
 /// A request as replay compares it and recording relays it.
 pub struct Asked<'a> {
+    /// The method as received.
     pub method: &'a str,
+    /// The route's scheme, `http` or `https`.
     pub scheme: &'a str,
+    /// The host the client connected to.
     pub host: &'a str,
+    /// The port the client connected to.
     pub port: u16,
     /// Path and query as received.
     pub target: &'a str,
@@ -22,10 +26,15 @@ pub struct Asked<'a> {
     pub path: &'a str,
     /// The target's query, percent-decoded.
     pub query: &'a [(String, String)],
+    /// The headers, in the order received.
     pub headers: &'a [(String, String)],
+    /// The whole body, empty when there is none.
     pub body: &'a [u8],
 }
 
+/// Whether `e` answers `a`: same method, scheme, host (any case), port and
+/// path (compared decoded), the same query in any order, and the same body
+/// (JSON compared as JSON) when `a` has one.
 pub fn matches(e: &Entry, a: &Asked<'_>) -> bool {
     e.method == a.method
         && e.scheme == a.scheme

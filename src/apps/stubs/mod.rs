@@ -53,6 +53,7 @@ pub use matcher::{pattern_of, text_distance};
 /// The largest request body a stubs route reads to match.
 pub const MAX_BODY: usize = 16 << 20;
 
+/// The `stubs:` app: answers each request with the stub mapping that matches it.
 pub struct Stubs {
     dir: PathBuf,
     mappings: OnceLock<Result<Loaded, String>>,
@@ -63,6 +64,7 @@ pub struct Stubs {
 }
 
 impl Stubs {
+    /// An app for the mappings of `dir`, loaded on the first request.
     pub fn new(dir: PathBuf) -> Stubs {
         Stubs { dir, mappings: OnceLock::new(), at_once: OnceLock::new(), scenarios: ForkLock::new(HashMap::new()) }
     }

@@ -94,6 +94,7 @@ pub struct Rewind<T> {
 }
 
 impl<T> Rewind<T> {
+    /// `inner`, whose reads give `front` first.
     pub fn new(front: Vec<u8>, inner: T) -> Rewind<T> {
         Rewind { front, at: 0, inner }
     }
@@ -139,6 +140,7 @@ pub struct Tls<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Tls<T> {
+    /// Carries on `session`, whose handshake is done, over `io`.
     pub fn new(session: rustls::ServerConnection, io: T) -> Tls<T> {
         Tls { session, io, records: Vec::new(), sent: 0, ended: false }
     }

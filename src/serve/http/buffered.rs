@@ -18,7 +18,12 @@ use crate::serve::exchange::split_target;
 pub enum Buffered {
     /// The first request was answered into `out`: its `consumed` bytes are
     /// done with, and the connection closes after the answer unless `keep`.
-    Answered { consumed: usize, keep: bool },
+    Answered {
+        /// How many bytes of the input the request took.
+        consumed: usize,
+        /// Whether the connection stays open after the answer.
+        keep: bool,
+    },
     /// No whole request, or one this path does not take (a chunked or
     /// partial body, an `Expect` or `Upgrade`, an app that may block, bad input, https):
     /// serve the connection with [`serve_after`](super::serve_after) instead.

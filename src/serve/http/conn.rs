@@ -28,7 +28,12 @@ pub enum Ended<S> {
     /// one; a slow or large head is answered here): they are `read`, and
     /// the stream is the caller's again (HTTP/2 with prior knowledge
     /// opens so; [`crate::serve`] decides).
-    NotHttp1 { stream: S, read: Vec<u8> },
+    NotHttp1 {
+        /// The connection, handed back.
+        stream: S,
+        /// The bytes already read from it.
+        read: Vec<u8>,
+    },
 }
 
 /// Serves HTTP/1.1 on `stream` for a routed connection until it closes.
