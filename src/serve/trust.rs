@@ -126,14 +126,17 @@ pub fn npm_cafiles() -> Vec<PathBuf> {
 /// [`truststore_of`] it.
 pub fn write_bundle(dir: &Path, user_files: &[PathBuf]) -> io::Result<PathBuf> {
     let (ca_pem, _) = load_or_create(dir)?;
-    let mut parts: Vec<PathBuf> = system_bundle().into_iter().collect();
+    let system = system_bundle();
+    let mut parts: Vec<PathBuf> = system.iter().cloned().collect();
+    // A file named twice (every variable naming the system bundle, as CI
+    // images often set them) is looked at once.
     for f in user_files {
         let inside_ours = f.starts_with(dir);
-        if !inside_ours && f.is_file() && !parts.contains(f) {
+        if !inside_ours && !parts.contains(f) && f.is_file() {
             parts.push(f.clone());
         }
     }
-    let extra = parts.len() > usize::from(system_bundle().is_some());
+    let extra = parts.len() > usize::from(system.is_some());
     let listed: String = parts.iter().map(|p| format!("{}\n", p.display())).collect();
     let name = if extra { format!("bundle-{:016x}.pem", fnv(listed.as_bytes())) } else { "bundle.pem".to_string() };
     let path = dir.join(name);

@@ -29,6 +29,20 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
+/// The programs the pages' examples run, and the Debian package of each:
+/// a missing one fails the page at once, naming it.
+const PROGRAMS: [(&str, &str); 9] = [
+    ("curl", "curl"),
+    ("wget", "wget"),
+    ("python3", "python3"),
+    ("busybox", "busybox-static"),
+    ("go", "golang-go"),
+    ("node", "nodejs"),
+    ("java", "default-jdk-headless"),
+    ("git", "git"),
+    ("php", "php-cli"),
+];
+
 /// How long one command of a page may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -189,6 +203,9 @@ fn run_step(dir: &Path, step: &Step, groups: &mut Vec<i32>) -> Result<String, St
 
 /// Runs every example of the page at `rel` (from the repository's root).
 fn run_page(rel: &str) {
+    for (program, package) in PROGRAMS {
+        need(program, package);
+    }
     let page = repo().join(rel);
     let text = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{rel}: {e}"));
     let dir = temp_dir("docs");
