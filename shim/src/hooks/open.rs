@@ -8,7 +8,8 @@
 //! Only reads are served so, only to a process that can be verifying a
 //! peer (one with a TLS library or a JVM loaded: [`tls_reader`]), and only
 //! when `intercept run` named the files (`INTERCEPT_TRUST_BUNDLE`); any other open costs one load and, for an
-//! absolute path under `/etc` or `/usr`, a comparison of its first bytes.
+//! absolute path under `/etc` or `/usr` opened to read a file (not a
+//! directory), a comparison of its first bytes.
 //! Should our file be missing, the original path is opened.
 
 use std::ffi::{CStr, c_char};
@@ -67,7 +68,9 @@ fn tls_reader() -> bool {
 /// # Safety
 /// As for `open`.
 pub(super) unsafe fn served(path: *const c_char, flags: c_int, open_it: impl Fn(*const c_char) -> c_int) -> c_int {
-    let reading = flags & (libc::O_ACCMODE | libc::O_CREAT) == libc::O_RDONLY;
+    // A trust file is read as a file: a directory's open (`opendir`, a
+    // tree walk's thousands) is never one, and skips the path's look.
+    let reading = flags & (libc::O_ACCMODE | libc::O_CREAT | libc::O_DIRECTORY) == libc::O_RDONLY;
     // SAFETY: the caller's path.
     match unsafe { instead(path, reading) } {
         Some(ours) => match open_it(ours) {
