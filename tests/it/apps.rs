@@ -235,13 +235,7 @@ fn cgi_status_location_and_failures() {
 fn bad_cgi_specs_are_rejected_with_file_and_line() {
     let dir = temp_dir("cgi-bad");
     let env = env_file(&dir, "# x\nINTERCEPT_ROUTE_CGI=http://cgi.example.test -> cgi:./missing.cgi\n");
-    let out = intercept(&["check", "--env-file", env.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).starts_with(&format!("{}:2: ", env.display())) && stderr(&out).contains("cgi program `./missing.cgi` not found"),
-        "{}",
-        stderr(&out)
-    );
+    check_refuses(&env, 2, "cgi program `./missing.cgi` not found");
 }
 
 /// A real HTTP server on a loopback port, answering `real:<path>`.
@@ -398,9 +392,7 @@ fn a_rust_dylib_app_and_its_panics() {
 fn bad_dylib_specs_are_rejected() {
     let dir = temp_dir("dylib-bad");
     let env = env_file(&dir, "INTERCEPT_ROUTE_D=http://d.example.test -> dylib:./nope.so\n");
-    let out = intercept(&["check", "--env-file", env.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).starts_with(&format!("{}:1: ", env.display())) && stderr(&out).contains("no library at"), "{}", stderr(&out));
+    check_refuses(&env, 1, "no library at");
     // A library without the symbol fails its requests with 500, not the host.
     need("curl", "curl");
     build_c_app(&dir);

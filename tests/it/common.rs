@@ -108,6 +108,14 @@ pub fn intercept(args: &[&str]) -> Output {
     cmd.args(args).output().unwrap()
 }
 
+/// Asserts that `intercept check` refuses `env` with exit status 2 and
+/// `FILE:LINE: …` naming `what`.
+pub fn check_refuses(env: &Env, line: usize, what: &str) {
+    let out = intercept(&["check", "--env-file", env.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with(&format!("{}:{line}: ", env.display())) && stderr(&out).contains(what), "{}", stderr(&out));
+}
+
 /// `intercept run --env-file FILE -- CMD…`.
 pub fn run_with(env: &Path, cmd: &[&str]) -> Output {
     let mut args = vec!["run", "--env-file", env.to_str().unwrap(), "--"];

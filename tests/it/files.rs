@@ -117,11 +117,5 @@ fn files_never_serve_outside_the_directory() {
 fn bad_files_specs_are_rejected() {
     let dir = temp_dir("files-bad");
     let env = env_file(&dir, "INTERCEPT_ROUTE_F=http://files.example.test -> files:no-such-dir\n");
-    let out = intercept(&["check", "--env-file", env.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).starts_with(&format!("{}:1: ", env.display())) && stderr(&out).contains("files:no-such-dir: cannot open"),
-        "{}",
-        stderr(&out)
-    );
+    check_refuses(&env, 1, "files:no-such-dir: cannot open");
 }
