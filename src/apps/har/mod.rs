@@ -9,7 +9,8 @@
 //! | `none` | replayed | 404 with a near-miss report |
 //!
 //! Identical requests are answered in recorded order, then the last answer
-//! repeats. The file loads on the route's first request (`intercept check`
+//! repeats: one order for the whole run (`crate::run`), so three processes
+//! asking the same URL get the recording's first, second and third answers. The file loads on the route's first request (`intercept check`
 //! and `run` read it first, so a bad file stops them), as an [`index`]:
 //! under `intercept run`, parsed once for the whole run.
 
@@ -18,6 +19,7 @@ pub mod index;
 mod record;
 pub mod replay;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -26,6 +28,7 @@ use serde_json::Value;
 use super::stubs::{mapping, near_miss, seen::Seen};
 use crate::apps::app::{App, Request, Response};
 use crate::fork_lock::ForkLock;
+use crate::run::Shared;
 use crate::{log_error, log_info};
 use file::Entry;
 
@@ -119,6 +122,10 @@ pub fn validate(spec: &HarSpec, run_dir: Option<&Path>) -> Result<usize, String>
 pub struct Har {
     spec: HarSpec,
     state: ForkLock<Option<Result<State, String>>>,
+    /// How often each of the file's entries has answered, for the whole
+    /// run: entry number -> times (kept only for requests the file
+    /// answers more than once).
+    replayed: Shared<BTreeMap<usize, u32>>,
     /// Whether this process only replays (decided when the file loads).
     replays_only: OnceLock<bool>,
 }
@@ -138,7 +145,8 @@ struct State {
 impl Har {
     /// An app for `spec`; the file is read on the first request.
     pub fn new(spec: HarSpec) -> Har {
-        Har { spec, state: ForkLock::new(None), replays_only: OnceLock::new() }
+        let name = crate::run::name_for("har", &spec.file.to_string_lossy());
+        Har { spec, state: ForkLock::new(None), replays_only: OnceLock::new(), replayed: Shared::of_run(&format!("{name}.replayed")) }
     }
 
     fn load(&self) -> Result<State, String> {
@@ -174,7 +182,17 @@ impl Har {
     /// that match, else the last that matches.
     fn replay(&self, state: &mut State, asked: &replay::Asked<'_>) -> Option<(Response, String)> {
         let matching: Vec<usize> = (0..state.entries.len()).filter(|&i| replay::matches(&state.entries[i], asked)).collect();
-        let chosen = matching.iter().copied().find(|&i| state.used[i] == 0).or(matching.last().copied())?;
+        let from_file = state.spans.len();
+        let chosen = if matching.len() > 1 && matching.iter().all(|&i| i < from_file) {
+            // Answered in recorded order across the whole run.
+            self.replayed.update(|times| {
+                let chosen = matching.iter().copied().find(|i| !times.contains_key(i)).or(matching.last().copied())?;
+                *times.entry(chosen).or_default() += 1;
+                Some(chosen)
+            })?
+        } else {
+            matching.iter().copied().find(|&i| state.used[i] == 0).or(matching.last().copied())?
+        };
         state.used[chosen] += 1;
         let response = Har::answer(state, chosen).unwrap_or_else(|e| {
             log_error!("har: {}: {e}", self.spec.file.display());

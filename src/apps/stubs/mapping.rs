@@ -15,6 +15,11 @@ use super::matcher::Matcher;
 pub struct Mapping {
     /// `id`, else `name`, else `FILE[#N]`: how the journal and reports name it.
     pub label: String,
+    /// `id` (or `uuid`), else one made from where the mapping was read:
+    /// the same in every process, as the admin API names it.
+    pub id: String,
+    /// The mapping as written, for the admin API.
+    pub source: Value,
     pub priority: i64,
     /// Load order: among equal priorities the most recently loaded wins.
     pub order: usize,
@@ -131,6 +136,26 @@ pub fn from_json(v: &Value, label: String, order: usize) -> Result<Mapping, Stri
     parse(v, Path::new("."), label, order).map_err(|(_, why)| why)
 }
 
+/// One mapping made at run time (the admin API), its `bodyFileName`s
+/// read from `dir/__files`.
+/// A mapping with no `id` gets a fresh one.
+pub fn made(v: &Value, dir: &Path, order: usize) -> Result<Mapping, String> {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut()
+        && !o.contains_key("id")
+    {
+        let id = o.get("uuid").and_then(Value::as_str).map_or_else(random_uuid, str::to_string);
+        o.insert("id".into(), Value::String(id));
+    }
+    let label = v["id"].as_str().unwrap_or_default().to_string();
+    parse(&v, dir, label, order).map_err(|(_, why)| why)
+}
+
+/// A request pattern alone (the admin API's counts and finds).
+pub fn pattern(v: &Value) -> Result<RequestPattern, String> {
+    request_pattern(v).map_err(|(_, why)| why)
+}
+
 /// Every `*.json` below `dir`, each file once however many links lead to
 /// it (a directory reached again through a link, `sub/loop -> ..`, is
 /// not walked again).
@@ -182,6 +207,8 @@ fn parse(v: &Value, dir: &Path, default_label: String, order: usize) -> Result<M
             "insertionIndex",
         ],
     )?;
+    let given_id = ["id", "uuid"].iter().find_map(|k| obj.get(*k).and_then(Value::as_str)).map(str::to_string);
+    let id = given_id.clone().unwrap_or_else(|| uuid_from(&default_label));
     let label = ["id", "name"].iter().find_map(|k| obj.get(*k).and_then(Value::as_str)).map_or(default_label, str::to_string);
     let request = obj.get("request").ok_or_else(|| fail("", "a mapping needs a `request`"))?;
     let response = obj.get("response").map_or(Ok(ResponseDef::default()), |r| response(r, dir))?;
@@ -192,7 +219,31 @@ fn parse(v: &Value, dir: &Path, default_label: String, order: usize) -> Result<M
     });
     let priority =
         obj.get("priority").map_or(Ok(5), |p| p.as_i64().ok_or_else(|| fail("priority", "`priority` must be a whole number")))?;
-    Ok(Mapping { label, priority, order, request: request_pattern(request)?, response, scenario })
+    let mut source = v.clone();
+    if given_id.is_none()
+        && let Some(o) = source.as_object_mut()
+    {
+        o.insert("id".into(), Value::String(id.clone()));
+    }
+    Ok(Mapping { label, id, source, priority, order, request: request_pattern(request)?, response, scenario })
+}
+
+/// A UUID made from `text`: the same text, the same UUID.
+pub fn uuid_from(text: &str) -> String {
+    let hash = |seed: u64| text.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let (a, b) = (hash(0xcbf2_9ce4_8422_2325), hash(0x6c62_272e_07bb_0142));
+    format_uuid(a, b)
+}
+
+/// A fresh random UUID (version 4), for a mapping or request with none.
+pub fn random_uuid() -> String {
+    format_uuid(fastrand::u64(..), fastrand::u64(..))
+}
+
+fn format_uuid(a: u64, b: u64) -> String {
+    let a = (a & !0xf000) | 0x4000;
+    let b = (b & !(0xc << 60)) | (0x8 << 60);
+    format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff, b >> 48, b & 0xffff_ffff_ffff)
 }
 
 /// Refuses a key we do not know: a typo must not quietly match everything.

@@ -4,12 +4,18 @@
 //!
 //! Mappings load once per process, on the route's first request (`intercept
 //! check` and `run` load them first, so a bad file is an error before
-//! anything runs). A request is matched against every mapping: the lowest
+//! anything runs). What changes while a run goes on — the scenarios'
+//! states, mappings made and taken out through the admin API, the
+//! requests asked — is one state for the whole run (`crate::run`), so
+//! every process of it sees the same stubs. A request is matched against every mapping: the lowest
 //! `priority` wins, then the most recently loaded; a scenario's stubs match
 //! only in its current state, and a match moves the scenario on. A request
 //! no stub matches gets 404 with a near-miss report: the request, then the
 //! closest stubs and, field by field, what differed.
 
+mod admin;
+mod asked;
+mod book;
 pub(crate) mod mapping;
 mod matcher;
 pub(crate) mod near_miss;
@@ -18,13 +24,15 @@ mod respond;
 pub(crate) mod seen;
 mod template;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use crate::apps::app::{App, Request, Response};
 use crate::fork_lock::ForkLock;
 use crate::log_error;
+use crate::run::{Lines, Shared};
+use book::{Book, Edits};
 use mapping::{Mapping, STARTED};
 pub(crate) use seen::Seen;
 
@@ -53,45 +61,92 @@ pub use matcher::{pattern_of, text_distance};
 /// The largest request body a stubs route reads to match.
 pub const MAX_BODY: usize = 16 << 20;
 
-/// The `stubs:` app: answers each request with the stub mapping that matches it.
+/// Where `/__admin/` answers on the host of a stubs route.
+pub const ADMIN: &str = "/__admin";
+
+/// Scenario name -> its current state (`Started` until moved on).
+type States = BTreeMap<String, String>;
+
+/// The `stubs:` app: answers each request with the stub mapping that
+/// matches it, and WireMock's admin API under [`ADMIN`].
 pub struct Stubs {
     dir: PathBuf,
-    mappings: OnceLock<Result<Loaded, String>>,
-    /// Whether every mapping answers at once from what was loaded.
-    at_once: OnceLock<bool>,
-    /// Scenario name -> its current state (`Started` until moved on).
-    scenarios: ForkLock<HashMap<String, String>>,
+    /// The files' mappings, read at the files epoch they were read for.
+    files: ForkLock<Option<(u64, Result<Arc<Vec<Mapping>>, String>)>>,
+    /// What the admin API changed, for the whole run.
+    edits: Shared<Edits>,
+    /// The scenarios' states, for the whole run.
+    scenarios: Shared<States>,
+    /// What was asked, for the whole run.
+    asked: Lines,
+    /// The book built from the edits it was built for.
+    book: ForkLock<Option<(Arc<Edits>, Arc<Book>)>>,
 }
 
 impl Stubs {
-    /// An app for the mappings of `dir`, loaded on the first request.
+    /// An app for the mappings of `dir`, loaded on the first request; its
+    /// state is the run's (when there is one), named after `dir`.
     pub fn new(dir: PathBuf) -> Stubs {
-        Stubs { dir, mappings: OnceLock::new(), at_once: OnceLock::new(), scenarios: ForkLock::new(HashMap::new()) }
-    }
-
-    fn loaded(&self) -> Result<&Loaded, &str> {
-        match self.mappings.get_or_init(|| mapping::load(&self.dir).map(Loaded::new)) {
-            Ok(m) => Ok(m),
-            Err(e) => Err(e),
+        let run = crate::run::dir();
+        let name = crate::run::name_for("stubs", &dir.canonicalize().unwrap_or_else(|_| dir.clone()).to_string_lossy());
+        Stubs {
+            edits: Shared::new(run.as_deref(), &format!("{name}.edits")),
+            scenarios: Shared::new(run.as_deref(), &format!("{name}.scenarios")),
+            asked: Lines::new(run.as_deref(), &format!("{name}.asked")),
+            dir,
+            files: ForkLock::new(None),
+            book: ForkLock::new(None),
         }
     }
 
-    /// The stub that answers `seen` now, moving its scenario on.
-    fn choose(&self, loaded: &Loaded, seen: &Seen) -> Option<usize> {
-        let mappings = &loaded.mappings;
-        let mut scenarios = self.scenarios.lock();
-        let state_of = |name: &str| scenarios.get(name).map_or(STARTED, String::as_str).to_string();
-        let chosen = loaded
-            .candidates(seen)
-            .filter(|&i| mappings[i].scenario.as_ref().is_none_or(|s| s.required.as_deref().is_none_or(|r| r == state_of(&s.name))))
-            .filter(|&i| near_miss::matches(&mappings[i].request, seen))
-            .min_by_key(|&i| (mappings[i].priority, std::cmp::Reverse(mappings[i].order)))?;
-        if let Some(s) = &mappings[chosen].scenario
-            && let Some(next) = &s.new_state
+    /// The files' mappings as read for `epoch`.
+    fn files(&self, epoch: u64) -> Result<Arc<Vec<Mapping>>, String> {
+        if let Some((at, files)) = &*self.files.lock()
+            && *at == epoch
         {
-            scenarios.insert(s.name.clone(), next.clone());
+            return files.clone();
         }
-        Some(chosen)
+        let files = mapping::load(&self.dir).map(Arc::new);
+        *self.files.lock() = Some((epoch, files.clone()));
+        files
+    }
+
+    /// The stubs that answer now.
+    fn book(&self) -> Result<Arc<Book>, String> {
+        let edits = self.edits.get();
+        if let Some((built_for, book)) = &*self.book.lock()
+            && Arc::ptr_eq(built_for, &edits)
+        {
+            return Ok(book.clone());
+        }
+        let book = Arc::new(Book::new(&self.files(edits.files_epoch)?, &edits, &self.dir));
+        *self.book.lock() = Some((edits, book.clone()));
+        Ok(book)
+    }
+
+    /// The stub that answers `seen` now, moving its scenario on: atomic
+    /// for the whole run when a scenario's stub could answer.
+    fn choose(&self, book: &Book, seen: &Seen) -> Option<usize> {
+        let mappings = &book.mappings;
+        let matching: Vec<usize> = book.candidates(seen).filter(|&i| near_miss::matches(&mappings[i].request, seen)).collect();
+        let best =
+            |among: &mut dyn Iterator<Item = usize>| among.min_by_key(|&i| (mappings[i].priority, std::cmp::Reverse(mappings[i].order)));
+        if matching.iter().all(|&i| mappings[i].scenario.is_none()) {
+            return best(&mut matching.into_iter());
+        }
+        self.scenarios.update(|states| {
+            let state_of = |name: &str| states.get(name).map_or(STARTED, String::as_str).to_string();
+            let chosen =
+                best(&mut matching.iter().copied().filter(|&i| {
+                    mappings[i].scenario.as_ref().is_none_or(|s| s.required.as_deref().is_none_or(|r| r == state_of(&s.name)))
+                }))?;
+            if let Some(s) = &mappings[chosen].scenario
+                && let Some(next) = &s.new_state
+            {
+                states.insert(s.name.clone(), next.clone());
+            }
+            Some(chosen)
+        })
     }
 }
 
@@ -100,17 +155,10 @@ impl App for Stubs {
     /// connection (a fault) or asks another server (a proxy): every answer
     /// is then made from the mappings in memory, which this loads.
     fn answers_from_memory(&self) -> bool {
-        *self.at_once.get_or_init(|| self.loaded().is_ok_and(|l| l.mappings.iter().all(|m| m.response.at_once())))
+        self.book().is_ok_and(|b| b.at_once)
     }
 
     fn call(&self, req: &mut Request<'_>) -> Response {
-        let loaded = match self.loaded() {
-            Ok(m) => m,
-            Err(e) => {
-                log_error!("stubs: {e}");
-                return Response::text(500, &format!("the stub mappings did not load: {e}"));
-            }
-        };
         // Matched whole, as WireMock does, up to a limit: a larger body is
         // 413, and only the limit's worth of it is ever held.
         let mut body = Vec::new();
@@ -122,46 +170,33 @@ impl App for Stubs {
             Ok(_) => {}
         }
         let seen = Seen::of(req, &body);
-        match self.choose(loaded, &seen) {
-            Some(i) => respond::answer(&loaded.mappings[i], &seen),
+        if let Some(rest) = seen.path.strip_prefix(ADMIN)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return admin::answer(self, &seen, rest, &body);
+        }
+        let book = match self.book() {
+            Ok(b) => b,
+            Err(e) => {
+                log_error!("stubs: {e}");
+                return Response::text(500, &format!("the stub mappings did not load: {e}"));
+            }
+        };
+        let chosen = self.choose(&book, &seen);
+        let response = match chosen {
+            Some(i) => respond::answer(&book.mappings[i], &seen),
             None => {
-                let report = near_miss::report(&loaded.mappings, &seen, "stub");
+                let report = near_miss::report(&book.mappings, &seen, "stub");
                 let closest = report.closest.as_deref().map_or(String::new(), |c| format!("; closest stub: {c}"));
                 log_error!("stubs: no stub matched {} {}{closest}", seen.method, seen.url);
                 let mut response = Response::new(404, "text/plain; charset=utf-8", report.text);
                 response.journal.push(("stub", serde_json::Value::Null));
                 response
             }
-        }
-    }
-}
-
-/// The mappings and an index of them: a request is tried only against the
-/// stubs whose literal path (`url`, `urlPath`) is its own, and those with
-/// no literal path (patterns, any URL), so a thousand stubs cost a lookup.
-struct Loaded {
-    mappings: Vec<Mapping>,
-    by_path: HashMap<String, Vec<usize>>,
-    others: Vec<usize>,
-}
-
-impl Loaded {
-    fn new(mappings: Vec<Mapping>) -> Loaded {
-        let (mut by_path, mut others) = (HashMap::<String, Vec<usize>>::new(), Vec::new());
-        for (i, m) in mappings.iter().enumerate() {
-            match &m.request.url {
-                mapping::UrlMatch::Path(p) => by_path.entry(p.clone()).or_default().push(i),
-                mapping::UrlMatch::Url(u) => {
-                    by_path.entry(u.split_once('?').map_or(u.as_str(), |(p, _)| p).to_string()).or_default().push(i)
-                }
-                _ => others.push(i),
-            }
-        }
-        Loaded { mappings, by_path, others }
-    }
-
-    fn candidates<'a>(&'a self, seen: &Seen) -> impl Iterator<Item = usize> + 'a {
-        self.by_path.get(&seen.path).into_iter().flatten().chain(&self.others).copied()
+        };
+        let stub = chosen.map(|i| &book.mappings[i]);
+        self.asked.push(&asked::entry(&seen, req.scheme, &req.host, req.port, stub, response.status).to_string());
+        response
     }
 }
 

@@ -14,3 +14,19 @@ pub const DIR_KEY: &str = "INTERCEPT_RUN_DIR";
 pub fn dir() -> Option<PathBuf> {
     std::env::var_os(DIR_KEY).filter(|d| !d.is_empty()).map(PathBuf::from).filter(|d| d.is_absolute())
 }
+
+mod lines;
+mod shared;
+
+pub use lines::{Lines, MAX as MAX_LINES};
+pub use shared::{Shared, Value, reset_all};
+
+/// A short name for a file of the run's directory, from `what` (a path,
+/// say): the same text gives the same name in every process.
+pub fn name_for(kind: &str, what: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in what.as_bytes() {
+        hash = (hash ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+    }
+    format!("{kind}-{hash:016x}")
+}

@@ -1,0 +1,163 @@
+//! What a stubs route was asked, in WireMock's request journal shape
+//! (`/__admin/requests`): one JSON line per request in the run's list,
+//! with the stub that answered it, and read back as a [`Seen`] to count,
+//! find and measure near misses against.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use super::mapping::{Mapping, random_uuid};
+use super::seen::Seen;
+use crate::apps::app::query_pairs;
+
+/// A journal entry for `seen`, answered by `stub` (None: no stub matched)
+/// with `status`.
+pub fn entry(seen: &Seen, scheme: &str, host: &str, port: u16, stub: Option<&Mapping>, status: u16) -> Value {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let authority = if port == default_port { host.to_string() } else { format!("{host}:{port}") };
+    let mut headers = Map::new();
+    for (name, value) in &seen.headers {
+        match headers.get_mut(name) {
+            Some(Value::Array(values)) => values.push(value.clone().into()),
+            Some(one) => *one = json!([one.take(), value]),
+            None => {
+                headers.insert(name.clone(), value.clone().into());
+            }
+        }
+    }
+    let mut query = Map::new();
+    for (name, value) in &seen.query {
+        let slot = query.entry(name.clone()).or_insert_with(|| json!({ "key": name, "values": [] }));
+        if let Some(values) = slot["values"].as_array_mut() {
+            values.push(value.clone().into());
+        }
+    }
+    let cookies: Map<String, Value> = seen.cookies.iter().map(|(n, v)| (n.clone(), Value::String(v.clone()))).collect();
+    let mut logged = json!({
+        "id": random_uuid(),
+        "request": {
+            "url": seen.url,
+            "absoluteUrl": format!("{scheme}://{authority}{}", seen.url),
+            "method": seen.method,
+            "clientIp": "127.0.0.1",
+            "headers": headers,
+            "cookies": cookies,
+            "browserProxyRequest": false,
+            "loggedDate": millis,
+            "loggedDateString": httpdate_iso(millis),
+            "bodyAsBase64": base64::engine::general_purpose::STANDARD.encode(seen.body.as_bytes()),
+            "body": seen.body,
+            "scheme": scheme,
+            "host": host,
+            "port": port,
+            "queryParams": query,
+        },
+        "wasMatched": stub.is_some(),
+    });
+    match stub {
+        Some(m) => {
+            logged["stubMapping"] = m.source.clone();
+            logged["responseDefinition"] = m.source.get("response").cloned().unwrap_or_else(|| json!({}));
+        }
+        None => logged["responseDefinition"] = json!({ "status": status }),
+    }
+    logged
+}
+
+/// The request of a journal entry (or of a body such as `POST
+/// /__admin/near-misses/request` sends) as the matchers see it.
+pub fn seen_of(request: &Value) -> Seen {
+    let text = |k: &str| request.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let url = match text("url") {
+        u if u.is_empty() => "/".to_string(),
+        u => u,
+    };
+    let (path, query) = url.split_once('?').map_or((url.as_str(), ""), |(p, q)| (p, q));
+    let mut headers = Vec::new();
+    if let Some(map) = request.get("headers").and_then(Value::as_object) {
+        for (name, value) in map {
+            match value {
+                Value::Array(values) => headers.extend(values.iter().map(|v| (name.clone(), super::matcher::as_text(v)))),
+                other => headers.push((name.clone(), super::matcher::as_text(other))),
+            }
+        }
+    }
+    let cookies = request
+        .get("cookies")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(n, v)| (n.clone(), super::matcher::as_text(v))).collect())
+        .unwrap_or_default();
+    let body = match request.get("bodyAsBase64").and_then(Value::as_str) {
+        Some(b) if request.get("body").is_none() => {
+            base64::engine::general_purpose::STANDARD.decode(b).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        }
+        _ => text("body"),
+    };
+    Seen {
+        method: text("method").to_ascii_uppercase(),
+        path: path.to_string(),
+        query: query_pairs(query),
+        url: url.clone(),
+        headers,
+        cookies,
+        body,
+    }
+}
+
+/// Milliseconds since the epoch as ISO 8601 in UTC (`2026-12-02T10:00:00.123Z`).
+pub fn httpdate_iso(millis: u64) -> String {
+    let secs = (millis / 1000) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rest / 3600, rest / 60 % 60, rest % 60, millis % 1000)
+}
+
+/// A day count since 1970-01-01 as (year, month, day): Howard Hinnant's
+/// civil-from-days.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_reads_back_as_the_request_it_logged() {
+        let seen = Seen {
+            method: "POST".into(),
+            path: "/todo".into(),
+            url: "/todo?a=1&a=2".into(),
+            query: vec![("a".into(), "1".into()), ("a".into(), "2".into())],
+            headers: vec![("X-A".into(), "1".into()), ("X-A".into(), "2".into()), ("Host".into(), "api.test".into())],
+            cookies: vec![("s".into(), "v".into())],
+            body: "{\"x\":1}".into(),
+        };
+        let logged = entry(&seen, "http", "api.test", 80, None, 404);
+        assert_eq!(logged["request"]["absoluteUrl"], "http://api.test/todo?a=1&a=2");
+        assert_eq!(logged["request"]["queryParams"]["a"]["values"], json!(["1", "2"]));
+        assert_eq!(logged["wasMatched"], false);
+        let back = seen_of(&logged["request"]);
+        assert_eq!((back.method.as_str(), back.path.as_str(), back.body.as_str()), ("POST", "/todo", "{\"x\":1}"));
+        assert_eq!(back.query, seen.query);
+        assert_eq!(back.headers.iter().filter(|(n, _)| n == "X-A").count(), 2);
+        assert_eq!(back.cookies, seen.cookies);
+    }
+
+    #[test]
+    fn dates_are_iso_8601() {
+        assert_eq!(httpdate_iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(httpdate_iso(1_796_205_600_123), "2026-12-02T10:00:00.123Z");
+    }
+}
