@@ -67,6 +67,12 @@ enum Cmd {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Put the run's shared state back to its start: scenarios, mappings made at run time, requests asked, recorded answer order
+    Reset {
+        /// The run's directory (default: $INTERCEPT_RUN_DIR, set in every process of a run)
+        #[arg(long, value_name = "DIR")]
+        run_dir: Option<PathBuf>,
+    },
     /// Print where the local CA for https routes, the trust bundle and truststore are (made if missing), and what points at them
     Ca {
         #[command(flatten)]
@@ -87,6 +93,7 @@ fn main() -> ExitCode {
             commands::verify(&journal, &expect, no_unmatched, unused_stubs.as_deref())
         }
         Cmd::Har2stubs { har, dir } => commands::har2stubs(&har, &dir),
+        Cmd::Reset { run_dir } => commands::reset(run_dir),
         Cmd::Run { settings, command } => commands::run(&settings, &command),
     }
 }

@@ -26,9 +26,31 @@ pub fn check(settings: &Settings) -> ExitCode {
     }
 }
 
-/// `intercept env`: the variables as `KEY=VALUE` lines.
+/// `intercept env`: the variables as `KEY=VALUE` lines. Routes that keep
+/// state (`stubs:`, `har:`) get a run directory of their own, which every
+/// process these lines configure shares (inside a run: that run's).
 pub fn env(settings: &Settings) -> ExitCode {
-    match environment(settings, None).map(|(vars, _)| vars) {
+    let run_dir = match intercept::run::dir() {
+        Some(dir) => Some(dir),
+        None => match validate(settings, None) {
+            Ok((_, config)) if config.keeps_state() => match supervise::RunDir::make() {
+                // Left for the processes these lines configure, which may
+                // start long after this command ended.
+                Ok(run) => Some(std::mem::ManuallyDrop::new(run).dir.clone()),
+                Err(e) => return fail(&format!("cannot make a directory for the run's state: {e}")),
+            },
+            Ok(_) => None,
+            Err(code) => return code,
+        },
+    };
+    let found = environment(settings, run_dir.as_deref()).map(|(mut vars, _)| {
+        if let Some(dir) = &run_dir {
+            vars.retain(|(k, _)| k != intercept::run::DIR_KEY);
+            vars.push((intercept::run::DIR_KEY.to_string(), dir.to_string_lossy().into_owned()));
+        }
+        vars
+    });
+    match found {
         Ok(vars) => {
             for (key, value) in &vars {
                 if value.contains('\n') {
@@ -76,6 +98,20 @@ pub fn verify(journal: &Path, expect: &[String], no_unmatched: bool, unused_stub
     }
 }
 
+/// `intercept reset`: every shared value of the run back to its start.
+pub fn reset(run_dir: Option<std::path::PathBuf>) -> ExitCode {
+    let Some(dir) = run_dir.or_else(intercept::run::dir) else {
+        return fail(&format!(
+            "no run to reset: run this inside `intercept run`, or name the run with --run-dir or {}",
+            intercept::run::DIR_KEY
+        ));
+    };
+    match intercept::run::reset_all(&dir) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot reset the run in {}: {e}", dir.display())),
+    }
+}
+
 /// `intercept har2stubs`.
 pub fn har2stubs(har: &Path, dir: &Path) -> ExitCode {
     match write_stubs(har, dir) {
@@ -96,7 +132,9 @@ pub fn run(settings: &Settings, command: &[OsString]) -> ExitCode {
         Ok(done) => done,
         Err(code) => return code,
     };
-    if config.supervise != Mode::Never {
+    // With state to share, a run is kept (and its directory removed at
+    // its end) even where nothing is supervised.
+    if config.supervise != Mode::Never || config.keeps_state() {
         return supervise::run(command, vars, &config, run);
     }
     drop(run);

@@ -317,7 +317,9 @@ fn a_large_har_is_parsed_once_per_run() {
     let script = "for i in 7 1999; do curl -sS http://big.example.test/item/$i | head -c 5; curl -sS -o /dev/null -w ' %{size_download}\\n' http://big.example.test/item/$i; done";
     let never = dir.join("never.env");
     std::fs::write(&never, std::fs::read_to_string(&*env).unwrap() + "INTERCEPT_SUPERVISE=never\n").unwrap();
-    let alone = run_with(&never, &["sh", "-c", script]);
+    // A run is kept for a har: route even unsupervised; with its
+    // directory unset, each process is on its own.
+    let alone = run_with(&never, &["sh", "-c", &format!("unset INTERCEPT_RUN_DIR; {script}")]);
     let err = stderr(&alone);
     assert_eq!(ok(alone), "0007: 100005\n1999: 100005\n");
     let parsed = load_times(&err, "indexed");

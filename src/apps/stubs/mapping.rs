@@ -38,6 +38,10 @@ pub struct RequestPattern {
     pub cookies: Vec<(String, Matcher)>,
     pub basic_auth: Option<(String, String)>,
     pub body: Vec<Matcher>,
+    /// `formParameters`: the body's `application/x-www-form-urlencoded` fields.
+    pub form: Vec<(String, Matcher)>,
+    /// `pathParameters`: what a `urlPathTemplate`'s named segments hold.
+    pub path_params: Vec<(String, Matcher)>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +55,59 @@ pub enum UrlMatch {
     Pattern(Matcher),
     /// `urlPathPattern`: a pattern over the path.
     PathPattern(Matcher),
+    /// `urlPathTemplate`: a path whose `{name}` segments match any one segment.
+    PathTemplate(PathTemplate),
+}
+
+/// A `urlPathTemplate` such as `/contacts/{id}/addresses/{addressId}`.
+#[derive(Debug, Clone)]
+pub struct PathTemplate {
+    /// The template as written.
+    pub text: String,
+    /// Each segment: its literal text, or the name of a parameter.
+    segments: Vec<Result<String, String>>,
+}
+
+impl PathTemplate {
+    /// Parses a template; a `{` that does not make a whole segment a
+    /// parameter is refused.
+    pub fn parse(text: &str) -> Result<PathTemplate, String> {
+        let segments = text
+            .split('/')
+            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if !name.is_empty() && !name.contains(['{', '}']) => Ok(Err(name.to_string())),
+                _ if s.contains(['{', '}']) => {
+                    Err(format!("`urlPathTemplate` {text}: a parameter must be a whole segment, such as {{id}}"))
+                }
+                _ => Ok(Ok(s.to_string())),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(PathTemplate { text: text.to_string(), segments })
+    }
+
+    /// The parameters' values, when `path` has the template's shape.
+    pub fn values(&self, path: &str) -> Option<Vec<(String, String)>> {
+        let parts: Vec<&str> = path.split('/').collect();
+        if parts.len() != self.segments.len() {
+            return None;
+        }
+        let mut values = Vec::new();
+        for (segment, part) in self.segments.iter().zip(parts) {
+            match segment {
+                Ok(literal) if literal == part => {}
+                Err(name) if !part.is_empty() => {
+                    values.push((name.clone(), percent_encoding::percent_decode_str(part).decode_utf8_lossy().into_owned()))
+                }
+                _ => return None,
+            }
+        }
+        Some(values)
+    }
+
+    /// The names of its parameters.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| s.as_ref().err().map(String::as_str))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -277,6 +334,9 @@ fn request_pattern(v: &Value) -> Result<RequestPattern, Fail> {
             "urlPath",
             "urlPattern",
             "urlPathPattern",
+            "urlPathTemplate",
+            "pathParameters",
+            "formParameters",
             "queryParameters",
             "headers",
             "cookies",
@@ -296,6 +356,8 @@ fn request_pattern(v: &Value) -> Result<RequestPattern, Fail> {
         UrlMatch::Pattern(m)
     } else if let Some(m) = pattern("urlPathPattern")? {
         UrlMatch::PathPattern(m)
+    } else if let Some(t) = text("urlPathTemplate") {
+        UrlMatch::PathTemplate(PathTemplate::parse(&t).map_err(|e| fail("urlPathTemplate", e))?)
     } else {
         UrlMatch::Any
     };
@@ -314,7 +376,19 @@ fn request_pattern(v: &Value) -> Result<RequestPattern, Fail> {
         Some(Value::Array(list)) => list.iter().map(|m| matcher("bodyPatterns", m)).collect::<Result<_, _>>()?,
         Some(_) => return Err(fail("bodyPatterns", "`bodyPatterns` must be a list")),
     };
+    let path_params = named_matchers(obj, "pathParameters")?;
+    match &url {
+        UrlMatch::PathTemplate(t) => {
+            if let Some((name, _)) = path_params.iter().find(|(n, _)| !t.names().any(|t| t == n)) {
+                return Err(fail("pathParameters", format!("`pathParameters` names {name}, which `urlPathTemplate` {} has not", t.text)));
+            }
+        }
+        _ if !path_params.is_empty() => return Err(fail("pathParameters", "`pathParameters` needs a `urlPathTemplate`")),
+        _ => {}
+    }
     Ok(RequestPattern {
+        form: named_matchers(obj, "formParameters")?,
+        path_params,
         method,
         url,
         query: named_matchers(obj, "queryParameters")?,

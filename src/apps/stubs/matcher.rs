@@ -1,8 +1,10 @@
 //! WireMock's value matchers — `equalTo` (with `caseInsensitive`),
 //! `contains`, `matches`, `doesNotMatch`, `absent`, `equalToJson` (with
-//! `ignoreArrayOrder`, `ignoreExtraElements`), `matchesJsonPath` and
-//! `and`/`or` — parsed from a mapping's JSON and applied to a value that
-//! may be missing. Each can also say how far a value is from matching
+//! `ignoreArrayOrder`, `ignoreExtraElements`), `matchesJsonPath`,
+//! `equalToXml`, `matchesXPath` (with `xPathNamespaces`) and `and`/`or`
+//! — parsed from a mapping's JSON and applied to a value that may be
+//! missing; and `hasExactly`/`includes`, applied to every value a query
+//! parameter, header or form parameter has. Each can also say how far a value is from matching
 //! (0 a match, 1 nothing alike), for the near-miss report.
 
 use regex::bytes::Regex;
@@ -30,8 +32,21 @@ pub enum Matcher {
         path: JsonPath,
         then: Option<Box<Matcher>>,
     },
+    /// The same XML document (see [`super::xml`]).
+    EqualToXml(String),
+    /// An XPath that selects something (and, with a matcher, something
+    /// that matcher matches), with the namespaces its prefixes name.
+    MatchesXPath {
+        expr: String,
+        namespaces: Vec<(String, String)>,
+        then: Option<Box<Matcher>>,
+    },
     And(Vec<Matcher>),
     Or(Vec<Matcher>),
+    /// Every value matched, one matcher each, and no other value.
+    HasExactly(Vec<Matcher>),
+    /// Each matcher matches one of the values.
+    Includes(Vec<Matcher>),
 }
 
 impl Matcher {
@@ -51,11 +66,18 @@ impl Matcher {
         let list = |key: &str| -> Result<Vec<Matcher>, String> {
             obj[key].as_array().ok_or_else(|| format!("`{key}` needs a list of matchers"))?.iter().map(Matcher::parse).collect()
         };
-        const MODIFIERS: [&str; 3] = ["caseInsensitive", "ignoreArrayOrder", "ignoreExtraElements"];
+        const MODIFIERS: [&str; 4] = ["caseInsensitive", "ignoreArrayOrder", "ignoreExtraElements", "xPathNamespaces"];
         let Some(kind) = obj.keys().find(|k| !MODIFIERS.contains(&k.as_str())) else {
-            return Err(
-                "a matcher needs one of equalTo, contains, matches, doesNotMatch, absent, equalToJson, matchesJsonPath, and, or".into()
-            );
+            return Err("a matcher needs one of equalTo, contains, matches, doesNotMatch, absent, equalToJson, matchesJsonPath, \
+                 equalToXml, matchesXPath, and, or, hasExactly, includes"
+                .into());
+        };
+        let namespaces = || -> Result<Vec<(String, String)>, String> {
+            match obj.get("xPathNamespaces") {
+                None => Ok(Vec::new()),
+                Some(Value::Object(m)) => Ok(m.iter().map(|(k, v)| (k.clone(), as_text(v))).collect()),
+                Some(other) => Err(format!("`xPathNamespaces` needs an object of prefix: URI, found {other}")),
+            }
         };
         Ok(match kind.as_str() {
             "equalTo" => Matcher::EqualTo { value: text("equalTo")?, case_insensitive: flag("caseInsensitive") },
@@ -80,8 +102,29 @@ impl Matcher {
                 }
                 other => return Err(format!("`matchesJsonPath` needs a path or an object, found {other}")),
             },
+            "equalToXml" => {
+                let xml = text("equalToXml")?;
+                super::xml::check_document(&xml).map_err(|e| format!("`equalToXml`: {e}"))?;
+                Matcher::EqualToXml(xml)
+            }
+            "matchesXPath" => {
+                let (expr, then) = match &obj["matchesXPath"] {
+                    Value::String(expr) => (expr.clone(), None),
+                    Value::Object(o) => {
+                        let expr = o.get("expression").and_then(Value::as_str).ok_or("`matchesXPath` needs an `expression`")?;
+                        let rest: serde_json::Map<String, Value> =
+                            o.iter().filter(|(k, _)| *k != "expression").map(|(k, v)| (k.clone(), v.clone())).collect();
+                        (expr.to_string(), Some(Box::new(Matcher::parse(&Value::Object(rest))?)))
+                    }
+                    other => return Err(format!("`matchesXPath` needs an expression or an object, found {other}")),
+                };
+                super::xml::check_xpath(&expr)?;
+                Matcher::MatchesXPath { expr, namespaces: namespaces()?, then }
+            }
             "and" => Matcher::And(list("and")?),
             "or" => Matcher::Or(list("or")?),
+            "hasExactly" => Matcher::HasExactly(list("hasExactly")?),
+            "includes" => Matcher::Includes(list("includes")?),
             other => return Err(format!("unknown matcher `{other}`")),
         })
     }
@@ -89,6 +132,40 @@ impl Matcher {
     /// Whether `value` (None: absent) matches.
     pub fn matches(&self, value: Option<&str>) -> bool {
         self.distance(value) == 0.0
+    }
+
+    /// How far the values one name has (a query parameter, a header) are
+    /// from matching: `hasExactly` and `includes` look at them all; any
+    /// other matcher is met when one of them matches (or, with none, when
+    /// an absent value does).
+    pub fn distance_all(&self, values: &[&str]) -> f64 {
+        let by_one = |ms: &[Matcher], used: &mut Vec<bool>| {
+            ms.iter().all(|m| match values.iter().enumerate().find(|(i, v)| !used[*i] && m.matches(Some(v))) {
+                Some((i, _)) => {
+                    used[i] = true;
+                    true
+                }
+                None => false,
+            })
+        };
+        match self {
+            Matcher::HasExactly(ms) => {
+                if values.len() == ms.len() && by_one(ms, &mut vec![false; values.len()]) {
+                    0.0
+                } else {
+                    1.0
+                }
+            }
+            Matcher::Includes(ms) => {
+                if ms.iter().all(|m| values.iter().any(|v| m.matches(Some(v)))) {
+                    0.0
+                } else {
+                    1.0
+                }
+            }
+            _ if values.is_empty() => self.distance(None),
+            _ => values.iter().map(|v| self.distance(Some(v))).fold(1.0, f64::min),
+        }
     }
 
     /// How far `value` is from matching: 0 for a match, up to 1.
@@ -123,8 +200,18 @@ impl Matcher {
                     Some(m) => found.iter().any(|f| m.matches(Some(&as_text(f)))),
                 })
             }
+            Matcher::EqualToXml(xml) => hit(super::xml::equal(xml, v)),
+            Matcher::MatchesXPath { expr, namespaces, then } => {
+                let found = super::xml::select(expr, namespaces, v);
+                hit(match (found, then) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(values), Some(m)) => values.iter().any(|f| m.matches(Some(f))),
+                })
+            }
             Matcher::And(ms) => ms.iter().map(|m| m.distance(Some(v))).fold(0.0, f64::max),
             Matcher::Or(ms) => ms.iter().map(|m| m.distance(Some(v))).fold(1.0, f64::min),
+            Matcher::HasExactly(_) | Matcher::Includes(_) => self.distance_all(&[v]),
         }
     }
 
@@ -140,8 +227,13 @@ impl Matcher {
             Matcher::EqualToJson { json, .. } => format!("{json} [equalToJson]"),
             Matcher::MatchesJsonPath { path, then: None } => format!("{path} [matchesJsonPath]"),
             Matcher::MatchesJsonPath { path, then: Some(m) } => format!("{path} [matchesJsonPath] {}", m.describe()),
+            Matcher::EqualToXml(xml) => format!("{xml} [equalToXml]"),
+            Matcher::MatchesXPath { expr, then: None, .. } => format!("{expr} [matchesXPath]"),
+            Matcher::MatchesXPath { expr, then: Some(m), .. } => format!("{expr} [matchesXPath] {}", m.describe()),
             Matcher::And(ms) => ms.iter().map(Matcher::describe).collect::<Vec<_>>().join(" AND "),
             Matcher::Or(ms) => ms.iter().map(Matcher::describe).collect::<Vec<_>>().join(" OR "),
+            Matcher::HasExactly(ms) => format!("[hasExactly] {}", ms.iter().map(Matcher::describe).collect::<Vec<_>>().join(", ")),
+            Matcher::Includes(ms) => format!("[includes] {}", ms.iter().map(Matcher::describe).collect::<Vec<_>>().join(", ")),
         }
     }
 }
@@ -255,6 +347,10 @@ mod tests {
             (json!({"matchesJsonPath": {"expression": "$.name", "contains": "o"}}), "{\"name\":\"bob\"}", "{\"name\":\"al\"}"),
             (json!({"and": [{"contains": "a"}, {"contains": "b"}]}), "ab", "a"),
             (json!({"or": [{"equalTo": "a"}, {"equalTo": "b"}]}), "b", "c"),
+            (json!({"equalToXml": "<a><b>1</b></a>"}), "<a>\n  <b>1</b>\n</a>", "<a><b>2</b></a>"),
+            (json!({"matchesXPath": "/a[count(b) = 2]"}), "<a><b/><b/></a>", "<a><b/></a>"),
+            (json!({"matchesXPath": {"expression": "//b/text()", "contains": "as"}}), "<a><b>wash</b></a>", "<a><b>dry</b></a>"),
+            (json!({"matchesXPath": "//n:b", "xPathNamespaces": {"n": "urn:x"}}), "<a xmlns:m=\"urn:x\"><m:b/></a>", "<a><b/></a>"),
         ];
         for (spec, hit, miss) in cases {
             let matcher = m(spec.clone());
@@ -266,7 +362,22 @@ mod tests {
     }
 
     #[test]
+    fn has_exactly_and_includes_look_at_every_value() {
+        let exactly = m(json!({"hasExactly": [{"equalTo": "1"}, {"matches": "[23]"}]}));
+        assert_eq!(exactly.distance_all(&["3", "1"]), 0.0);
+        assert_eq!(exactly.distance_all(&["1", "2", "3"]), 1.0);
+        assert_eq!(exactly.distance_all(&["1"]), 1.0);
+        let includes = m(json!({"includes": [{"equalTo": "1"}]}));
+        assert_eq!(includes.distance_all(&["2", "1", "9"]), 0.0);
+        assert_eq!(includes.distance_all(&["2"]), 1.0);
+        assert_eq!(includes.distance_all(&[]), 1.0);
+        assert_eq!(m(json!({"equalTo": "2"})).distance_all(&["1", "2"]), 0.0);
+    }
+
+    #[test]
     fn bad_matchers_say_what_is_wrong() {
+        assert!(Matcher::parse(&json!({"equalToXml": "<a>"})).unwrap_err().contains("not XML"));
+        assert!(Matcher::parse(&json!({"matchesXPath": "//["})).unwrap_err().contains("bad XPath"));
         assert_eq!(Matcher::parse(&json!({"equalsTo": "x"})).unwrap_err(), "unknown matcher `equalsTo`");
         assert!(Matcher::parse(&json!({"matches": "("})).unwrap_err().contains("bad pattern"));
         assert!(Matcher::parse(&json!({"matchesJsonPath": "items"})).unwrap_err().contains("bad JSONPath"));

@@ -23,6 +23,7 @@ mod proxy;
 mod respond;
 pub(crate) mod seen;
 mod template;
+mod xml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@ use base64::Engine;
 use super::mapping::{Mapping, RequestPattern, UrlMatch};
 use super::matcher::{Matcher, text_distance};
 use super::seen::Seen;
+use crate::apps::app::query_pairs;
 
 /// One field of a stub's request pattern against the request.
 pub struct Field {
@@ -36,19 +37,27 @@ pub fn fields(p: &RequestPattern, seen: &Seen) -> Vec<Field> {
         UrlMatch::Path(u) => push("URL path".into(), u.clone(), seen.path.clone(), text_distance(u, &seen.path)),
         UrlMatch::Pattern(m) => push("URL".into(), m.describe(), seen.url.clone(), m.distance(Some(&seen.url))),
         UrlMatch::PathPattern(m) => push("URL path".into(), m.describe(), seen.path.clone(), m.distance(Some(&seen.path))),
+        UrlMatch::PathTemplate(t) => {
+            let distance = if t.values(&seen.path).is_some() { 0.0 } else { text_distance(&t.text, &seen.path) };
+            push("URL path".into(), format!("{} [urlPathTemplate]", t.text), seen.path.clone(), distance);
+        }
     }
     let mut named = |kind: &str, pattern: &[(String, Matcher)], values: &[(String, String)], fold_case: bool| {
         for (name, m) in pattern {
-            let same = |n: &str| if fold_case { n.eq_ignore_ascii_case(name) } else { n == name };
-            let found: Vec<&str> = values.iter().filter(|(n, _)| same(n)).map(|(_, v)| v.as_str()).collect();
-            let distance = if found.is_empty() { m.distance(None) } else { found.iter().map(|v| m.distance(Some(v))).fold(1.0, f64::min) };
+            let found = values_of(values, name, fold_case);
             let actual = if found.is_empty() { "(absent)".to_string() } else { found.join(", ") };
-            push(format!("{kind} {name}"), m.describe(), actual, distance);
+            push(format!("{kind} {name}"), m.describe(), actual, m.distance_all(&found));
         }
     };
+    if let UrlMatch::PathTemplate(t) = &p.url {
+        named("path parameter", &p.path_params, &t.values(&seen.path).unwrap_or_default(), false);
+    }
     named("query", &p.query, &seen.query, false);
     named("header", &p.headers, &seen.headers, true);
     named("cookie", &p.cookies, &seen.cookies, false);
+    if !p.form.is_empty() {
+        named("form parameter", &p.form, &query_pairs(&seen.body), false);
+    }
     if let Some((user, password)) = &p.basic_auth {
         let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
         let actual =
@@ -74,13 +83,13 @@ pub fn matches(p: &RequestPattern, seen: &Seen) -> bool {
         UrlMatch::Path(u) => *u == seen.path,
         UrlMatch::Pattern(m) => m.matches(Some(&seen.url)),
         UrlMatch::PathPattern(m) => m.matches(Some(&seen.path)),
+        UrlMatch::PathTemplate(t) => match t.values(&seen.path) {
+            Some(values) => p.path_params.iter().all(|(name, m)| m.distance_all(&values_of(&values, name, false)) == 0.0),
+            None => false,
+        },
     };
     let named = |pattern: &[(String, Matcher)], values: &[(String, String)], fold_case: bool| {
-        pattern.iter().all(|(name, m)| {
-            let same = |n: &str| if fold_case { n.eq_ignore_ascii_case(name) } else { n == name };
-            let mut found = values.iter().filter(|(n, _)| same(n)).peekable();
-            if found.peek().is_none() { m.matches(None) } else { found.any(|(_, v)| m.matches(Some(v))) }
-        })
+        pattern.iter().all(|(name, m)| m.distance_all(&values_of(values, name, fold_case)) == 0.0)
     };
     url && named(&p.query, &seen.query, false)
         && named(&p.headers, &seen.headers, true)
@@ -90,6 +99,13 @@ pub fn matches(p: &RequestPattern, seen: &Seen) -> bool {
             seen.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("Authorization") && *v == expected)
         })
         && p.body.iter().all(|m| m.matches(Some(&seen.body)))
+        && (p.form.is_empty() || named(&p.form, &query_pairs(&seen.body), false))
+}
+
+/// The values named `name` (in any case, with `fold_case`).
+fn values_of<'a>(values: &'a [(String, String)], name: &str, fold_case: bool) -> Vec<&'a str> {
+    let same = |n: &str| if fold_case { n.eq_ignore_ascii_case(name) } else { n == name };
+    values.iter().filter(|(n, _)| same(n)).map(|(_, v)| v.as_str()).collect()
 }
 
 /// The 404 body, and the closest stub's name for the one stderr line.
