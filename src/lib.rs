@@ -4,7 +4,8 @@
 //! a connect becomes) → [`serve`] (one connection: TLS, HTTP/1.1) →
 //! [`apps`] (what answers a request). [`log`] and [`journal`] are what every
 //! stage writes to; [`fork_lock`] is the lock every stage may take;
-//! [`run`] names the directory the processes of one run share; [`url`]
+//! [`run`] holds what the processes of one run share (its directory, the
+//! shared values and lists of `stubs:` and `har:`); [`url`]
 //! is the one reader of URLs and authorities;
 //! [`program`] tells from a file whether the shim can reach it, and
 //! [`supervision`] puts a program it cannot reach under the run's
@@ -12,8 +13,8 @@
 //!
 //! No libc hooks live here — the `shim` crate translates libc calls into
 //! calls of this library — so everything below is tested without preloading
-//! anything. Imports flow one way: `fork_lock`, `run`, `url` and `program` import
-//! nothing, `supervision` only `program`, `journal` only `log`, `apps` only
+//! anything. Imports flow one way: `fork_lock`, `url` and `program` import
+//! nothing, `run` only `fork_lock` and `log`, `supervision` only `program`, `journal` only `log`, `apps` only
 //! `log`, `run` and `url`;
 //! `config` imports `apps`; `routing` imports `config`, `apps` and
 //! `journal`; `serve` imports all of those. The integration tests check it.

@@ -33,7 +33,7 @@ pub fn env(settings: &Settings) -> ExitCode {
     let run_dir = match intercept::run::dir() {
         Some(dir) => Some(dir),
         None => match validate(settings, None) {
-            Ok((_, config)) if config.keeps_state() => match supervise::RunDir::make() {
+            Ok((_, config)) if keeps_state(&config) => match supervise::RunDir::make() {
                 // Left for the processes these lines configure, which may
                 // start long after this command ended.
                 Ok(run) => Some(std::mem::ManuallyDrop::new(run).dir.clone()),
@@ -98,6 +98,11 @@ pub fn verify(journal: &Path, expect: &[String], no_unmatched: bool, unused_stub
     }
 }
 
+/// Whether a route's app keeps state for the run (`stubs:`, `har:`).
+fn keeps_state(config: &Config) -> bool {
+    config.routes.iter().any(|r| matches!(r.app, intercept::apps::AppSpec::Stubs(_) | intercept::apps::AppSpec::Har(_)))
+}
+
 /// `intercept reset`: every shared value of the run back to its start.
 pub fn reset(run_dir: Option<std::path::PathBuf>) -> ExitCode {
     let Some(dir) = run_dir.or_else(intercept::run::dir) else {
@@ -134,7 +139,7 @@ pub fn run(settings: &Settings, command: &[OsString]) -> ExitCode {
     };
     // With state to share, a run is kept (and its directory removed at
     // its end) even where nothing is supervised.
-    if config.supervise != Mode::Never || config.keeps_state() {
+    if config.supervise != Mode::Never || keeps_state(&config) {
         return supervise::run(command, vars, &config, run);
     }
     drop(run);

@@ -186,12 +186,6 @@ impl Config {
         !self.routes.is_empty() || self.passthrough != Passthrough::Allow
     }
 
-    /// Whether any route's app keeps state for the run (`stubs:`, `har:`):
-    /// scenarios, run-time mappings, an answer order.
-    pub fn keeps_state(&self) -> bool {
-        self.routes.iter().any(|r| matches!(r.app, AppSpec::Stubs(_) | AppSpec::Har(_)))
-    }
-
     /// Whether any route is `https://` (and so the CA is needed).
     pub fn has_https(&self) -> bool {
         self.routes.iter().any(|r| r.url.scheme == crate::config::route::Scheme::Https)

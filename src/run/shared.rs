@@ -47,11 +47,6 @@ impl<T: Value> Shared<T> {
         Shared { stem: dir.map(|d| d.join(name)), counter: OnceLock::new(), copy: ForkLock::new((u64::MAX, Arc::new(T::default()))) }
     }
 
-    /// The value named `name` in the run this process is in, if any.
-    pub fn of_run(name: &str) -> Shared<T> {
-        Shared::new(super::dir().as_deref(), name)
-    }
-
     fn counter(&self) -> Option<&Counter> {
         let stem = self.stem.as_ref()?;
         self.counter

@@ -146,7 +146,12 @@ impl Har {
     /// An app for `spec`; the file is read on the first request.
     pub fn new(spec: HarSpec) -> Har {
         let name = crate::run::name_for("har", &spec.file.to_string_lossy());
-        Har { spec, state: ForkLock::new(None), replays_only: OnceLock::new(), replayed: Shared::of_run(&format!("{name}.replayed")) }
+        Har {
+            spec,
+            state: ForkLock::new(None),
+            replays_only: OnceLock::new(),
+            replayed: Shared::new(crate::run::dir().as_deref(), &format!("{name}.replayed")),
+        }
     }
 
     fn load(&self) -> Result<State, String> {

@@ -7,21 +7,46 @@
 
 use serde_json::{Value, json};
 
-use super::mapping::{self, STARTED};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::asked;
+use super::book::{Book, Edits, States};
+use super::mapping::{self, Mapping, STARTED};
 use super::near_miss;
 use super::seen::Seen;
-use super::{Stubs, asked};
 use crate::apps::app::Response;
+use crate::run::{Lines, Shared};
+
+/// What the admin API works on: a stubs route's files and run state.
+pub struct Stubs<'a> {
+    /// The stubs directory.
+    pub dir: &'a Path,
+    /// What the admin API changed.
+    pub edits: &'a Shared<Edits>,
+    /// The scenarios' states.
+    pub scenarios: &'a Shared<States>,
+    /// What was asked.
+    pub asked: &'a Lines,
+    /// The stubs that answer now.
+    pub book: &'a dyn Fn() -> Result<Arc<Book>, String>,
+}
+
+impl Stubs<'_> {
+    fn book(&self) -> Result<Arc<Book>, String> {
+        (self.book)()
+    }
+}
 
 /// The version WireMock's health answer names: the one whose API this follows.
 const VERSION: &str = "3.13.2";
 
 /// The answer to an admin request; `rest` is the path after `/__admin`.
-pub fn answer(stubs: &Stubs, seen: &Seen, rest: &str, body: &[u8]) -> Response {
+pub fn answer(stubs: &Stubs<'_>, seen: &Seen, rest: &str, body: &[u8]) -> Response {
     route(stubs, seen, rest, body).unwrap_or_else(|r| r)
 }
 
-fn route(stubs: &Stubs, seen: &Seen, rest: &str, body: &[u8]) -> Result<Response, Response> {
+fn route(stubs: &Stubs<'_>, seen: &Seen, rest: &str, body: &[u8]) -> Result<Response, Response> {
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
     let doc = || -> Result<Value, Response> {
         if body.iter().all(u8::is_ascii_whitespace) {
@@ -163,17 +188,15 @@ fn route(stubs: &Stubs, seen: &Seen, rest: &str, body: &[u8]) -> Result<Response
         ("POST", ["settings"]) | ("PUT", ["settings"]) => Ok(ok(json!({}))),
         _ => Err(not_found(&format!(
             "{} {}{} is not part of the admin API intercept answers (mappings, requests, near-misses, scenarios, reset, health)",
-            seen.method,
-            super::ADMIN,
-            rest
+            seen.method, "/__admin", rest
         ))),
     }
 }
 
 /// Makes a stub from `doc` (replacing the one with id `replacing`): 201
 /// with the stub as kept, or 422 with why it cannot be one.
-fn make(stubs: &Stubs, doc: Value, replacing: Option<&str>) -> Result<Response, Response> {
-    let made = mapping::made(&doc, &stubs.dir, 0).map_err(|e| invalid(&e))?;
+fn make(stubs: &Stubs<'_>, doc: Value, replacing: Option<&str>) -> Result<Response, Response> {
+    let made = mapping::made(&doc, stubs.dir, 0).map_err(|e| invalid(&e))?;
     let source = made.source.clone();
     stubs.edits.update(|e| {
         e.made.retain(|m| m.get("id").and_then(Value::as_str) != Some(made.id.as_str()));
@@ -188,7 +211,7 @@ fn make(stubs: &Stubs, doc: Value, replacing: Option<&str>) -> Result<Response, 
 }
 
 /// The mappings back to the files: every process reads them again.
-fn reset_mappings(stubs: &Stubs) {
+fn reset_mappings(stubs: &Stubs<'_>) {
     stubs.edits.update(|e| {
         let epoch = e.files_epoch + 1;
         *e = Default::default();
@@ -197,7 +220,7 @@ fn reset_mappings(stubs: &Stubs) {
 }
 
 /// Writes each mapping made at run time to `DIR/mappings`, one file each.
-fn save(stubs: &Stubs) -> Result<(), Response> {
+fn save(stubs: &Stubs<'_>) -> Result<(), Response> {
     let edits = stubs.edits.get();
     let dir = stubs.dir.join("mappings");
     for m in &edits.made {
@@ -210,12 +233,12 @@ fn save(stubs: &Stubs) -> Result<(), Response> {
 }
 
 /// Every entry of the request journal, oldest first.
-fn journal(stubs: &Stubs) -> Vec<Value> {
+fn journal(stubs: &Stubs<'_>) -> Vec<Value> {
     stubs.asked.all().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 /// The journal's entries whose requests `pattern` matches, oldest first.
-fn asked_like(stubs: &Stubs, pattern: &Value) -> Result<Vec<Value>, Response> {
+fn asked_like(stubs: &Stubs<'_>, pattern: &Value) -> Result<Vec<Value>, Response> {
     let pattern = mapping::pattern(pattern).map_err(|e| invalid(&e))?;
     Ok(journal(stubs).into_iter().filter(|e| near_miss::matches(&pattern, &asked::seen_of(&e["request"]))).collect())
 }
@@ -226,9 +249,9 @@ fn distance(fields: &[near_miss::Field]) -> f64 {
 }
 
 /// The closest stubs to `request` (a logged request's JSON), closest first.
-fn near_misses(mappings: &[super::Mapping], request: &Value) -> Vec<Value> {
+fn near_misses(mappings: &[Mapping], request: &Value) -> Vec<Value> {
     let seen = asked::seen_of(request);
-    let mut scored: Vec<(f64, &super::Mapping)> =
+    let mut scored: Vec<(f64, &Mapping)> =
         mappings.iter().map(|m| (distance(&near_miss::fields(&m.request, &seen)), m)).filter(|(d, _)| *d > 0.0).collect();
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
     scored
@@ -239,7 +262,7 @@ fn near_misses(mappings: &[super::Mapping], request: &Value) -> Vec<Value> {
 }
 
 /// Every scenario the stubs name, with its state and the states it can be in.
-fn scenarios(stubs: &Stubs) -> Result<Response, Response> {
+fn scenarios(stubs: &Stubs<'_>) -> Result<Response, Response> {
     let book = stubs.book().map_err(|e| server_error(&e))?;
     let states = stubs.scenarios.get();
     let mut found: Vec<(String, Vec<String>)> = Vec::new();

@@ -12,6 +12,9 @@ use super::mapping::{self, Mapping, UrlMatch};
 use super::seen::Seen;
 use crate::log_error;
 
+/// Scenario name -> its current state (`Started` until moved on).
+pub type States = std::collections::BTreeMap<String, String>;
+
 /// What the admin API changed: one value for the whole run.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Edits {

@@ -25,7 +25,6 @@ pub(crate) mod seen;
 mod template;
 mod xml;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -33,7 +32,7 @@ use crate::apps::app::{App, Request, Response};
 use crate::fork_lock::ForkLock;
 use crate::log_error;
 use crate::run::{Lines, Shared};
-use book::{Book, Edits};
+use book::{Book, Edits, States};
 use mapping::{Mapping, STARTED};
 pub(crate) use seen::Seen;
 
@@ -65,15 +64,15 @@ pub const MAX_BODY: usize = 16 << 20;
 /// Where `/__admin/` answers on the host of a stubs route.
 pub const ADMIN: &str = "/__admin";
 
-/// Scenario name -> its current state (`Started` until moved on).
-type States = BTreeMap<String, String>;
+/// The files' mappings, or why they did not load.
+type Loaded = Result<Arc<Vec<Mapping>>, String>;
 
 /// The `stubs:` app: answers each request with the stub mapping that
 /// matches it, and WireMock's admin API under [`ADMIN`].
 pub struct Stubs {
     dir: PathBuf,
     /// The files' mappings, read at the files epoch they were read for.
-    files: ForkLock<Option<(u64, Result<Arc<Vec<Mapping>>, String>)>>,
+    files: ForkLock<Option<(u64, Loaded)>>,
     /// What the admin API changed, for the whole run.
     edits: Shared<Edits>,
     /// The scenarios' states, for the whole run.
@@ -174,7 +173,9 @@ impl App for Stubs {
         if let Some(rest) = seen.path.strip_prefix(ADMIN)
             && (rest.is_empty() || rest.starts_with('/'))
         {
-            return admin::answer(self, &seen, rest, &body);
+            let book = || self.book();
+            let parts = admin::Stubs { dir: &self.dir, edits: &self.edits, scenarios: &self.scenarios, asked: &self.asked, book: &book };
+            return admin::answer(&parts, &seen, rest, &body);
         }
         let book = match self.book() {
             Ok(b) => b,
