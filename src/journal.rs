@@ -133,7 +133,12 @@ fn write_once(file: &mut &File, line: &[u8]) -> io::Result<()> {
 
 /// RFC 3339 UTC time with milliseconds (also a HAR entry's start).
 pub fn now() -> String {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    rfc3339(SystemTime::now())
+}
+
+/// `at` as RFC 3339 UTC time with milliseconds (`2026-12-02T10:00:00.123Z`).
+pub fn rfc3339(at: SystemTime) -> String {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() as i64;
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -152,6 +157,13 @@ pub fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_rfc_3339() {
+        let at = |millis: u64| rfc3339(UNIX_EPOCH + std::time::Duration::from_millis(millis));
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(1_796_205_600_123), "2026-12-02T10:00:00.123Z");
+    }
 
     #[test]
     fn lines_are_whole_json_from_many_threads() {

@@ -70,7 +70,7 @@ impl Names {
         }
         // Skip the first and last address of the range (network, broadcast).
         let usable = (1u32 << V4_BITS) - 2;
-        let mut slot = (fnv1a(name.as_bytes()) % u64::from(usable)) as u32 + 1;
+        let mut slot = (crate::run::fnv(name.as_bytes()) % u64::from(usable)) as u32 + 1;
         while t.by_slot.contains_key(&slot) {
             slot = slot % usable + 1;
         }
@@ -99,10 +99,6 @@ impl Names {
         let slot = slot_of(ip)?;
         self.inner.lock().by_slot.get(&slot).cloned()
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

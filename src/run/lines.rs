@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
-use super::shared::{Counter, Lock};
+use super::shared::{Counter, Lock, with_suffix};
 use crate::fork_lock::ForkLock;
 use crate::log_error;
 
@@ -40,10 +40,7 @@ impl Lines {
     }
 
     fn path(&self, suffix: &str) -> Option<PathBuf> {
-        let mut s = self.stem.as_ref()?.as_os_str().to_owned();
-        s.push(".");
-        s.push(suffix);
-        Some(PathBuf::from(s))
+        Some(with_suffix(self.stem.as_ref()?, suffix))
     }
 
     fn file(&self) -> Option<&(File, Counter)> {

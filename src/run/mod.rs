@@ -24,9 +24,11 @@ pub use shared::{Shared, Value, reset_all};
 /// A short name for a file of the run's directory, from `what` (a path,
 /// say): the same text gives the same name in every process.
 pub fn name_for(kind: &str, what: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in what.as_bytes() {
-        hash = (hash ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-    }
-    format!("{kind}-{hash:016x}")
+    format!("{kind}-{:016x}", fnv(what.as_bytes()))
+}
+
+/// FNV-1a, 64 bits: a hash that is the same in every process and every
+/// build, for names that processes must agree on.
+pub fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }

@@ -147,7 +147,8 @@ pub fn reset_all(dir: &Path) -> std::io::Result<usize> {
     Ok(done)
 }
 
-fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
+/// `STEM.SUFFIX`: the files one shared value or list keeps.
+pub(crate) fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
     let mut s = stem.as_os_str().to_owned();
     s.push(".");
     s.push(suffix);

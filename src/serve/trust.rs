@@ -138,7 +138,7 @@ pub fn write_bundle(dir: &Path, user_files: &[PathBuf]) -> io::Result<PathBuf> {
     }
     let extra = parts.len() > usize::from(system.is_some());
     let listed: String = parts.iter().map(|p| format!("{}\n", p.display())).collect();
-    let name = if extra { format!("bundle-{:016x}.pem", fnv(listed.as_bytes())) } else { "bundle.pem".to_string() };
+    let name = if extra { format!("bundle-{:016x}.pem", crate::run::fnv(listed.as_bytes())) } else { "bundle.pem".to_string() };
     let path = dir.join(name);
     let store = truststore_of(&path);
     // What the bundle was made from, taken before any of it is read: when
@@ -216,10 +216,6 @@ fn jks(pem: &[u8]) -> Vec<u8> {
     seal.update(&out);
     out.extend_from_slice(seal.finish().as_ref());
     out
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

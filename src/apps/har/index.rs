@@ -52,7 +52,7 @@ pub fn open(path: &Path, run_dir: Option<&Path>) -> Result<Indexed, String> {
     let file = File::open(path).map_err(cannot)?;
     let meta = file.metadata().map_err(cannot)?;
     let version = format!("{}:{}:{}:{}.{}", meta.dev(), meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec());
-    let kept = run_dir.map(|d| d.join(format!("har-{:016x}.index", fnv(version.as_bytes()))));
+    let kept = run_dir.map(|d| d.join(format!("{}.index", crate::run::name_for("har", &version))));
     if let Some((entries, spans)) = kept.as_deref().and_then(|k| read_index(k, &version)) {
         return Ok(Indexed { entries, spans, file, from_run: true });
     }
@@ -150,10 +150,6 @@ fn read_index(kept: &Path, version: &str) -> Option<(Vec<Entry>, Vec<Span>)> {
         spans.push(Span { start: e[14].as_u64()?, len: e[15].as_u64()? });
     }
     Some((entries, spans))
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

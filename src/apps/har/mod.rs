@@ -10,9 +10,10 @@
 //!
 //! Identical requests are answered in recorded order, then the last answer
 //! repeats: one order for the whole run (`crate::run`), so three processes
-//! asking the same URL get the recording's first, second and third answers. The file loads on the route's first request (`intercept check`
-//! and `run` read it first, so a bad file stops them), as an [`index`]:
-//! under `intercept run`, parsed once for the whole run.
+//! asking the same URL get the recording's first, second and third
+//! answers. The file loads on the route's first request (`intercept
+//! check` and `run` read it first, so a bad file stops them), as an
+//! [`index`]: under `intercept run`, parsed once for the whole run.
 
 pub mod file;
 pub mod index;

@@ -57,11 +57,12 @@ fn route(stubs: &Stubs<'_>, seen: &Seen, rest: &str, body: &[u8]) -> Result<Resp
     match (seen.method.as_str(), parts.as_slice()) {
         ("GET", ["health"]) => Ok(ok(json!({
             "status": "healthy", "message": "Wiremock is ok", "version": VERSION,
-            "uptimeInSeconds": 0, "timestamp": asked::httpdate_iso(now_millis()),
+            "uptimeInSeconds": 0, "timestamp": crate::journal::now(),
         }))),
         ("GET", ["mappings"]) => stubs.book().map_err(|e| server_error(&e)).map(|book| {
             let all: Vec<Value> = book.mappings.iter().rev().map(|m| m.source.clone()).collect();
-            ok(json!({ "mappings": page(all.clone(), &seen.query), "meta": { "total": all.len() } }))
+            let total = all.len();
+            ok(json!({ "mappings": page(all, &seen.query), "meta": { "total": total } }))
         }),
         ("POST", ["mappings"]) => doc().and_then(|d| make(stubs, d, None)),
         ("POST", ["mappings", "import"]) => doc().and_then(|d| {
@@ -153,7 +154,7 @@ fn route(stubs: &Stubs<'_>, seen: &Seen, rest: &str, body: &[u8]) -> Result<Resp
             let pattern = mapping::pattern(&d).map_err(|e| invalid(&e))?;
             let mut scored: Vec<(f64, Value)> = journal(stubs)
                 .into_iter()
-                .map(|e| (distance(&near_miss::fields(&pattern, &asked::seen_of(&e["request"]))), e))
+                .map(|e| (near_miss::score(&near_miss::fields(&pattern, &asked::seen_of(&e["request"]))), e))
                 .filter(|(d, _)| *d > 0.0)
                 .collect();
             scored.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -243,16 +244,11 @@ fn asked_like(stubs: &Stubs<'_>, pattern: &Value) -> Result<Vec<Value>, Response
     Ok(journal(stubs).into_iter().filter(|e| near_miss::matches(&pattern, &asked::seen_of(&e["request"]))).collect())
 }
 
-/// The mean distance of a pattern's fields (0 when it has none).
-fn distance(fields: &[near_miss::Field]) -> f64 {
-    if fields.is_empty() { 0.0 } else { fields.iter().map(|f| f.distance).sum::<f64>() / fields.len() as f64 }
-}
-
 /// The closest stubs to `request` (a logged request's JSON), closest first.
 fn near_misses(mappings: &[Mapping], request: &Value) -> Vec<Value> {
     let seen = asked::seen_of(request);
     let mut scored: Vec<(f64, &Mapping)> =
-        mappings.iter().map(|m| (distance(&near_miss::fields(&m.request, &seen)), m)).filter(|(d, _)| *d > 0.0).collect();
+        mappings.iter().map(|m| (near_miss::score(&near_miss::fields(&m.request, &seen)), m)).filter(|(d, _)| *d > 0.0).collect();
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
     scored
         .into_iter()
@@ -294,10 +290,6 @@ fn scenarios(stubs: &Stubs<'_>) -> Result<Response, Response> {
 fn page(all: Vec<Value>, query: &[(String, String)]) -> Vec<Value> {
     let number = |k: &str| query.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.parse::<usize>().ok());
     all.into_iter().skip(number("offset").unwrap_or(0)).take(number("limit").unwrap_or(usize::MAX)).collect()
-}
-
-fn now_millis() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn ok(v: Value) -> Response {

@@ -15,7 +15,8 @@ use crate::apps::app::query_pairs;
 /// A journal entry for `seen`, answered by `stub` (None: no stub matched)
 /// with `status`.
 pub fn entry(seen: &Seen, scheme: &str, host: &str, port: u16, stub: Option<&Mapping>, status: u16) -> Value {
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now = SystemTime::now();
+    let millis = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let default_port = if scheme == "https" { 443 } else { 80 };
     let authority = if port == default_port { host.to_string() } else { format!("{host}:{port}") };
     let mut headers = Map::new();
@@ -47,7 +48,7 @@ pub fn entry(seen: &Seen, scheme: &str, host: &str, port: u16, stub: Option<&Map
             "cookies": cookies,
             "browserProxyRequest": false,
             "loggedDate": millis,
-            "loggedDateString": httpdate_iso(millis),
+            "loggedDateString": crate::journal::rfc3339(now),
             "bodyAsBase64": base64::engine::general_purpose::STANDARD.encode(seen.body.as_bytes()),
             "body": seen.body,
             "scheme": scheme,
@@ -107,28 +108,6 @@ pub fn seen_of(request: &Value) -> Seen {
     }
 }
 
-/// Milliseconds since the epoch as ISO 8601 in UTC (`2026-12-02T10:00:00.123Z`).
-pub fn httpdate_iso(millis: u64) -> String {
-    let secs = (millis / 1000) as i64;
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rest / 3600, rest / 60 % 60, rest % 60, millis % 1000)
-}
-
-/// A day count since 1970-01-01 as (year, month, day): Howard Hinnant's
-/// civil-from-days.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,11 +132,5 @@ mod tests {
         assert_eq!(back.query, seen.query);
         assert_eq!(back.headers.iter().filter(|(n, _)| n == "X-A").count(), 2);
         assert_eq!(back.cookies, seen.cookies);
-    }
-
-    #[test]
-    fn dates_are_iso_8601() {
-        assert_eq!(httpdate_iso(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(httpdate_iso(1_796_205_600_123), "2026-12-02T10:00:00.123Z");
     }
 }

@@ -287,9 +287,7 @@ fn parse(v: &Value, dir: &Path, default_label: String, order: usize) -> Result<M
 
 /// A UUID made from `text`: the same text, the same UUID.
 pub fn uuid_from(text: &str) -> String {
-    let hash = |seed: u64| text.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    let (a, b) = (hash(0xcbf2_9ce4_8422_2325), hash(0x6c62_272e_07bb_0142));
-    format_uuid(a, b)
+    format_uuid(crate::run::fnv(text.as_bytes()), crate::run::fnv(format!("{text}#uuid").as_bytes()))
 }
 
 /// A fresh random UUID (version 4), for a mapping or request with none.

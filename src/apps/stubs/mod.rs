@@ -7,8 +7,8 @@
 //! anything runs). What changes while a run goes on — the scenarios'
 //! states, mappings made and taken out through the admin API, the
 //! requests asked — is one state for the whole run (`crate::run`), so
-//! every process of it sees the same stubs. A request is matched against every mapping: the lowest
-//! `priority` wins, then the most recently loaded; a scenario's stubs match
+//! every process of it sees the same stubs. A request is matched against
+//! every mapping: the lowest `priority` wins, then the most recently loaded; a scenario's stubs match
 //! only in its current state, and a match moves the scenario on. A request
 //! no stub matches gets 404 with a near-miss report: the request, then the
 //! closest stubs and, field by field, what differed.

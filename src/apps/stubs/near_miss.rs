@@ -108,6 +108,12 @@ fn values_of<'a>(values: &'a [(String, String)], name: &str, fold_case: bool) ->
     values.iter().filter(|(n, _)| same(n)).map(|(_, v)| v.as_str()).collect()
 }
 
+/// How far a pattern is from a request: the mean distance of its fields
+/// (0 when it has none).
+pub fn score(fields: &[Field]) -> f64 {
+    if fields.is_empty() { 0.0 } else { fields.iter().map(|f| f.distance).sum::<f64>() / fields.len() as f64 }
+}
+
 /// The 404 body, and the closest stub's name for the one stderr line.
 pub struct Report {
     pub text: String,
@@ -129,8 +135,7 @@ pub fn report(mappings: &[Mapping], seen: &Seen, noun: &str) -> Report {
         .iter()
         .map(|m| {
             let fields = fields(&m.request, seen);
-            let score = if fields.is_empty() { 0.0 } else { fields.iter().map(|f| f.distance).sum::<f64>() / fields.len() as f64 };
-            (score, m, fields)
+            (score(&fields), m, fields)
         })
         .collect();
     scored.sort_by(|a, b| a.0.total_cmp(&b.0));
