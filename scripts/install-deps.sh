@@ -34,9 +34,12 @@ declare -A PY_MODULES=(
   [httpx]=httpx
   [h2]=h2
   [websockets]=websockets
+  # WireMock's own Python client, driving the admin API
+  [wiremock]=wiremock
 )
 # Node packages the tests require, kept in .deps/node (the tests' NODE_PATH)
-NODE_PACKAGES=(ws@8)
+# (wiremock ships WireMock's standalone jar: the side-by-side test runs it)
+NODE_PACKAGES=(ws@8 wiremock@3)
 
 # `--bench` adds what `make bench` needs.
 if [ "${1:-}" = "--bench" ]; then
@@ -82,14 +85,16 @@ for module in "${!PY_MODULES[@]}"; do
   fi
 done
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# In one install per prefix: npm prunes what a later --no-save install
+# into the same prefix does not name.
 for package in "${NODE_PACKAGES[@]}"; do
   if [ ! -d "$root/.deps/node/node_modules/${package%@*}" ]; then
-    echo "install-deps: npm installing $package"
-    npm install --silent --no-save --no-audit --no-fund --prefix "$root/.deps/node" "$package"
+    echo "install-deps: npm installing ${NODE_PACKAGES[*]}"
+    npm install --silent --no-save --no-audit --no-fund --prefix "$root/.deps/node" "${NODE_PACKAGES[@]}"
+    break
   fi
 done
-# make bench's mock servers, in one install (npm prunes what a later
-# --no-save install into the same prefix does not name).
+# make bench's mock servers.
 for package in "${BENCH_NODE_PACKAGES[@]:-}"; do
   if [ -n "$package" ] && [ ! -d "$root/.deps/bench-node/node_modules/${package%@*}" ]; then
     echo "install-deps: npm installing ${BENCH_NODE_PACKAGES[*]}"

@@ -16,6 +16,8 @@
 mod admin;
 mod asked;
 mod book;
+mod dates;
+mod helpers;
 pub(crate) mod mapping;
 mod matcher;
 pub(crate) mod near_miss;

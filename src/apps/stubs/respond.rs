@@ -3,17 +3,17 @@
 //! or its fault instead.
 //!
 //! The template model: `request.method`, `request.url`, `request.path`,
-//! `request.pathSegments.[n]`, `request.query.NAME`, `request.headers.NAME`,
-//! `request.cookies.NAME`, `request.body`; the helpers `jsonPath` (`{{jsonPath
-//! request.body '$.name'}}`), `now` and `randomValue` (`length`, `type`:
-//! `ALPHANUMERIC`, `ALPHABETIC`, `NUMERIC`, `HEXADECIMAL`, `UUID`).
+//! `request.path.[n]` (or `request.pathSegments.[n]`), `request.path.NAME`
+//! (a `urlPathTemplate`'s parameter), `request.query.NAME`,
+//! `request.headers.NAME`, `request.cookies.NAME`, `request.body`; the
+//! helpers are in `helpers.rs`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason, Renderable, StringOutput};
+use handlebars::{Context, Handlebars, RenderContext, Renderable, StringOutput};
 use serde_json::{Map, Value, json};
 
-use super::mapping::{Delay, Fault, Mapping};
+use super::mapping::{Delay, Fault, Mapping, UrlMatch};
 use super::seen::Seen;
 use crate::apps::app::{Body, Response};
 use crate::log_error;
@@ -69,7 +69,7 @@ fn respond(m: &Mapping, seen: &Seen) -> Response {
     if !r.template {
         return Response { status: r.status, headers: r.headers.clone(), body: Body::Bytes(r.body.clone()), ..Default::default() };
     }
-    let model = model(seen);
+    let model = model(m, seen);
     let headers: Result<Vec<(String, String)>, String> = r.headers.iter().map(|(n, v)| Ok((n.clone(), render(v, &model)?))).collect();
     let rendered = headers.and_then(|h| Ok((h, render(&String::from_utf8_lossy(&r.body), &model)?.into_bytes())));
     match rendered {
@@ -114,7 +114,7 @@ fn fault_bytes(fault: Fault) -> Vec<u8> {
 }
 
 /// WireMock's request model for templates.
-fn model(seen: &Seen) -> Value {
+fn model(m: &Mapping, seen: &Seen) -> Value {
     let segments: Vec<&str> = seen.path.split('/').filter(|s| !s.is_empty()).collect();
     let map = |pairs: &[(String, String)], fold: bool| -> Map<String, Value> {
         let mut m = Map::new();
@@ -123,6 +123,10 @@ fn model(seen: &Seen) -> Value {
             m.entry(k).or_insert_with(|| Value::String(v.clone()));
         }
         m
+    };
+    let parameters = match &m.request.url {
+        UrlMatch::PathTemplate(t) => map(&t.values(&seen.path).unwrap_or_default(), false),
+        _ => Map::new(),
     };
     let mut headers = map(&seen.headers, true);
     // Templates name headers as sent (`request.headers.X-Id`): both spellings.
@@ -135,6 +139,7 @@ fn model(seen: &Seen) -> Value {
             "url": seen.url,
             "path": seen.path,
             "pathSegments": segments,
+            "pathParameters": parameters,
             "query": map(&seen.query, false),
             "headers": headers,
             "cookies": map(&seen.cookies, false),
@@ -145,56 +150,30 @@ fn model(seen: &Seen) -> Value {
 
 /// The one Handlebars registry, with WireMock's helpers: made on the first
 /// templated answer, not once per answer.
-fn render(template: &str, model: &Value) -> Result<String, String> {
+pub(super) fn render(template: &str, model: &Value) -> Result<String, String> {
     static REGISTRY: std::sync::OnceLock<Handlebars<'static>> = std::sync::OnceLock::new();
     let hb = REGISTRY.get_or_init(|| {
         let mut hb = Handlebars::new();
         hb.register_escape_fn(handlebars::no_escape);
-        hb.register_helper("jsonPath", Box::new(json_path));
-        hb.register_helper("now", Box::new(now));
-        hb.register_helper("randomValue", Box::new(random_value));
+        super::helpers::register(&mut hb);
         hb
     });
-    let template = super::template::compile(template)?;
+    let template = super::template::compile(&paths_named(template))?;
     let context = Context::wraps(model).map_err(|e| format!("template error: {e}"))?;
     let mut out = StringOutput::new();
     template.render(hb, &context, &mut RenderContext::new(None), &mut out).map_err(|e| format!("template error: {e}"))?;
     out.into_string().map_err(|e| format!("template error: {e}"))
 }
 
-fn json_path(h: &Helper<'_>, _: &Handlebars<'_>, _: &Context, _: &mut RenderContext<'_, '_>, out: &mut dyn Output) -> HelperResult {
-    let text = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
-    let path = h.param(1).and_then(|p| p.value().as_str()).ok_or(RenderErrorReason::ParamNotFoundForIndex("jsonPath", 1))?;
-    let doc: Value = match &text {
-        Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
-        other => other.clone(),
-    };
-    let path = serde_json_path::JsonPath::parse(path).map_err(|e| RenderErrorReason::Other(format!("bad JSONPath `{path}`: {e}")))?;
-    if let Some(found) = path.query(&doc).all().first() {
-        out.write(&super::matcher::as_text(found))?;
-    }
-    Ok(())
-}
-
-fn now(_: &Helper<'_>, _: &Handlebars<'_>, _: &Context, _: &mut RenderContext<'_, '_>, out: &mut dyn Output) -> HelperResult {
-    out.write(&httpdate::fmt_http_date(SystemTime::now()))?;
-    Ok(())
-}
-
-fn random_value(h: &Helper<'_>, _: &Handlebars<'_>, _: &Context, _: &mut RenderContext<'_, '_>, out: &mut dyn Output) -> HelperResult {
-    let length = h.hash_get("length").and_then(|v| v.value().as_u64()).unwrap_or(16) as usize;
-    let kind = h.hash_get("type").and_then(|v| v.value().as_str()).unwrap_or("ALPHANUMERIC").to_string();
-    let from = |chars: &[u8]| (0..length).map(|_| chars[fastrand::usize(..chars.len())] as char).collect::<String>();
-    let value = match kind.as_str() {
-        "UUID" => {
-            let hex: String = (0..32).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect();
-            format!("{}-{}-4{}-a{}-{}", &hex[..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
-        }
-        "NUMERIC" => from(b"0123456789"),
-        "ALPHABETIC" => from(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"),
-        "HEXADECIMAL" => from(b"0123456789abcdef"),
-        _ => from(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
-    };
-    out.write(&value)?;
-    Ok(())
+/// WireMock's `request.path` is the path, and also its segments
+/// (`request.path.[0]`) and a template's parameters (`request.path.id`);
+/// one JSON value cannot be all three, so those two spellings are read as
+/// `request.pathSegments.[0]` and `request.pathParameters.id`.
+pub fn paths_named(template: &str) -> std::borrow::Cow<'_, str> {
+    static PATH: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let path = PATH.get_or_init(|| regex::Regex::new(r"request\.path\.(\[[0-9]+\]|[A-Za-z_$][A-Za-z0-9_$-]*)").expect("a fixed pattern"));
+    path.replace_all(template, |c: &regex::Captures<'_>| {
+        let kind = if c[1].starts_with('[') { "pathSegments" } else { "pathParameters" };
+        format!("request.{kind}.{}", &c[1])
+    })
 }
