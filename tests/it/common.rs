@@ -43,7 +43,23 @@ fn build_beside(bin: &Path) {
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     for packages in [&["intercept-shim"][..], &["rust-hello-app", "tokio-client"]] {
-        let out = Command::new(&cargo)
+        let mut build = Command::new(&cargo);
+        // Without the variables cargo set for this test binary: ring's build
+        // script reruns when CARGO_MANIFEST_DIR changes, and a build seeing
+        // it would differ from `make build`'s, rebuilding ring, rustls and
+        // rcgen on every run, then again for the next `cargo test`.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key == "CARGO_MANIFEST_DIR"
+                || key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_")
+                || key == "CARGO_CRATE_NAME"
+                || key == "CARGO_PRIMARY_PACKAGE"
+            {
+                build.env_remove(&*key);
+            }
+        }
+        let out = build
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["build", "--quiet", "--profile", profile, "--target-dir"])
             .arg(target_dir)

@@ -21,3 +21,4 @@ mod python;
 mod stubs;
 mod supervise;
 mod tcp;
+mod wiremock;

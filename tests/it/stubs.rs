@@ -6,7 +6,7 @@ use crate::common::*;
 
 /// A WireMock directory in the documented format (mappings and __files),
 /// written the way WireMock's own documentation shows its examples.
-fn wiremock_dir(name: &str) -> (TempDir, Env) {
+pub fn wiremock_dir(name: &str) -> (TempDir, Env) {
     let dir = temp_dir(name);
     let stubs = dir.join("wiremock");
     std::fs::create_dir_all(stubs.join("mappings/orders")).unwrap();
@@ -165,7 +165,7 @@ print(requests.get(u).text)
         ok(run_with(&env, &["python3", "-c", script])),
         "<items><item>Buy milk</item></items>\n201\n<items><item>Buy milk</item><item>Cancel newspaper subscription</item></items>\n"
     );
-    // A new process starts the scenario again: state lives in the process.
+    // A new run starts the scenario again: state lives in the run.
     let node = r#"
 (async () => {
   const u = "http://api.example.test/todo/items";
@@ -355,6 +355,35 @@ s.serve_forever()
     assert_eq!(ok(stubbed), "Hello, world!");
 }
 
+/// The cases of tests/fixtures/every-matcher.json: each stub's name, the
+/// curl arguments (the path last) of a request it answers, and of its near
+/// miss.
+pub const EVERY_MATCHER: [(&str, &[&str], &[&str]); 11] = [
+    ("url", &["/exact?a=1"], &["/exact?a=2"]),
+    ("urlPath", &["/path?any=1"], &["-X", "POST", "/path"]),
+    ("urlPattern", &["-X", "DELETE", "/pat/42?x=y"], &["/pat/x?x=y"]),
+    ("urlPathPattern", &["-X", "PUT", "/users/ann"], &["/users/Ann1"]),
+    ("query", &["/q?id=7"], &["/q?id=7&debug=1"]),
+    (
+        "headers",
+        &["-H", "Accept: application/json", "-H", "X-Key: k-123", "-H", "X-Not: good", "-H", "X-Case: yes", "/h"],
+        &["-H", "Accept: text/html", "-H", "X-Key: k-123", "-H", "X-Not: good", "-H", "X-Case: yes", "/h"],
+    ),
+    ("cookies", &["-b", "theme=dark; session=abc", "/c"], &["-b", "session=abd", "/c"]),
+    ("basic", &["-u", "jo:pw", "/auth"], &["-u", "jo:px", "/auth"]),
+    (
+        "json",
+        &["--data-binary", r#"{"a": 1.0, "b": [1, 2], "extra": true}"#, "/json"],
+        &["--data-binary", r#"{"a": 2, "b": [1, 2]}"#, "/json"],
+    ),
+    (
+        "jsonpath",
+        &["--data-binary", r#"{"items": [{"id": 3}], "name": "bob"}"#, "/jp"],
+        &["--data-binary", r#"{"items": [{"id": 4}], "name": "bob"}"#, "/jp"],
+    ),
+    ("logic", &["-H", "X-V: cb", "/logic"], &["-H", "X-V: b", "/logic"]),
+];
+
 /// Every matcher on every request field, through curl: each stub answers
 /// the request made for it and not its near miss.
 #[test]
@@ -365,37 +394,12 @@ fn curl_meets_every_matcher_with_a_hit_and_a_near_miss() {
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/every-matcher.json");
     std::fs::copy(fixture, dir.join("stubs/mappings/all.json")).unwrap();
     let env = env_file(&dir, "INTERCEPT_ROUTE_S=http://m.example.test -> stubs:stubs\nINTERCEPT_LOG=off\n");
-    let cases: [(&str, &[&str], &[&str]); 11] = [
-        ("url", &["/exact?a=1"], &["/exact?a=2"]),
-        ("urlPath", &["/path?any=1"], &["-X", "POST", "/path"]),
-        ("urlPattern", &["-X", "DELETE", "/pat/42?x=y"], &["/pat/x?x=y"]),
-        ("urlPathPattern", &["-X", "PUT", "/users/ann"], &["/users/Ann1"]),
-        ("query", &["/q?id=7"], &["/q?id=7&debug=1"]),
-        (
-            "headers",
-            &["-H", "Accept: application/json", "-H", "X-Key: k-123", "-H", "X-Not: good", "-H", "X-Case: yes", "/h"],
-            &["-H", "Accept: text/html", "-H", "X-Key: k-123", "-H", "X-Not: good", "-H", "X-Case: yes", "/h"],
-        ),
-        ("cookies", &["-b", "theme=dark; session=abc", "/c"], &["-b", "session=abd", "/c"]),
-        ("basic", &["-u", "jo:pw", "/auth"], &["-u", "jo:px", "/auth"]),
-        (
-            "json",
-            &["--data-binary", r#"{"a": 1.0, "b": [1, 2], "extra": true}"#, "/json"],
-            &["--data-binary", r#"{"a": 2, "b": [1, 2]}"#, "/json"],
-        ),
-        (
-            "jsonpath",
-            &["--data-binary", r#"{"items": [{"id": 3}], "name": "bob"}"#, "/jp"],
-            &["--data-binary", r#"{"items": [{"id": 4}], "name": "bob"}"#, "/jp"],
-        ),
-        ("logic", &["-H", "X-V: cb", "/logic"], &["-H", "X-V: b", "/logic"]),
-    ];
     let curl = |args: &[&str]| {
         let (path, options) = args.split_last().unwrap();
         let url = format!("http://m.example.test{path}");
         ok(run_with(&env, &[&["curl", "-sS", "-w", " %{http_code}"][..], options, &[url.as_str()]].concat()))
     };
-    for (name, hit, miss) in cases {
+    for (name, hit, miss) in EVERY_MATCHER {
         assert_eq!(curl(hit), format!("{name} 200"), "{name}");
         let missed = curl(miss);
         assert!(missed.starts_with("No stub matched this request.") && missed.ends_with(" 404"), "{name}: {missed}");

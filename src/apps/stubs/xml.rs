@@ -1,6 +1,7 @@
 //! WireMock's XML matchers over a request body: `equalToXml` (the same
 //! document, as WireMock's XMLUnit compares: whitespace between elements,
-//! comments, attribute order and namespace prefixes do not count) and
+//! comments, attribute order, namespace prefixes and the order of elements
+//! of different names do not count) and
 //! `matchesXPath` (an XPath 1.0 expression that selects something, with
 //! `xPathNamespaces` and an optional matcher for what it selects).
 //!
@@ -40,7 +41,7 @@ fn root<'d>(d: &sxd_document::dom::Document<'d>) -> Option<Element<'d>> {
     })
 }
 
-fn same_element(e: Element<'_>, a: Element<'_>) -> bool {
+fn same_element<'d>(e: Element<'d>, a: Element<'d>) -> bool {
     if e.name().local_part() != a.name().local_part() || e.name().namespace_uri() != a.name().namespace_uri() {
         return false;
     }
@@ -57,11 +58,23 @@ fn same_element(e: Element<'_>, a: Element<'_>) -> bool {
         return false;
     }
     let (ec, ac) = (content(e), content(a));
-    ec.len() == ac.len()
-        && ec.iter().zip(&ac).all(|pair| match pair {
-            (Part::Element(x), Part::Element(y)) => same_element(*x, *y),
-            (Part::Text(x), Part::Text(y)) => x == y,
-            _ => false,
+    let texts =
+        |parts: &[Part<'_>]| parts.iter().filter_map(|p| if let Part::Text(t) = p { Some(t.clone()) } else { None }).collect::<Vec<_>>();
+    let elements =
+        |parts: &[Part<'d>]| parts.iter().filter_map(|p| if let Part::Element(e) = p { Some(*e) } else { None }).collect::<Vec<_>>();
+    if texts(&ec) != texts(&ac) {
+        return false;
+    }
+    // As WireMock's XMLUnit pairs children (by name): each expected element
+    // with the first unpaired one of its name, so elements of different
+    // names may come in any order, and those of one name in theirs.
+    let (expected, mut actual) = (elements(&ec), elements(&ac).into_iter().map(Some).collect::<Vec<_>>());
+    expected.len() == actual.len()
+        && expected.into_iter().all(|x| {
+            let named = |y: &Option<Element<'d>>| {
+                y.is_some_and(|y| y.name().local_part() == x.name().local_part() && y.name().namespace_uri() == x.name().namespace_uri())
+            };
+            actual.iter_mut().find(|y| named(y)).and_then(Option::take).is_some_and(|y| same_element(x, y))
         })
 }
 
@@ -127,6 +140,8 @@ mod tests {
         assert!(equal(expected, same));
         assert!(!equal(expected, r#"<a:list xmlns:a="urn:t" kind="todo" n="2"><item>dry</item><item>wash</item></a:list>"#));
         assert!(!equal(expected, r#"<list kind="todo" n="2"><item>wash</item><item>dry</item></list>"#));
+        assert!(equal("<o><item>tea</item><qty>2</qty></o>", "<o> <qty>2</qty><item>tea</item> </o>"));
+        assert!(!equal("<o><item>tea</item><qty>2</qty></o>", "<o><qty>2</qty><qty>2</qty></o>"));
         assert!(!equal(expected, "not xml"));
     }
 
