@@ -235,7 +235,9 @@ fn save(stubs: &Stubs<'_>) -> Result<(), Response> {
 
 /// Every entry of the request journal, oldest first.
 fn journal(stubs: &Stubs<'_>) -> Vec<Value> {
-    stubs.asked.all().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    let book = (stubs.book)().ok();
+    let mappings = book.as_deref().map_or(&[][..], |b| &b.mappings[..]);
+    stubs.asked.all().iter().filter_map(|l| serde_json::from_str(l).ok()).map(|e| asked::full(e, mappings)).collect()
 }
 
 /// The journal's entries whose requests `pattern` matches, oldest first.

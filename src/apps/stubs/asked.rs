@@ -49,7 +49,6 @@ pub fn entry(seen: &Seen, scheme: &str, host: &str, port: u16, stub: Option<&Map
             "browserProxyRequest": false,
             "loggedDate": millis,
             "loggedDateString": crate::journal::rfc3339(now),
-            "bodyAsBase64": base64::engine::general_purpose::STANDARD.encode(seen.body.as_bytes()),
             "body": seen.body,
             "scheme": scheme,
             "host": host,
@@ -58,12 +57,25 @@ pub fn entry(seen: &Seen, scheme: &str, host: &str, port: u16, stub: Option<&Map
         },
         "wasMatched": stub.is_some(),
     });
+    // Only the stub's id: `full` adds the mapping when the journal is read,
+    // so a request's line stays small and cheap to write.
     match stub {
-        Some(m) => {
-            logged["stubMapping"] = m.source.clone();
-            logged["responseDefinition"] = m.source.get("response").cloned().unwrap_or_else(|| json!({}));
-        }
+        Some(m) => logged["stubId"] = m.id.clone().into(),
         None => logged["responseDefinition"] = json!({ "status": status }),
+    }
+    logged
+}
+
+/// An entry as WireMock's journal shows it: with its body in base64 and
+/// the mapping that answered (found by id among `mappings`).
+pub fn full(mut logged: Value, mappings: &[Mapping]) -> Value {
+    let body = logged["request"]["body"].as_str().unwrap_or_default().to_string();
+    logged["request"]["bodyAsBase64"] = base64::engine::general_purpose::STANDARD.encode(body.as_bytes()).into();
+    if let Some(id) = logged.get("stubId").and_then(Value::as_str).map(str::to_string)
+        && let Some(m) = mappings.iter().find(|m| m.id == id)
+    {
+        logged["stubMapping"] = m.source.clone();
+        logged["responseDefinition"] = m.source.get("response").cloned().unwrap_or_else(|| json!({}));
     }
     logged
 }
@@ -127,6 +139,7 @@ mod tests {
         assert_eq!(logged["request"]["absoluteUrl"], "http://api.test/todo?a=1&a=2");
         assert_eq!(logged["request"]["queryParams"]["a"]["values"], json!(["1", "2"]));
         assert_eq!(logged["wasMatched"], false);
+        assert_eq!(full(logged.clone(), &[])["request"]["bodyAsBase64"], "eyJ4IjoxfQ==");
         let back = seen_of(&logged["request"]);
         assert_eq!((back.method.as_str(), back.path.as_str(), back.body.as_str()), ("POST", "/todo", "{\"x\":1}"));
         assert_eq!(back.query, seen.query);
