@@ -185,11 +185,10 @@ curl -sS $u; echo
 "$INTERCEPT" reset && echo reset
 curl -sS $u; echo
 "#;
-    let mut cmd = command(intercept_bin(), env.parent().unwrap());
-    cmd.args(["run", "--env-file", env.to_str().unwrap(), "--", "sh", "-c", script]).env("INTERCEPT", intercept_bin());
+    let script = script.replace("\"$INTERCEPT\"", &intercept_bin().display().to_string());
     let one = "<items><item>Buy milk</item></items>";
     let two = "<items><item>Buy milk</item><item>Cancel newspaper subscription</item></items>";
-    assert_eq!(ok(cmd.output().unwrap()), format!("{one}\n201\n{two}\n{two}\nreset\n{one}\n"));
+    assert_eq!(ok(run_with(&env, &["sh", "-c", &script])), format!("{one}\n201\n{two}\n{two}\nreset\n{one}\n"));
 }
 
 /// Three requests for one URL that a HAR recorded three times, each from a
@@ -224,30 +223,24 @@ fn wiremocks_python_client_drives_the_admin_api() {
     need("curl", "curl");
     need_python_module("wiremock", "wiremock");
     let (_dir, env) = wiremock_dir("wm-run-admin");
+    // Every script's start: the client pointed at the route's admin API.
+    let prelude = "import os, sys\nfrom wiremock.constants import Config\nConfig.base_url = \"http://api.example.test/__admin\"\n";
     let setup = r#"
-import os
-from wiremock.constants import Config
 from wiremock.resources.mappings import Mapping, MappingRequest, MappingResponse, HttpMethods
 from wiremock.resources.mappings.resource import Mappings
-Config.base_url = "http://api.example.test/__admin"
 m = Mappings.create_mapping(Mapping(request=MappingRequest(method=HttpMethods.GET, url="/made"),
                                     response=MappingResponse(status=200, body="made at run time")))
 open(os.environ["TMPDIR"] + "/made.id", "w").write(m.id)
 print("created", len(Mappings.retrieve_all_mappings().mappings) > 1)
 "#;
     let journal = r#"
-from wiremock.constants import Config
 from wiremock.resources.requests.resource import Requests
-Config.base_url = "http://api.example.test/__admin"
 asked = Requests.get_all_received_requests()
 print("asked", [r.request.url for r in asked.requests if r.request.url == "/made"])
 "#;
     let teardown = r#"
-import os, sys
-from wiremock.constants import Config
 from wiremock.resources.mappings.resource import Mappings
 from wiremock.resources.requests.resource import Requests
-Config.base_url = "http://api.example.test/__admin"
 if sys.argv[1] == "delete":
     Mappings.delete_mapping(open(os.environ["TMPDIR"] + "/made.id").read())
     print("deleted")
@@ -256,6 +249,7 @@ else:
     Requests.reset_request_journal()
     print("reset", len(Requests.get_all_received_requests().requests))
 "#;
+    let (setup, journal, teardown) = (format!("{prelude}{setup}"), format!("{prelude}{journal}"), format!("{prelude}{teardown}"));
     let script = format!(
         "python3 -c '{setup}'\ncurl -sS http://api.example.test/made; echo\npython3 -c '{journal}'\n\
          python3 -c '{teardown}' delete\ncurl -sS -o /dev/null -w '%{{http_code}}\\n' http://api.example.test/made\n\

@@ -33,6 +33,13 @@ type Fun = fn(&Helper<'_>) -> Result<Made, String>;
 
 struct Helps(Fun);
 
+impl Helps {
+    /// The helper's value, or its error naming the helper.
+    fn made(&self, h: &Helper<'_>) -> Result<Made, RenderError> {
+        (self.0)(h).map_err(|e| RenderErrorReason::Other(format!("{}: {e}", h.name())).into())
+    }
+}
+
 impl HelperDef for Helps {
     fn call_inner<'reg: 'rc, 'rc>(
         &self,
@@ -41,7 +48,7 @@ impl HelperDef for Helps {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        let value = match (self.0)(h).map_err(|e| RenderErrorReason::Other(format!("{}: {e}", h.name())))? {
+        let value = match self.made(h)? {
             Made::Value(v) | Made::Json(v) => v,
             Made::Date(d) => Value::String(d.precise()),
         };
@@ -56,7 +63,7 @@ impl HelperDef for Helps {
         rc: &mut RenderContext<'reg, 'rc>,
         out: &mut dyn Output,
     ) -> HelperResult {
-        let made = (self.0)(h).map_err(|e| RenderErrorReason::Other(format!("{}: {e}", h.name())))?;
+        let made = self.made(h)?;
         if let Some(block) = h.template() {
             let yes = matches!(&made, Made::Value(v) | Made::Json(v) if truthy(v)) || matches!(made, Made::Date(_));
             return match (yes, h.inverse()) {

@@ -169,7 +169,7 @@ pub(super) fn render(template: &str, model: &Value) -> Result<String, String> {
 /// (`request.path.[0]`) and a template's parameters (`request.path.id`);
 /// one JSON value cannot be all three, so those two spellings are read as
 /// `request.pathSegments.[0]` and `request.pathParameters.id`.
-pub fn paths_named(template: &str) -> std::borrow::Cow<'_, str> {
+fn paths_named(template: &str) -> std::borrow::Cow<'_, str> {
     static PATH: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let path = PATH.get_or_init(|| regex::Regex::new(r"request\.path\.(\[[0-9]+\]|[A-Za-z_$][A-Za-z0-9_$-]*)").expect("a fixed pattern"));
     path.replace_all(template, |c: &regex::Captures<'_>| {
